@@ -1,0 +1,80 @@
+"""DARUAN ansaetze as data: the one source of truth every evaluator and converter reads.
+
+A DARUAN on one qubit is
+
+    U(x) = F . prod_{l=R-1..0} [ E(phi_l(x)) . G_l ] . H,     f(x) = <0| U^dag Z U |0>
+
+where ``G_l`` is the rep's list of trainable or fixed gates (``rep_gates``, first acts first),
+``E`` the data rotation (``encoding_gate``, applied to ``phi_l = w_l x + b_l`` or to
+``arccos(phi_l)``) and ``F`` the final trainable gates (``final_gates``). See
+shared/design/daruan.md and arXiv 2509.14026.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Gate", "Ansatz", "ANSATZE", "get_ansatz"]
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One gate of a repetition.
+
+    Attributes:
+        name: "RX" | "RY" | "RZ" (rotations) or "H" | "X" | "Z" (fixed).
+        param: index into the slot's theta vector for rotations; None for fixed gates.
+    """
+
+    name: str
+    param: int | None = None
+
+
+@dataclass(frozen=True)
+class Ansatz:
+    """A DARUAN ansatz.
+
+    Attributes:
+        name: the ansatz's name.
+        rep_gates: gates of one repetition before its data rotation, first acts first.
+        encoding_gate: "RZ" | "RY" | "RX", the data rotation closing each repetition.
+        arccos: the data rotation's angle is arccos(phi) instead of phi (needs |phi| <= 1).
+        final_gates: gates after the last repetition (theta slot R); may be empty.
+        k: trainable angles per theta slot.
+    """
+
+    name: str
+    rep_gates: tuple[Gate, ...]
+    encoding_gate: str
+    arccos: bool
+    final_gates: tuple[Gate, ...]
+    k: int
+
+    def n_slots(self, reps: int) -> int:
+        """Number of theta slots: one per repetition, plus one for the final gates."""
+        return reps + (1 if self.final_gates else 0)
+
+    def theta_shape(self, reps: int) -> tuple[int, int]:
+        """Shape of one edge's theta: (n_slots, k)."""
+        return (self.n_slots(reps), self.k)
+
+    @property
+    def closed_form(self) -> bool:
+        """True when f is a trigonometric polynomial in phi (data rotation without arccos)."""
+        return not self.arccos
+
+
+ANSATZE: dict[str, Ansatz] = {
+    "pz": Ansatz("pz", (Gate("RZ", 0), Gate("RY", 1)), "RZ", False, (Gate("RZ", 0), Gate("RY", 1)), 2),
+    "rpz": Ansatz("rpz", (Gate("RY", 0),), "RZ", False, (Gate("RY", 0),), 1),
+    "px": Ansatz("px", (Gate("RZ", 0),), "RX", True, (Gate("RZ", 0),), 1),
+    "real": Ansatz("real", (Gate("X"), Gate("RY", 0), Gate("Z")), "RY", False, (), 1),
+    "mix": Ansatz("mix", (Gate("RZ", 0), Gate("RX", 1)), "RY", False, (Gate("RZ", 0), Gate("RX", 1)), 2),
+}
+
+
+def get_ansatz(name: str) -> Ansatz:
+    """Look up an ansatz by name; ValueError naming the choices otherwise."""
+    if not isinstance(name, str) or name not in ANSATZE:
+        raise ValueError(f"`ansatz` must be one of {sorted(ANSATZE)}; got {name!r}")
+    return ANSATZE[name]
