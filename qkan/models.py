@@ -1,13 +1,35 @@
-"""QKAN: a stack of QKANLayers (pykan-style width list)."""
+"""QKAN: a stack of QKANLayers (pykan-style width list) with training, extension and I/O."""
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+from typing import Callable
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from qkan.layers import QKANLayer
 
 __all__ = ["QKAN"]
+
+#: default learning rate per optimizer name
+_DEFAULT_LR = {"lbfgs": 1.0, "adam": 1e-2}
+_DATASET_KEYS = ("train_input", "train_label", "test_input", "test_label")
+#: layer options that are runtime choices or tensors' placement, not part of a saved config
+_RUNTIME_OPTIONS = ("evaluator", "evaluator_options", "device", "dtype")
+_FORMAT = "qkan.QKAN/1"
+
+
+def _parse_dtype(dtype):
+    """torch.dtype, a name like "float64", or None -> torch.dtype or None."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    value = getattr(torch, str(dtype).removeprefix("torch."), None)
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
+        raise ValueError(f"`dtype` must be a floating torch dtype or its name (e.g. 'float64'); got {dtype!r}")
+    return value
 
 
 class QKAN(nn.Module):
@@ -18,9 +40,18 @@ class QKAN(nn.Module):
         reps: DARUAN repetitions per edge.
         **layer_options: keyword options of QKANLayer (ansatz, encoding, base, group,
             evaluator, measure, bias, seed, device, dtype); layer i is seeded with seed + i.
+            ``dtype`` may also be given by name ("float64").
 
     Shape:
         (*, width[0]) -> (*, width[-1])
+
+    Example:
+        >>> from qkan.data import function_dataset
+        >>> data = function_dataset(lambda x: torch.sin(x[:, :1]) * x[:, 1:], n_var=2, train_num=100, test_num=100)
+        >>> model = QKAN([2, 3, 1], reps=2, seed=0)
+        >>> history = model.fit(data, steps=5, progress=False)
+        >>> sorted(history)[:3]
+        ['loss', 'step', 'test_loss']
     """
 
     def __init__(self, width: list[int], reps: int = 3, **layer_options) -> None:
@@ -28,6 +59,8 @@ class QKAN(nn.Module):
         if not isinstance(width, (list, tuple)) or len(width) < 2:
             raise ValueError(f"`width` must be a list of at least two layer sizes; got {width!r}")
         seed = layer_options.pop("seed", None)
+        if "dtype" in layer_options:
+            layer_options["dtype"] = _parse_dtype(layer_options["dtype"])
         self.width = [int(w) for w in width]
         self.reps = reps
         self.layer_options = dict(layer_options)
@@ -48,3 +81,284 @@ class QKAN(nn.Module):
         for layer in self.layers:
             layer.set_evaluator(name, **options)
         return self
+
+    @property
+    def _factory(self) -> dict:
+        p = self.layers[0].theta
+        return {"device": p.device, "dtype": p.dtype}
+
+    # --------------------------------------------------------------------------------- config
+    def config(self) -> dict:
+        """Plain-typed constructor arguments: ``QKAN(**model.config())`` rebuilds this model.
+
+        The evaluator is a runtime choice and is not part of the config (a rebuilt model uses
+        "auto"); the parameters' dtype is recorded by name.
+        """
+        for layer in self.layers:
+            layer.config()  # raises for a custom callable base
+        options = {k: v for k, v in self.layer_options.items() if k not in _RUNTIME_OPTIONS}
+        return {
+            "width": list(self.width),
+            "reps": int(self.reps),
+            "seed": self.seed,
+            **options,
+            "dtype": str(self._factory["dtype"]).removeprefix("torch."),
+        }
+
+    # -------------------------------------------------------------------------------- training
+    def fit(
+        self,
+        dataset: dict,
+        steps: int = 100,
+        optimizer: str | type | torch.optim.Optimizer = "lbfgs",
+        lr: float | None = None,
+        batch: int | None = None,
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        progress: bool = True,
+        reg: float = 0.0,
+        reg_options: dict | None = None,
+        log: int = 1,
+        seed: int | None = 0,
+    ) -> dict:
+        """Train on a pykan-style dataset dict.
+
+        Args:
+            dataset: dict with train_input (N, I), train_label (N, O) and test_input,
+                test_label; float labels are a regression (default loss MSE, metric RMSE),
+                integer labels (N,) a classification (default loss cross entropy, metric accuracy).
+                Tensors are moved to the model's device and dtype.
+            steps: optimizer steps (>= 1).
+            optimizer: "lbfgs" | "adam" | a torch.optim.Optimizer class (built on this model's
+                parameters) | an Optimizer instance.
+            lr: learning rate; None: 1.0 for LBFGS, 1e-2 for Adam, the class default otherwise.
+            batch: samples per step drawn at random from the training set; None: all of them.
+            loss: callable (prediction, label) -> scalar; None: MSE or cross entropy.
+            progress: show a tqdm progress bar.
+            reg: weight of ``qkan.interpret.regularization(model, x_batch, **reg_options)``.
+            log: record the metrics every `log` steps (and after the last one).
+            seed: seed of the minibatch sampler.
+
+        Returns:
+            history: dict of lists: step, loss (training objective of the step), train_loss,
+            test_loss and train_rmse/test_rmse (regression) or train_acc/test_acc (classification).
+        """
+        from tqdm.auto import tqdm
+
+        _check_int("steps", steps)
+        _check_int("log", log)
+        if batch is not None:
+            _check_int("batch", batch)
+        if not isinstance(reg, (int, float)) or reg < 0:
+            raise ValueError(f"`reg` must be a number >= 0; got {reg!r}")
+        data = self._prepare_dataset(dataset)
+        classify = not data["train_label"].is_floating_point()
+        loss_fn = loss if loss is not None else (F.cross_entropy if classify else F.mse_loss)
+        if not callable(loss_fn):
+            raise ValueError(f"`loss` must be a callable (prediction, label) -> scalar or None; got {loss!r}")
+        opt = self._make_optimizer(optimizer, lr)
+        is_lbfgs = isinstance(opt, torch.optim.LBFGS)
+        regularization = None
+        if reg > 0:
+            from qkan.interpret import regularization
+        x_train, y_train = data["train_input"], data["train_label"]
+        self.reference_input = x_train[:1024].detach()
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        n = x_train.shape[0]
+        metric = "acc" if classify else "rmse"
+        history = {"step": [], "loss": [], "train_loss": [], "test_loss": [], f"train_{metric}": [], f"test_{metric}": []}
+
+        bar = tqdm(range(1, steps + 1), disable=not progress, desc="fit", dynamic_ncols=True)
+        for step in bar:
+            if batch is None or batch >= n:
+                xb, yb = x_train, y_train
+            else:
+                idx = torch.randperm(n, generator=gen)[:batch].to(x_train.device)
+                xb, yb = x_train[idx], y_train[idx]
+
+            def closure(xb=xb, yb=yb):
+                opt.zero_grad()
+                objective = loss_fn(self(xb), yb)
+                if regularization is not None:
+                    objective = objective + reg * regularization(self, xb, **(reg_options or {}))
+                objective.backward()
+                return objective
+
+            if is_lbfgs:
+                value = opt.step(closure)
+            else:
+                value = closure()
+                opt.step()
+            value = float(value)
+            if not math.isfinite(value):
+                raise FloatingPointError(f"the training loss became {value} at step {step}; try a smaller `lr`")
+            if step % log == 0 or step == steps:
+                row = self._metrics(data, loss_fn, classify)
+                history["step"].append(step)
+                history["loss"].append(value)
+                for key, val in row.items():
+                    history[key].append(val)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k.endswith(metric)})
+        bar.close()
+        return history
+
+    def _prepare_dataset(self, dataset: dict) -> dict:
+        if not isinstance(dataset, dict) or any(k not in dataset for k in _DATASET_KEYS):
+            got = sorted(dataset) if isinstance(dataset, dict) else type(dataset).__name__
+            raise ValueError(f"`dataset` must be a dict with keys {list(_DATASET_KEYS)}; got {got}")
+        factory = self._factory
+        out = {}
+        for key in _DATASET_KEYS:
+            t = dataset[key]
+            if not isinstance(t, torch.Tensor):
+                raise ValueError(f"`dataset['{key}']` must be a torch.Tensor; got {type(t).__name__}")
+            out[key] = t.to(**factory) if t.is_floating_point() else t.to(factory["device"])
+        for split in ("train", "test"):
+            x, y = out[f"{split}_input"], out[f"{split}_label"]
+            if x.dim() != 2 or x.shape[1] != self.width[0]:
+                raise ValueError(f"`dataset['{split}_input']` must have shape (N, {self.width[0]}); got {tuple(x.shape)}")
+            expected = (x.shape[0], self.width[-1]) if y.is_floating_point() else (x.shape[0],)
+            if tuple(y.shape) != expected:
+                raise ValueError(
+                    f"`dataset['{split}_label']` must have shape {expected} (float labels: (N, {self.width[-1]}), "
+                    f"integer class labels: (N,)); got {tuple(y.shape)}"
+                )
+        return out
+
+    def _make_optimizer(self, optimizer, lr: float | None) -> torch.optim.Optimizer:
+        params = [p for p in self.parameters() if p.requires_grad]
+        if isinstance(optimizer, torch.optim.Optimizer):
+            if lr is not None:
+                raise ValueError("`lr` must be None when `optimizer` is an Optimizer instance (set it there)")
+            return optimizer
+        if isinstance(optimizer, str):
+            name = optimizer.lower()
+            if name not in _DEFAULT_LR:
+                raise ValueError(f"`optimizer` must be one of {list(_DEFAULT_LR)}, an Optimizer class or instance; got {optimizer!r}")
+            lr = _DEFAULT_LR[name] if lr is None else lr
+            if name == "lbfgs":
+                return torch.optim.LBFGS(
+                    params, lr=lr, history_size=10, line_search_fn="strong_wolfe", tolerance_grad=1e-32, tolerance_change=1e-32
+                )
+            return torch.optim.Adam(params, lr=lr)
+        if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
+            return optimizer(params) if lr is None else optimizer(params, lr=lr)
+        raise ValueError(f"`optimizer` must be 'lbfgs', 'adam', an Optimizer class or instance; got {optimizer!r}")
+
+    @torch.no_grad()
+    def _metrics(self, data: dict, loss_fn, classify: bool) -> dict:
+        row = {}
+        for split in ("train", "test"):
+            pred, y = self(data[f"{split}_input"]), data[f"{split}_label"]
+            row[f"{split}_loss"] = float(loss_fn(pred, y))
+            if classify:
+                row[f"{split}_acc"] = float((pred.argmax(-1) == y).double().mean())
+            else:
+                row[f"{split}_rmse"] = float(torch.sqrt(((pred - y) ** 2).mean()))
+        return row
+
+    # ------------------------------------------------------------------------------- extension
+    def extend(self, reps: int) -> QKAN:
+        """A new QKAN with `reps` repetitions per edge and the same function (daruan.md).
+
+        Old repetitions and encodings are copied, the old final gates become repetition R, and
+        the new slots are set so the tail after them cannot change <Z>:
+        - pz, rpz: new angles 0, so the tail is diagonal (commutes with Z); new encodings
+          keep the initial w = 1, b = 0, so the new frequencies are trainable at once.
+        - mix, real (trainable encoding only): new encodings w = 0, b = 0 and angles chosen
+          so every new repetition is the identity (real: X RY(pi) Z RY(0) = -I).
+        - px is refused: the identity needs arccos(phi) = 0, i.e. phi = 1, where arccos has an
+          infinite derivative, so the extended model could not be trained.
+
+        Returns a new model (evaluator "auto", same dtype and device); self is unchanged.
+        """
+        _check_int("reps", reps)
+        if reps <= self.reps:
+            raise ValueError(f"`reps` must be greater than the current reps ({self.reps}); got {reps}")
+        first = self.layers[0]
+        name, trainable = first.ansatz.name, first.encoding != "fixed"
+        if name == "px":
+            raise ValueError(
+                "extend() does not support ansatz 'px': a new repetition is the identity only at phi = 1, "
+                "where arccos(phi) has an infinite derivative"
+            )
+        if name in ("mix", "real") and not trainable:
+            raise ValueError(
+                f"extend() needs a trainable encoding ('edge' or 'input') for ansatz {name!r}: its new repetitions "
+                "are made the identity with encoding weight 0; with encoding='fixed' they would change the function"
+            )
+        new = QKAN(self.width, reps, seed=self.seed, **self.layer_options)
+        new.to(**self._factory)
+        with torch.no_grad():
+            for old_layer, new_layer in zip(self.layers, new.layers):
+                _extend_layer(old_layer, new_layer)
+        if hasattr(self, "reference_input"):
+            new.reference_input = self.reference_input
+        return new
+
+    # ------------------------------------------------------------------------ other helpers
+    def prune(self, node_th: float = 1e-2, edge_th: float = 3e-2, x: torch.Tensor | None = None) -> QKAN:
+        """A smaller model without weak nodes and edges: see ``qkan.interpret.prune``."""
+        from qkan.interpret import prune
+
+        return prune(self, node_th, edge_th, x)
+
+    def plot(self, path: str | Path | None = None, **kw):
+        """Draw the network with every edge's curve: see ``qkan.plotting.plot_model``."""
+        from qkan.plotting import plot_model
+
+        return plot_model(self, path, **kw)
+
+    def symbolic(self, tol: float = 1e-8) -> list:
+        """One sympy expression per output: see ``qkan.symbolic.model_formulas``."""
+        from qkan.symbolic import model_formulas
+
+        return model_formulas(self, tol)
+
+    # --------------------------------------------------------------------------------- save/load
+    def save(self, path: str | Path) -> None:
+        """Write config and state_dict to `path` (torch.save; loadable with weights_only=True)."""
+        state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
+        torch.save({"format": _FORMAT, "config": self.config(), "state_dict": state}, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str | torch.device | None = "cpu") -> QKAN:
+        """Rebuild a model written by :meth:`save` (no code is executed while loading)."""
+        path = Path(path)
+        try:
+            blob = torch.load(path, map_location=map_location, weights_only=True)
+        except FileNotFoundError:
+            raise ValueError(f"cannot load a QKAN from {str(path)!r}: no such file") from None
+        except Exception as err:  # torch raises several types for corrupt or foreign files
+            raise ValueError(f"cannot load a QKAN from {str(path)!r}: not a readable qkan checkpoint ({err})") from None
+        if not isinstance(blob, dict) or blob.get("format") != _FORMAT or not isinstance(blob.get("config"), dict):
+            raise ValueError(f"cannot load a QKAN from {str(path)!r}: not a qkan checkpoint (missing format {_FORMAT!r})")
+        try:
+            model = cls(**blob["config"])
+            model.load_state_dict(blob["state_dict"])
+        except (TypeError, ValueError, RuntimeError, KeyError) as err:
+            raise ValueError(f"cannot load a QKAN from {str(path)!r}: inconsistent checkpoint ({err})") from None
+        return model
+
+
+def _check_int(arg: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{arg}` must be an int >= 1; got {value!r}")
+
+
+def _extend_layer(old: QKANLayer, new: QKANLayer) -> None:
+    """Copy `old` into the wider-in-reps `new` layer so both compute the same function."""
+    R, name = old.reps, old.ansatz.name
+    theta = torch.zeros_like(new.theta)  # (O', I', n_slots', k)
+    theta[..., : old.theta.shape[-2], :] = old.theta  # reps 0..R-1 and the old final slot -> slot R
+    if name == "real":
+        theta[..., R:, :] = math.pi  # X RY(pi) Z RY(0) = -I
+    new.theta.copy_(theta)
+    if old.enc_weight is not None:
+        if name in ("mix", "real"):  # RY(0) data rotations: identity
+            new.enc_weight.zero_()
+            new.enc_bias.zero_()
+        new.enc_weight[..., :R] = old.enc_weight
+        new.enc_bias[..., :R] = old.enc_bias
+    for key, value in old.state_dict().items():
+        if key not in ("theta", "enc_weight", "enc_bias"):
+            new.state_dict()[key].copy_(value)
