@@ -1,0 +1,232 @@
+"""Reading a trained QKAN: edge activations, sparsity regularisation, attribution and pruning.
+
+Every edge (j, i) of a layer contributes its full activation
+
+    phi_ji(x_i) = m_ji [ c_ji (f_ji(x_i) + d_ji) + beta_ji base(x_i) ],   y_j = sum_i phi_ji + bias_j
+
+to the node it feeds. Its scale over a batch is |phi_ji|_1 = mean_n |phi_ji(x_n,i)| (as in KAN,
+arXiv 2404.19756, section 2.5). Regularisation penalises the L1 norm and the entropy of these
+scales; attribution propagates importance from the outputs back to the inputs; pruning removes
+hidden nodes and masks edges whose importance is below a threshold.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Iterator, NamedTuple
+
+import torch
+from torch import nn
+
+from qkan.layers import BASES, QKANLayer
+
+__all__ = ["base_values", "edge_activations", "regularization", "Attribution", "attribution", "PrunePlan", "prune_plan", "prune"]
+
+
+def _check_nonnegative(arg: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"`{arg}` must be a number >= 0; got {value!r}")
+    return float(value)
+
+
+def _check_batch(model: nn.Module, x) -> torch.Tensor:
+    """x (N, in) for `model`; ValueError otherwise."""
+    in_dim = model.layers[0].in_dim
+    if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[-1] != in_dim or x.shape[0] < 1:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"`x` must be a tensor of shape (N >= 1, {in_dim}); got {shape}")
+    return x
+
+
+def base_values(layer: QKANLayer, x: torch.Tensor) -> torch.Tensor | None:
+    """base(x_i) of a layer: (N, I) -> (N, I), or None when the layer has no base activation."""
+    fn = layer.base if callable(layer.base) else BASES[layer.base]
+    return None if fn is None else fn(x)
+
+
+def edge_activations(layer: QKANLayer, x: torch.Tensor) -> torch.Tensor:
+    """Full edge contributions phi_ji(x_i) of one layer: x (N, I) -> (N, O, I).
+
+    Masked edges are exactly 0, and ``edge_activations(layer, x).sum(-1) + bias`` is ``layer(x)``.
+    """
+    f = layer.edge_outputs(x)  # (N, O, I)
+    phi = layer.mask * layer.post_weight * (f + layer.post_bias)
+    base = base_values(layer, x)
+    if base is not None:
+        phi = phi + (layer.mask * layer.base_weight) * base.unsqueeze(-2)  # (N, 1, I) against (O, I)
+    return phi
+
+
+def _layer_activations(model: nn.Module, x: torch.Tensor) -> Iterator[tuple[QKANLayer, torch.Tensor]]:
+    """(layer, phi (N, O, I)) for every layer, feeding each layer's output to the next."""
+    for layer in model.layers:
+        phi = edge_activations(layer, x)
+        yield layer, phi
+        x = phi.sum(-1) if layer.bias is None else phi.sum(-1) + layer.bias  # (N, O)
+
+
+def _entropy(scale: torch.Tensor) -> torch.Tensor:
+    """Entropy of the normalised edge scales p = s / sum(s) of one layer (natural log)."""
+    p = scale / (scale.sum() + torch.finfo(scale.dtype).tiny)
+    return -(p * torch.log(p + torch.finfo(scale.dtype).eps)).sum()
+
+
+def regularization(model: nn.Module, x: torch.Tensor, l1: float = 1.0, entropy: float = 2.0, coef: float = 0.0) -> torch.Tensor:
+    r"""Sparsity penalty of KAN, summed over layers (differentiable scalar).
+
+    .. math::
+        \sum_l \Big[ \lambda_{1} \sum_{ji} |\phi_{ji}|_1 + \lambda_{S} S(p_l)
+        + \lambda_{c} \sum_{ji} m_{ji} \sum_{n \ge 1} (|a^{ji}_n| + |b^{ji}_n|) \Big],
+        \quad p_l = |\phi|_1 / \sum |\phi|_1
+
+    Args:
+        model: a QKAN (anything with ``.layers`` of QKANLayer).
+        x: (N, in) batch the scales are measured on.
+        l1: weight of the L1 norm of the edge scales.
+        entropy: weight of the entropy of the normalised edge scales of each layer.
+        coef: weight of the L1 norm of the non-constant Fourier coefficients of the unmasked edges
+            (needs ``layer.fourier_coefficients()``: closed-form ansatz, fixed encoding).
+    Returns:
+        scalar tensor (the parameters' dtype).
+    """
+    l1, entropy, coef = _check_nonnegative("l1", l1), _check_nonnegative("entropy", entropy), _check_nonnegative("coef", coef)
+    x = _check_batch(model, x)
+    total = x.new_zeros(())
+    for layer, phi in _layer_activations(model, x):
+        scale = phi.abs().mean(0)  # (O, I)
+        total = total + l1 * scale.sum() + entropy * _entropy(scale)
+        if coef:
+            coeffs = layer.fourier_coefficients()[..., 1:]  # (O, I, 2R): a_1..a_R, b_1..b_R
+            total = total + coef * (layer.mask.unsqueeze(-1) * coeffs.abs()).sum()
+    return total
+
+
+class Attribution(NamedTuple):
+    """Importance scores of a model's edges and nodes.
+
+    Attributes:
+        edges: per layer l, (O_l, I_l) scores of the edges.
+        nodes: per node layer (inputs, hidden..., outputs), (n_l,) scores; outputs are 1.
+    """
+
+    edges: list[torch.Tensor]
+    nodes: list[torch.Tensor]
+
+
+def attribution(model: nn.Module, x: torch.Tensor) -> Attribution:
+    """Edge and node importance, propagated from the outputs back to the inputs.
+
+    Each output node has score 1. A node's score is shared among its incoming edges in proportion
+    to their scales |phi_ji|_1, and an input node's score is the sum of its outgoing edges' scores:
+
+        E_l[j, i] = s_{l+1}[j] |phi_ji|_1 / sum_k |phi_jk|_1,     s_l[i] = sum_j E_l[j, i]
+
+    so scores are fractions of the outputs' attention (the input scores sum to the number of
+    outputs, less what reaches nodes with no unmasked incoming edge).
+
+    Args:
+        model: a QKAN.
+        x: (N, in) representative inputs.
+    Returns:
+        Attribution(edges, nodes), detached.
+    """
+    x = _check_batch(model, x)
+    with torch.no_grad():
+        scales = [phi.abs().mean(0) for _, phi in _layer_activations(model, x)]  # each (O, I)
+        nodes = [torch.ones(model.layers[-1].out_dim, dtype=scales[-1].dtype, device=scales[-1].device)]
+        edges = []
+        for scale in reversed(scales):
+            total = scale.sum(-1, keepdim=True)  # (O, 1)
+            share = torch.where(total > 0, scale / total.clamp_min(torch.finfo(scale.dtype).tiny), torch.zeros_like(scale))
+            edge = share * nodes[0].unsqueeze(-1)  # (O, I)
+            edges.insert(0, edge)
+            nodes.insert(0, edge.sum(0))
+    return Attribution(edges, nodes)
+
+
+class PrunePlan(NamedTuple):
+    """What pruning keeps, in terms of the original model.
+
+    Attributes:
+        nodes: per node layer, sorted int64 indices of the kept nodes (inputs and outputs: all).
+        masks: per layer, (O_l, I_l) 0/1 masks on the original model: the pruned model equals the
+            original with these masks.
+    """
+
+    nodes: list[torch.Tensor]
+    masks: list[torch.Tensor]
+
+
+def prune_plan(model: nn.Module, node_th: float = 1e-2, edge_th: float = 3e-2, x: torch.Tensor | None = None) -> PrunePlan:
+    """Decide which hidden nodes and edges to keep (see :func:`prune`); the model is not changed."""
+    node_th, edge_th = _check_nonnegative("node_th", node_th), _check_nonnegative("edge_th", edge_th)
+    if x is None:
+        x = getattr(model, "reference_input", None)
+        if x is None:
+            raise ValueError("`x` is required: the model has no `reference_input` (fit() sets it)")
+    att = attribution(model, x)
+    masks = [layer.mask.detach().clone() * (edge >= edge_th) for layer, edge in zip(model.layers, att.edges)]
+    keep = [torch.ones_like(s, dtype=torch.bool) for s in att.nodes]
+    for l in range(len(keep) - 2, 0, -1):  # hidden node layers, last first so removals cascade back
+        keep[l] = att.nodes[l] >= node_th
+        keep[l] &= masks[l].bool().any(0)  # a node whose outgoing edges are all gone goes too
+        if not keep[l].any():  # a layer needs one node; keep the best one with its edges masked
+            keep[l][att.nodes[l].argmax()] = True
+        masks[l][:, ~keep[l]] = 0
+        masks[l - 1][~keep[l], :] = 0
+    return PrunePlan([k.nonzero().flatten() for k in keep], masks)
+
+
+def _sliced(param: torch.Tensor | None, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor | None:
+    """param (A, B, ...) restricted to rows and cols; a leading dim of 1 (grouped) is kept as is."""
+    if param is None:
+        return None
+    out = param.detach()
+    if out.shape[0] > 1:
+        out = out[rows]
+    if out.dim() > 1 and out.shape[1] > 1:
+        out = out[:, cols]
+    return out
+
+
+def _slice_layer(layer: QKANLayer, rows: torch.Tensor, cols: torch.Tensor, mask: torch.Tensor) -> QKANLayer:
+    """A new QKANLayer with the outputs `rows` and inputs `cols` of `layer` and mask[rows][:, cols]."""
+    new = QKANLayer(
+        len(cols), len(rows), layer.reps, ansatz=layer.ansatz.name, encoding=layer.encoding, base=layer.base,
+        group=layer.group, measure=layer.measure, bias=layer.bias is not None, seed=layer.seed,
+        device=layer.theta.device, dtype=layer.theta.dtype,
+    )  # fmt: skip
+    new._evaluator, new._evaluator_name = layer._evaluator, layer._evaluator_name  # same evaluator and options
+    with torch.no_grad():
+        for name, param in new.named_parameters():
+            source = getattr(layer, name)
+            param.copy_(source.detach()[rows] if name == "bias" else _sliced(source, rows, cols))
+        new.mask.copy_(mask[rows][:, cols])
+    return new
+
+
+def prune(model: nn.Module, node_th: float = 1e-2, edge_th: float = 3e-2, x: torch.Tensor | None = None) -> nn.Module:
+    """A new, smaller QKAN without unimportant hidden nodes and with unimportant edges masked.
+
+    Scores come from :func:`attribution` on `x`. A hidden node is removed when its score is below
+    `node_th` or none of its outgoing edges is kept; an edge is masked (``layer.mask = 0``) when its
+    score is below `edge_th` or it touches a removed node. Inputs and outputs are always kept.
+    The pruned model computes exactly what the original computes with the masks of
+    :func:`prune_plan`; parameters are sliced copies (grouped theta keeps its leading 1s).
+
+    Args:
+        model: a QKAN.
+        node_th: node score threshold (fraction of the outputs' attention), >= 0.
+        edge_th: edge score threshold, >= 0.
+        x: (N, in) inputs the scores are measured on; None uses ``model.reference_input``.
+    Returns:
+        a new QKAN (the original is unchanged).
+    """
+    plan = prune_plan(model, node_th, edge_th, x)
+    layers = [
+        _slice_layer(layer, plan.nodes[l + 1], plan.nodes[l], plan.masks[l]) for l, layer in enumerate(model.layers)
+    ]
+    pruned = copy.deepcopy(model)
+    pruned.layers = nn.ModuleList(layers)
+    pruned.width = [len(n) for n in plan.nodes]
+    return pruned
