@@ -1,0 +1,138 @@
+"""Exact symbolic formulas of QKAN models (sympy).
+
+With a closed-form ansatz and the fixed encoding every DARUAN is a trigonometric polynomial,
+
+    f_ji(x) = a_0 + sum_{n=1..R} a_n cos(n x) + b_n sin(n x)      (shared/design/daruan.md)
+
+so an edge's full contribution phi_ji(x) = m (c (f + d) + beta base(x)) and the whole model are
+exact closed-form expressions: no symbolic regression, no guessed primitives. Hidden layers are
+composed by substituting the previous layer's expressions for the inputs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from qkan.layers import QKANLayer
+
+if TYPE_CHECKING:  # pragma: no cover
+    import sympy
+
+__all__ = ["base_formula", "edge_formula", "layer_formulas", "model_formulas"]
+
+
+def _check_tol(tol) -> float:
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
+        raise ValueError(f"`tol` must be a number >= 0; got {tol!r}")
+    return float(tol)
+
+
+def base_formula(base, x: sympy.Expr) -> sympy.Expr | None:
+    """The base activation as a sympy expression of `x`; None for base "none".
+
+    Args:
+        base: a layer's ``base`` name ("silu", "identity", "tanh", "gelu", "relu", "none").
+    """
+    import sympy
+
+    forms = {
+        "silu": lambda v: v / (1 + sympy.exp(-v)),
+        "identity": lambda v: v,
+        "tanh": sympy.tanh,
+        "gelu": lambda v: v * (1 + sympy.erf(v / sympy.sqrt(2))) / 2,
+        "relu": lambda v: sympy.Max(0, v),
+        "none": lambda v: None,
+    }
+    if callable(base) or base not in forms:
+        raise ValueError(f"`base` must be one of {sorted(forms)} to have a symbolic form; got {base!r}")
+    return forms[base](x)
+
+
+def _terms(values: list[tuple[float, sympy.Expr]], tol: float) -> sympy.Expr:
+    """sum of value * term over the values with |value| >= tol (exact binary floats)."""
+    import sympy
+
+    return sympy.Add(*(sympy.Float(v) * term for v, term in values if abs(v) >= tol and v != 0))
+
+
+def edge_formula(layer: QKANLayer, j: int, i: int, tol: float = 1e-8, x: sympy.Expr | None = None) -> sympy.Expr:
+    """Exact contribution phi_ji(x) of edge (j, i) of a layer, coefficients below `tol` dropped.
+
+    Args:
+        layer: a QKANLayer with a closed-form ansatz, encoding "fixed" and measure "z".
+        j, i: output and input index of the edge.
+        tol: coefficients (after multiplying by c) with absolute value below `tol` are dropped.
+        x: the edge's input expression; default the symbol ``x``.
+    Returns:
+        c (a_0 + d) + sum_n c a_n cos(n x) + c b_n sin(n x) + beta base(x), or 0 for a masked edge.
+    """
+    import sympy
+
+    tol = _check_tol(tol)
+    for arg, value, size in (("j", j, layer.out_dim), ("i", i, layer.in_dim)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
+            raise ValueError(f"`{arg}` must be an int in [0, {size}); got {value!r}")
+    x = sympy.Symbol("x", real=True) if x is None else x
+    if layer.mask[j, i].item() == 0:
+        return sympy.Integer(0)
+    coeffs = layer.fourier_coefficients()[j, i].detach().double().tolist()  # [a_0, a_1..a_R, b_1..b_R]
+    c = layer.post_weight[j, i].item()
+    R = layer.reps
+    values = [(c * (coeffs[0] + layer.post_bias[j, i].item()), sympy.Integer(1))]
+    values += [(c * coeffs[n], sympy.cos(n * x)) for n in range(1, R + 1)]
+    values += [(c * coeffs[R + n], sympy.sin(n * x)) for n in range(1, R + 1)]
+    base = None if callable(layer.base) else base_formula(layer.base, x)
+    if layer.base_weight is not None:
+        if base is None:
+            raise ValueError("a layer with a custom callable `base` has no symbolic form; use a named base")
+        values.append((layer.base_weight[j, i].item(), base))
+    return _terms(values, tol)
+
+
+def layer_formulas(layer: QKANLayer, inputs: list, tol: float = 1e-8) -> list:
+    """y_j = sum_i phi_ji(inputs_i) + bias_j for every output j: list of O sympy expressions.
+
+    Args:
+        inputs: I sympy expressions (symbols or the previous layer's formulas).
+    """
+    import sympy
+
+    if len(inputs) != layer.in_dim:
+        raise ValueError(f"`inputs` must have {layer.in_dim} expressions; got {len(inputs)}")
+    with torch.no_grad():
+        outputs = []
+        for j in range(layer.out_dim):
+            y = sympy.Add(*(edge_formula(layer, j, i, tol, inputs[i]) for i in range(layer.in_dim)))
+            if layer.bias is not None:
+                y = y + _terms([(layer.bias[j].item(), sympy.Integer(1))], _check_tol(tol))
+            outputs.append(y)
+    return outputs
+
+
+def model_formulas(model: nn.Module, tol: float = 1e-8) -> list:
+    """Exact formula of every output of a QKAN in the symbols x_1..x_n (real).
+
+    Evaluating the formulas (e.g. with ``sympy.lambdify``) reproduces the model to float64
+    rounding when ``tol`` drops nothing significant.
+
+    Args:
+        model: a QKAN whose layers all have closed-form ansaetze with the fixed encoding.
+        tol: coefficients with absolute value below `tol` are dropped.
+    Returns:
+        list of width[-1] sympy expressions.
+
+    Example:
+        >>> from qkan import QKAN
+        >>> exprs = model_formulas(QKAN([2, 1], reps=1, seed=0))
+        >>> sorted(str(s) for s in exprs[0].free_symbols)
+        ['x_1', 'x_2']
+    """
+    import sympy
+
+    exprs = list(sympy.symbols(f"x_1:{model.layers[0].in_dim + 1}", real=True))
+    for layer in model.layers:
+        exprs = layer_formulas(layer, exprs, tol)
+    return exprs

@@ -1,0 +1,110 @@
+"""Exact sympy formulas of QKAN edges and models (qkan.symbolic)."""
+
+import numpy as np
+import pytest
+import sympy
+import torch
+import torch.nn.functional as F
+
+from qkan import QKAN, QKANLayer
+from qkan.symbolic import base_formula, edge_formula, layer_formulas, model_formulas
+
+
+def _lambdified(exprs, n):
+    xs = sympy.symbols(f"x_1:{n + 1}", real=True)
+    funcs = [sympy.lambdify(xs, e) for e in exprs]
+    return lambda x: np.stack([np.broadcast_to(f(*x.T), (len(x),)) for f in funcs], axis=-1)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),
+        dict(ansatz="rpz", group="input", bias=True),
+        dict(ansatz="mix", base="tanh"),
+        dict(ansatz="real", group="all", base="gelu"),
+        dict(base="identity", group="output"),
+        dict(base="relu"),
+    ],
+)
+def test_model_formula_equals_model(options):
+    model = QKAN([2, 3, 2], reps=3, seed=1, dtype=torch.float64, **options)
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.post_bias.normal_()
+            layer.post_weight.normal_()
+            if layer.bias is not None:
+                layer.bias.normal_()
+        model.layers[0].mask[2, 1] = 0
+    exprs = model_formulas(model)
+    assert len(exprs) == 2
+    assert all(e.free_symbols <= set(sympy.symbols("x_1:3", real=True)) for e in exprs)
+    x = np.random.default_rng(0).uniform(-3, 3, size=(200, 2))
+    got = _lambdified(exprs, 2)(x)
+    want = model(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
+
+
+def test_edge_formula_is_the_trig_polynomial():
+    layer = QKANLayer(2, 2, reps=2, seed=4, base="none", dtype=torch.float64)
+    with torch.no_grad():
+        layer.post_weight[1, 0] = 2.0
+        layer.post_bias[1, 0] = 0.25
+    x = sympy.Symbol("x", real=True)
+    a0, a1, a2, b1, b2 = layer.fourier_coefficients()[1, 0].tolist()
+    expected = 2 * (a0 + 0.25) + 2 * (a1 * sympy.cos(x) + a2 * sympy.cos(2 * x) + b1 * sympy.sin(x) + b2 * sympy.sin(2 * x))
+    assert sympy.simplify(edge_formula(layer, 1, 0) - expected) == 0
+    # the DARUAN values themselves
+    t = torch.linspace(-4, 4, 17, dtype=torch.float64)
+    f = layer.edge_outputs(torch.stack([t, t], -1))[:, 0, 1].detach().numpy()
+    with torch.no_grad():
+        layer.post_weight.fill_(1.0)
+        layer.post_bias.zero_()
+    np.testing.assert_allclose(sympy.lambdify(x, edge_formula(layer, 0, 1))(t.numpy()), f, rtol=0, atol=1e-12)
+
+
+def test_tolerance_drops_small_coefficients():
+    layer = QKANLayer(1, 1, reps=3, seed=2, base="none", dtype=torch.float64)
+    coeffs = layer.fourier_coefficients()[0, 0].detach()
+    tol = float(coeffs.abs().sort().values[3])  # drops the three smallest coefficients
+    full, cut = edge_formula(layer, 0, 0, tol=0), edge_formula(layer, 0, 0, tol=tol)
+    assert len(full.args) == 7 and len(cut.args) == 4
+    x = sympy.Symbol("x", real=True)
+    t = np.linspace(-3, 3, 31)
+    kept = coeffs.clone()
+    kept[coeffs.abs() < tol] = 0
+    R = 3
+    n = np.arange(1, R + 1)
+    manual = kept[0].item() + np.cos(np.outer(t, n)) @ kept[1 : R + 1].numpy() + np.sin(np.outer(t, n)) @ kept[R + 1 :].numpy()
+    np.testing.assert_allclose(sympy.lambdify(x, cut)(t), manual, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name, fn", [("silu", F.silu), ("tanh", torch.tanh), ("gelu", F.gelu), ("relu", F.relu), ("identity", lambda v: v)])
+def test_base_formulas_match_torch(name, fn):
+    x = sympy.Symbol("x", real=True)
+    t = torch.linspace(-5, 5, 41, dtype=torch.float64)
+    got = sympy.lambdify(x, base_formula(name, x))(t.numpy())
+    np.testing.assert_allclose(np.broadcast_to(got, t.shape), fn(t).numpy(), rtol=0, atol=1e-14)
+
+
+def test_masked_edge_and_errors():
+    layer = QKANLayer(2, 1, reps=1, seed=0, dtype=torch.float64)
+    with torch.no_grad():
+        layer.mask[0, 1] = 0
+    assert edge_formula(layer, 0, 1) == 0
+    x = sympy.symbols("x_1:3", real=True)
+    assert layer_formulas(layer, list(x))[0].free_symbols == {x[0]}
+    with pytest.raises(ValueError, match=r"`j` must be an int in \[0, 1\)"):
+        edge_formula(layer, 1, 0)
+    with pytest.raises(ValueError, match="`tol` must be a number >= 0"):
+        edge_formula(layer, 0, 0, tol=-1)
+    with pytest.raises(ValueError, match="`inputs` must have 2 expressions"):
+        layer_formulas(layer, [x[0]])
+    with pytest.raises(ValueError, match="fourier_coefficients"):
+        model_formulas(QKAN([1, 1], reps=1, ansatz="px"))
+    with pytest.raises(ValueError, match="fourier_coefficients"):
+        model_formulas(QKAN([1, 1], reps=1, encoding="edge"))
+    with pytest.raises(ValueError, match="custom callable `base`"):
+        edge_formula(QKANLayer(1, 1, reps=1, base=torch.sin), 0, 0)
+    with pytest.raises(ValueError, match="`base` must be one of"):
+        base_formula("swish", sympy.Symbol("x"))
