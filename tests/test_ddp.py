@@ -1,4 +1,5 @@
-"""QKAN under torch DistributedDataParallel: 2 gloo processes on loopback, started by torchrun."""
+"""Training at scale: QKAN under DistributedDataParallel (2 gloo processes started by torchrun
+on loopback) and bf16 autocast through the closed-form evaluator."""
 
 import importlib.util
 import os
@@ -7,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+
+from qkan import QKANLayer
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
@@ -51,3 +55,25 @@ def test_ddp_averaged_gradients_equal_full_batch_gradients(tmp_path):
         expected = torch.cat([(p - 0.1 * p.grad).flatten() for p in model.parameters()])
     for params in result["params"]:
         torch.testing.assert_close(params, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("group", [None, "input"])
+def test_bf16_autocast_through_fourier_forward_and_backward(group):
+    layer = QKANLayer(8, 6, reps=3, seed=0, group=group, evaluator="fourier")
+    x = (torch.rand(64, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1).requires_grad_()
+    results = []
+    for enabled in (False, True):
+        layer.zero_grad(set_to_none=True)
+        x.grad = None
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
+            y = layer(x)
+        assert y.dtype == (torch.bfloat16 if enabled else torch.float32)
+        y.float().square().mean().backward()
+        results.append((y.detach().float(), x.grad.clone(), {n: p.grad.clone() for n, p in layer.named_parameters()}))
+    (y32, gx32, g32), (y16, gx16, g16) = results
+    assert (y16 - y32).abs().max() <= 3e-2 * y32.abs().max()
+    assert (y16 - y32).abs().max() > 0  # the matmul really ran in bf16
+    assert (gx16 - gx32).abs().max() <= 3e-2 * gx32.abs().max()
+    for name, grad in g32.items():
+        assert g16[name].dtype == torch.float32, name  # parameters and their gradients stay float32
+        assert (g16[name] - grad).abs().max() <= 3e-2 * grad.abs().max(), name
