@@ -194,7 +194,7 @@ def test_su2_chunked_checkpoint_path_matches_and_differentiates(monkeypatch):
 
 
 def test_fourier_saves_nothing_of_size_batch_out_in():
-    B, I, O = 64, 16, 32
+    B, I, O = 4096, 16, 32
     layer = QKANLayer(I, O, 3, encoding="input", seed=0)
     sizes = []
 

@@ -1,8 +1,8 @@
 """Closed-form DARUAN evaluation: compile circuit parameters into Fourier coefficients.
 
-Every data rotation is E(phi) = exp(-i phi P / 2) = u^-1 P_+ + u P_- with u = e^{i phi / 2}
-and P_+- the projectors onto P's eigenvalues +-1. Carrying the amplitudes as Laurent
-polynomials in u through the circuit and pairing them in <Z> gives
+In the eigenframe of its Pauli, every data rotation is diag(1, v) with v = e^{i phi}, up to a
+global phase (qkan.simulators.gates.encoding_frame). Carrying the amplitudes as polynomials in
+v through the circuit and pairing them in <Z> gives
 
     fixed encoding (w_l = 1):        f(x) = a_0 + sum_{n=1..R} a_n cos(n x) + b_n sin(n x)
     per-input encoding (w_l trained): f(x) = a_0 + sum_m a_m cos(Omega_m x) + b_m sin(Omega_m x),
@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
 
 import torch
 import torch.nn.functional as F
 
 from qkan.circuits.ansatz import Ansatz
-from qkan.simulators.gates import complex_dtype, pauli, rep_unitaries, rotation
+from qkan.simulators.gates import encoding_frame, z_observable
 
 __all__ = ["compile_coefficients", "frequency_vectors", "fourier_features", "FourierEvaluator", "MAX_INPUT_REPS"]
 
@@ -36,7 +35,7 @@ def _pair_classes(reps: int, multi: bool) -> tuple[torch.Tensor, int]:
     """Map each amplitude-index pair (j, k) to the frequency class it contributes to.
 
     Returns (classes (K*K,) int64 with -1 for dropped conjugate pairs, number of classes).
-    Fixed encoding: index j is the exponent -R + 2j, class n = k - j for n >= 0.
+    Fixed encoding: index j is the power of v = e^{ix}, class n = k - j for n >= 0.
     Per-input encoding: bit l of j is rep l's exponent sign, class = canonical m = bits(k) - bits(j).
     """
     if not multi:
@@ -51,6 +50,16 @@ def _pair_classes(reps: int, multi: bool) -> tuple[torch.Tensor, int]:
     bits = [[(idx >> l) & 1 for l in range(reps)] for idx in range(K)]
     classes = [lookup.get(tuple(bk - bj for bj, bk in zip(bits[j], bits[k])), -1) for j in range(K) for k in range(K)]
     return torch.tensor(classes), len(vectors) + 1
+
+
+@functools.lru_cache(maxsize=None)
+def _class_matrix(reps: int, multi: bool, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """0/1 matrix (K*K, n_classes) summing pair products G[j, k] into frequency classes."""
+    classes, n_classes = _pair_classes(reps, multi)
+    keep = classes >= 0
+    S = torch.zeros(len(classes), n_classes, dtype=dtype)
+    S[torch.arange(len(classes))[keep], classes[keep]] = 1
+    return S.to(device)
 
 
 @functools.lru_cache(maxsize=None)
@@ -76,31 +85,28 @@ def compile_coefficients(
         a0 (...), a (..., n_freq), b (..., n_freq) real, with f = a0 + sum a cos(Omega x) + b sin(Omega x).
     """
     assert ansatz.closed_form, "compile_coefficients needs a closed-form ansatz"
-    cdtype = complex_dtype(theta.dtype)
-    V, Fin = rep_unitaries(ansatz, theta, reps)  # (..., R, 2, 2), (..., 2, 2)
-    if enc_bias is not None:
-        V = rotation(ansatz.encoding_gate, enc_bias) @ V
-    P = pauli(ansatz.encoding_gate[1], theta.dtype, theta.device)
-    eye = torch.eye(2, dtype=cdtype, device=theta.device)
-    p_plus, p_minus = (eye + P) / 2, (eye - P) / 2  # u^-1 and u parts of the data rotation
-    r = 1 / math.sqrt(2)
-    c = torch.tensor([[r, r]], dtype=cdtype, device=theta.device).expand(*V.shape[:-3], 1, 2)  # (..., K, 2)
+    psi0, V, Fw = encoding_frame(ansatz, theta, reps)  # data rotations are diag(1, v), v = e^{i w x}
+    Q = z_observable(Fw)  # (2, 2, *edge)
+    c = psi0.unsqueeze(1)  # (2, K, *edge): coefficient of v^j (fixed) or of rep-bit pattern j (multi)
     for l in range(reps):
-        m = c @ V[..., l, :, :].transpose(-1, -2)  # (..., K, 2): V_l applied to every coefficient
-        lo, hi = m @ p_plus.T, m @ p_minus.T
-        if multi:
-            c = torch.cat([lo, hi], dim=-2)  # index bit l = exponent sign of rep l
-        else:
-            c = F.pad(lo, (0, 0, 0, 1)) + F.pad(hi, (0, 0, 1, 0))  # exponent -1 stays at j, +1 moves to j+1
-    c = c @ Fin.transpose(-1, -2)
-    # G[j, k] = c_j^dag Z c_k: (..., K, K)
-    G = c[..., :, None, 0].conj() * c[..., None, :, 0] - c[..., :, None, 1].conj() * c[..., None, :, 1]
-    classes, n_classes = _pair_classes(reps, multi)
-    classes = classes.to(theta.device)
-    keep = classes >= 0
-    g = torch.zeros(*G.shape[:-2], n_classes, dtype=cdtype, device=theta.device)
-    g = g.index_add(-1, classes[keep], G.flatten(-2)[..., keep])  # (..., n_classes)
-    return g[..., 0].real, 2 * g[..., 1:].real, -2 * g[..., 1:].imag
+        if l:
+            c = (V[l - 1].unsqueeze(2) * c.unsqueeze(0)).sum(1)  # V_l on every coefficient
+        lo, hi = c[0], c[1]  # (K, *edge): the v^0 and v^1 parts of this rotation
+        if enc_bias is not None:
+            b = enc_bias[..., l]
+            hi = hi * torch.polar(torch.ones_like(b), b)
+        lo, hi = torch.broadcast_tensors(lo, hi)
+        zero = torch.zeros_like(lo)
+        if multi:  # bit l of the index = 1 where rep l contributed v_l
+            c = torch.stack([torch.cat([lo, zero]), torch.cat([zero, hi])])
+        else:  # v^1 moves the coefficient one power up
+            c = torch.stack([torch.cat([lo, zero[:1]]), torch.cat([zero[:1], hi])])
+    Qc = (Q.unsqueeze(2) * c.unsqueeze(0)).sum(1)  # (2, K, *edge)
+    G = (c.conj().unsqueeze(2) * Qc.unsqueeze(1)).sum(0)  # (K, K, *edge): c_j^dag Q c_k
+    S = _class_matrix(reps, multi, theta.dtype, theta.device)  # (K*K, n_classes)
+    g = torch.tensordot(S, torch.view_as_real(G.flatten(0, 1)), dims=([0], [0]))  # (n_classes, *edge, 2)
+    g = g.movedim(0, -2)  # (*edge, n_classes, 2)
+    return g[..., 0, 0], 2 * g[..., 1:, 0], -2 * g[..., 1:, 1]
 
 
 class _FourierFeatures(torch.autograd.Function):

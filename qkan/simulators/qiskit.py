@@ -64,6 +64,20 @@ def _is_simulator(backend) -> bool:
     return isinstance(backend, FakeBackendV2)
 
 
+def _job_info(job) -> tuple[str, str]:
+    """(job id, status) of a job for error messages, whatever the job's state."""
+    if job is None:
+        return "<not submitted>", "status unknown"
+    info = []
+    for getter in ("job_id", "status"):
+        try:
+            value = getattr(job, getter)()
+            info.append(str(getattr(value, "name", value)))
+        except Exception:  # noqa: BLE001 - only for the message
+            info.append("unknown")
+    return info[0], f"status {info[1]}"
+
+
 def _layer_name(layer) -> str:
     return f"{type(layer).__name__}({layer.extra_repr()})"
 
@@ -244,19 +258,16 @@ class QiskitEvaluator:
             result = job.result()
             evs = np.concatenate([np.asarray(r.data.evs, dtype=np.float64).reshape(-1) for r in result])
         except Exception as err:
-            try:
-                job_id = job.job_id() if job is not None else "<not submitted>"
-            except Exception:  # noqa: BLE001 - the id is only for the message
-                job_id = "<unknown>"
+            job_id, status = _job_info(job)
             raise QiskitJobError(
-                f"Qiskit {stage} job {job_id} on backend {self.backend_name!r} failed for layer "
+                f"Qiskit {stage} job {job_id} ({status}) on backend {self.backend_name!r} failed for layer "
                 f"{_layer_name(layer)}: {type(err).__name__}: {err}. Parameters are unchanged; "
                 "zero the gradients and retry, or switch back with layer.set_evaluator('auto')"
             ) from err
         expected = sum(len(p[2]) for p in pubs)
         if evs.shape != (expected,):
             raise QiskitJobError(
-                f"Qiskit {stage} job {job.job_id()} on backend {self.backend_name!r} returned {evs.size} values "
+                f"Qiskit {stage} job {_job_info(job)[0]} on backend {self.backend_name!r} returned {evs.size} values "
                 f"for {expected} parameter sets of layer {_layer_name(layer)}"
             )
         self.jobs_submitted += 1

@@ -1,39 +1,26 @@
 """Batched SU(2) evaluation of DARUAN edges: O(R) fused 2x2 products per edge and sample.
 
 Works for every ansatz, encoding and measurement. The data-free gates of each repetition and
-the observable are compiled per edge once (independent of the batch); per sample only the
-data rotations act. RZ data rotations drop their global phase (diag(1, e^{i phi})), and <Z>
-after the final gates F is read as psi^dag (F^dag Z F) psi. The batch is processed in chunks
+the observable are compiled per edge once (independent of the batch), in the eigenframe of the
+data rotation, where it is diag(1, e^{i phi}) up to a global phase; per sample only that phase
+and the 2x2 gates between rotations act. <Z> after the final gates F is read as
+psi^dag (F^dag Z F) psi. The batch is processed in chunks
 under activation checkpointing, so backward keeps only the inputs of each chunk.
 """
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch.utils.checkpoint import checkpoint
 
 from qkan.circuits.ansatz import Ansatz
-from qkan.simulators.gates import pauli, rep_unitaries
+from qkan.simulators.gates import encoding_frame, z_observable
 
 __all__ = ["su2_edges", "SU2Evaluator"]
 
 #: elements (samples x edges) per chunk: keeps each pass inside the CPU caches
 CHUNK_ELEMENTS = 1 << 16
-
-
-def _encode(ansatz: Ansatz, a: torch.Tensor, b: torch.Tensor, phi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Apply the data rotation at angle phi (or arccos(phi)) to amplitudes (a, b)."""
-    if ansatz.encoding_gate == "RZ":  # up to a global phase: diag(1, e^{i phi})
-        return a, b * torch.polar(torch.ones_like(phi), phi)
-    if ansatz.arccos:  # cos(arccos(phi) / 2), sin(arccos(phi) / 2)
-        c, s = torch.sqrt((1 + phi) / 2), torch.sqrt((1 - phi) / 2)
-    else:
-        c, s = torch.cos(phi / 2), torch.sin(phi / 2)
-    if ansatz.encoding_gate == "RY":
-        return c * a - s * b, s * a + c * b
-    return c * a - 1j * s * b, c * b - 1j * s * a  # RX
 
 
 def su2_edges(
@@ -55,26 +42,22 @@ def su2_edges(
     Returns:
         (N, O'', I) edge values, O'' = O' broadcast against the encoding's first dim.
     """
-    V, Fin = rep_unitaries(ansatz, theta, reps)  # (O', I', R, 2, 2), (O', I', 2, 2)
-    r = 1 / math.sqrt(2)
-    a = (V[..., 0, 0, 0] + V[..., 0, 0, 1]) * r  # V_0 H|0>, (O', I')
-    b = (V[..., 0, 1, 0] + V[..., 0, 1, 1]) * r
+    psi0, V, Fw = encoding_frame(ansatz, theta, reps)  # data rotations become diag(1, e^{i angle})
+    a, b = psi0  # (O', I') each
     xs = x.unsqueeze(1)  # (N, 1, I)
     for l in range(reps):
         if l:
-            Vl = V[..., l, :, :]
-            a, b = Vl[..., 0, 0] * a + Vl[..., 0, 1] * b, Vl[..., 1, 0] * a + Vl[..., 1, 1] * b
-        phi = xs
-        if enc_weight is not None:
-            phi = enc_weight[..., l] * xs + enc_bias[..., l]
-        a, b = _encode(ansatz, a, b, phi)  # broadcasts to (N, O'', I)
+            Vl = V[l - 1]
+            a, b = Vl[0, 0] * a + Vl[0, 1] * b, Vl[1, 0] * a + Vl[1, 1] * b
+        phi = xs if enc_weight is None else enc_weight[..., l] * xs + enc_bias[..., l]  # (N, O'', I)
+        if ansatz.arccos:  # e^{i arccos(phi)} = phi + i sqrt(1 - phi^2)
+            b = b * torch.complex(phi, torch.sqrt(1 - phi * phi))
+        else:
+            b = b * torch.polar(torch.ones_like(phi), phi)
     if measure == "z":
-        Q = Fin.mH @ pauli("Z", theta.dtype, theta.device) @ Fin  # (O', I', 2, 2) Hermitian
-        ab = a.conj() * b
-        return Q[..., 0, 0].real * (a.real**2 + a.imag**2) + Q[..., 1, 1].real * (b.real**2 + b.imag**2) + 2 * (
-            Q[..., 0, 1] * ab
-        ).real
-    a, b = Fin[..., 0, 0] * a + Fin[..., 0, 1] * b, Fin[..., 1, 0] * a + Fin[..., 1, 1] * b
+        Q = z_observable(Fw)  # (2, 2, O', I') Hermitian
+        return Q[0, 0].real * (a.real**2 + a.imag**2) + Q[1, 1].real * (b.real**2 + b.imag**2) + 2 * (Q[0, 1] * a.conj() * b).real
+    a, b = Fw[0, 0] * a + Fw[0, 1] * b, Fw[1, 0] * a + Fw[1, 1] * b
     return a.abs() - b.abs()
 
 
