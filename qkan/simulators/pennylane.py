@@ -1,30 +1,44 @@
-"""PennyLane evaluator: a whole QKAN layer as one broadcast QNode execution.
+"""PennyLane evaluator: a whole QKAN layer as one broadcast circuit execution.
 
-Every (sample, edge) pair becomes one element of a PennyLane broadcast dimension of size
-M = N * O * I: theta is gathered per edge, the encoding angles phi_l = w_l x + b_l are formed in
-torch, and one QNode call (torch interface) evaluates all M single-qubit circuits. Gradients
-flow through PennyLane's differentiation (backprop, adjoint, parameter-shift, finite-diff, ...)
-to theta, the encodings and x. Devices that do not broadcast natively (lightning.qubit, plugin
-devices) receive the same single call and split it into tapes inside PennyLane.
+Every (sample, edge) pair is one element of a PennyLane broadcast dimension of size
+M = N * O * I: theta is gathered per edge and the encoding angles phi_l = w_l x + b_l are formed
+in torch, so one tape whose gate angles all have shape (M,) evaluates the whole layer.
+
+Gradients reach theta, the encodings and x through the gate angles:
+
+- "backprop", "adjoint": PennyLane differentiates the broadcast tape (torch interface).
+- "parameter-shift", "finite-diff": PennyLane 0.45 refuses these rules on tapes whose
+  trainable parameters are broadcast (PennyLane issue #4462), so qkan applies them itself on
+  broadcast tapes: every element of the broadcast dimension is an independent circuit, so
+  shifting gate g in all M circuits at once gives df_m / dangle_gm for every m. That costs
+  2G (shift) or G (finite-diff) broadcast executions per backward, G = parametric gates.
+
+Devices without native broadcasting (lightning.qubit, the pennylane-qiskit devices) get the
+same single batch; PennyLane splits it into one tape per element inside its pipeline.
 """
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 
-from qkan.circuits.pennylane import daruan_qfunc, device_wire, import_pennylane, make_device
+from qkan.circuits.pennylane import daruan_ops, device_wire, gate_angles, import_pennylane, make_device
 
 __all__ = ["PennyLaneEvaluator", "DIFF_METHODS"]
 
-DIFF_METHODS = ("best", "backprop", "adjoint", "parameter-shift", "finite-diff", "spsa", "hadamard", "device", None)
+DIFF_METHODS = ("best", "backprop", "adjoint", "parameter-shift", "finite-diff", None)
+_SHIFT_RULES = ("parameter-shift", "finite-diff")
+#: step of the forward finite difference (PennyLane's default)
+FINITE_DIFF_STEP = 1e-7
 
 
 @contextmanager
 def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    """Make `dtype` torch's default dtype for the duration of a QNode call.
+    """Make `dtype` torch's default dtype for the duration of an execution.
 
     PennyLane's torch interface converts results with torch.as_tensor; devices that return
     Python floats (lightning.qubit with adjoint) would otherwise come back as float32.
@@ -37,18 +51,51 @@ def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
+class _BroadcastShift(torch.autograd.Function):
+    """f = run(angles) with a parameter-shift or finite-difference backward on broadcast tapes.
+
+    angles (G, M) -> f (M,); run maps a list of (G, M) numpy angle sets to a list of (M,) results.
+    """
+
+    @staticmethod
+    def forward(ctx, angles: torch.Tensor, run: Callable, rule: str) -> torch.Tensor:
+        a = angles.detach().cpu().double().numpy()
+        f = run([a])[0]
+        ctx.run, ctx.rule, ctx.angles, ctx.f = run, rule, a, f
+        return torch.as_tensor(f, dtype=angles.dtype, device=angles.device)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        a, G = ctx.angles, ctx.angles.shape[0]
+        shift = math.pi / 2 if ctx.rule == "parameter-shift" else FINITE_DIFF_STEP
+        signs = (1, -1) if ctx.rule == "parameter-shift" else (1,)
+        sets = []
+        for g in range(G):
+            for sign in signs:
+                shifted = a.copy()
+                shifted[g] += sign * shift
+                sets.append(shifted)
+        f = np.stack(ctx.run(sets)).reshape(G, len(signs), -1)  # (G, signs, M)
+        if ctx.rule == "parameter-shift":
+            jac = (f[:, 0] - f[:, 1]) / 2  # df_m / dangle_gm for Pauli rotations
+        else:
+            jac = (f[:, 0] - ctx.f) / shift
+        jac = torch.as_tensor(jac, dtype=grad.dtype, device=grad.device)  # (G, M)
+        return jac * grad, None, None
+
+
 class PennyLaneEvaluator:
     """Evaluate DARUAN edges as PennyLane circuits on any device.
 
     Args:
         device: a device name ("default.qubit", "lightning.qubit", "qiskit.aer", "qiskit.remote",
             ...) or a PennyLane device object (then `seed` and device options go on the object).
-        diff_method: "best" | "backprop" | "adjoint" | "parameter-shift" | "finite-diff" | ...
-            (any of DIFF_METHODS; None disables gradients).
+        diff_method: "best" (PennyLane's choice for the device and shots) | "backprop"
+            | "adjoint" | "parameter-shift" | "finite-diff" | None (no gradients).
         shots: None (exact expectation values) or the number of shots per circuit.
-        seed: seed of a device created by name (for reproducible shots).
-        **device_options: extra options for qml.device when `device` is a name (e.g. backend=
-            for "qiskit.remote" / "qiskit.aer").
+        seed: seed of a device created by name (reproducible shots).
+        **device_options: extra options for qml.device when `device` is a name (e.g.
+            backend=FakeManilaV2() for "qiskit.remote").
 
     Example:
         >>> layer.set_evaluator("pennylane", device="lightning.qubit", diff_method="adjoint")  # doctest: +SKIP
@@ -74,11 +121,16 @@ class PennyLaneEvaluator:
             raise ValueError(f"`seed` must be an int or None; got {seed!r}")
         if seed is not None:
             device_options["seed"] = seed
-        self.device = make_device(device, **device_options)
-        self.diff_method, self.shots, self.seed = diff_method, shots, seed
-        self._wire = device_wire(self.device)
-        self._qnodes: dict = {}
         self._qml = qml
+        self.device = make_device(device, **device_options)
+        self.shots, self.seed = shots, seed
+        self._wire = device_wire(self.device)
+        if diff_method == "best":
+            probe = qml.QNode(lambda: qml.expval(qml.PauliZ(self._wire)), self.device, interface="torch", shots=shots)
+            diff_method = qml.workflow.get_best_diff_method(probe)()
+        if shots is not None and diff_method in ("backprop", "adjoint"):
+            raise ValueError(f"`diff_method` {diff_method!r} needs exact expectation values; use shots=None")
+        self.diff_method = diff_method
 
     def __repr__(self) -> str:
         return f"PennyLaneEvaluator(device={self.device.name!r}, diff_method={self.diff_method!r}, shots={self.shots})"
@@ -89,27 +141,16 @@ class PennyLaneEvaluator:
             return f"measure {layer.measure!r} (|alpha| - |beta|) is not an observable; circuits measure only 'z'"
         return None
 
-    def _qnode(self, ansatz, reps: int):
-        """One QNode per (ansatz, reps): circuit(theta (M, n_slots, k), phis (R, M)) -> (M,)."""
-        key = (ansatz.name, reps)
-        if key not in self._qnodes:
-            qml, wire = self._qml, self._wire
+    def _tape(self, layer, angles):
+        """The broadcast tape of a layer: G gate angles, each (M,) -> <Z> of M circuits."""
+        qml = self._qml
+        with qml.QueuingManager.stop_recording():
+            ops = daruan_ops(layer.ansatz, layer.reps, angles, self._wire)
+            return qml.tape.QuantumScript(ops, [qml.expval(qml.PauliZ(self._wire))], shots=self.shots)
 
-            def daruan_edges(theta, phis):
-                daruan_qfunc(ansatz, theta, list(phis), wire)  # every gate angle is (M,)
-                return qml.expval(qml.PauliZ(wire))
-
-            options = {} if self.shots is None else {"shots": self.shots}
-            self._qnodes[key] = qml.QNode(
-                daruan_edges, self.device, interface="torch", diff_method=self.diff_method, **options
-            )
-        return self._qnodes[key]
-
-    def edge_outputs(self, layer, x: torch.Tensor) -> torch.Tensor:
-        """(N, I) -> (N, O, I): f_ji(x_i), all N * O * I circuits in one broadcast execution."""
+    def _angles(self, layer, x: torch.Tensor) -> list[torch.Tensor]:
+        """Gate angles of all N * O * I circuits: x (N, I) -> G tensors of shape (M,)."""
         N, O, I, R = x.shape[0], layer.out_dim, layer.in_dim, layer.reps
-        if N == 0:
-            return x.new_zeros(0, O, I)
         slots, k = layer.theta.shape[2:]
         # theta (O', I', S, k) -> (N, O, I, S, k) -> (M, S, k); M = N * O * I, samples outermost
         theta = layer.theta.expand(O, I, slots, k).expand(N, O, I, slots, k).reshape(-1, slots, k)
@@ -117,9 +158,34 @@ class PennyLaneEvaluator:
         xs = x[:, None, :, None]  # (N, 1, I, 1)
         phi = xs if w is None else w * xs + b  # (N, O' or 1, I, R)
         phis = phi.expand(N, O, I, R).permute(3, 0, 1, 2).reshape(R, -1)  # (R, M)
-        with _default_dtype(x.dtype):
-            f = self._qnode(layer.ansatz, R)(theta, phis)  # (M,)
-        return torch.as_tensor(f).to(dtype=x.dtype, device=x.device).reshape(N, O, I)
+        return gate_angles(layer.ansatz, theta, list(phis))
+
+    def _run(self, layer) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
+        """Execute angle sets (each (G, M) numpy) as one batch of broadcast tapes, no gradients."""
+
+        def run(angle_sets: list[np.ndarray]) -> list[np.ndarray]:
+            tapes = [self._tape(layer, list(a)) for a in angle_sets]
+            return [np.asarray(r, dtype=np.float64).reshape(-1) for r in self._qml.execute(tapes, self.device)]
+
+        return run
+
+    def edge_outputs(self, layer, x: torch.Tensor) -> torch.Tensor:
+        """(N, I) -> (N, O, I): f_ji(x_i), all N * O * I circuits in one broadcast execution."""
+        N, O, I = x.shape[0], layer.out_dim, layer.in_dim
+        if N == 0:
+            return x.new_zeros(0, O, I)
+        angles = self._angles(layer, x)
+        grad = torch.is_grad_enabled() and self.diff_method is not None and any(a.requires_grad for a in angles)
+        if not grad:
+            f = self._run(layer)([torch.stack(angles).detach().cpu().double().numpy()])[0]
+            f = torch.as_tensor(f)
+        elif self.diff_method in _SHIFT_RULES:
+            f = _BroadcastShift.apply(torch.stack(angles), self._run(layer), self.diff_method)
+        else:
+            with _default_dtype(x.dtype):
+                tape = self._tape(layer, angles)
+                f = self._qml.execute([tape], self.device, diff_method=self.diff_method, interface="torch")[0]
+        return f.to(dtype=x.dtype, device=x.device).reshape(N, O, I)
 
     def forward(self, layer, x: torch.Tensor) -> torch.Tensor:
         """(N, I) -> (N, O): the layer formula on the circuit values."""

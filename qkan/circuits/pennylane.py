@@ -1,0 +1,187 @@
+"""DARUAN ansatz specs as PennyLane quantum functions, and one layer edge as a QNode.
+
+The gate sequence is read from the spec in qkan.circuits.ansatz (never written per ansatz):
+
+    H, then for l = 0..R-1: rep_gates(theta[l]), encoding_gate(phi_l or arccos(phi_l)),
+    then final_gates(theta[R]); measure <Z>.
+
+Every gate angle may carry a leading broadcast dimension (PennyLane parameter broadcasting),
+so one tape can evaluate many samples and many edges at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from qkan.circuits.ansatz import Ansatz, Gate
+
+__all__ = [
+    "import_pennylane",
+    "make_device",
+    "device_wire",
+    "gate_sequence",
+    "gate_angles",
+    "daruan_ops",
+    "daruan_qfunc",
+    "edge_qnode",
+]
+
+#: PennyLane operation class name of each gate in a spec
+_OPS = {"RX": "RX", "RY": "RY", "RZ": "RZ", "H": "Hadamard", "X": "PauliX", "Z": "PauliZ"}
+
+
+def import_pennylane():
+    """Import PennyLane, or ImportError with the install hint."""
+    try:
+        import pennylane as qml
+    except ImportError as err:  # pragma: no cover - pennylane is installed in the test env
+        raise ImportError('the PennyLane converter needs PennyLane: pip install "qkan[pennylane]"') from err
+    return qml
+
+
+def make_device(device: Any = "default.qubit", **device_options):
+    """A one-qubit PennyLane device from a name, or `device` itself when it is a device object.
+
+    Args:
+        device: a device name ("default.qubit", "lightning.qubit", "qiskit.aer", ...) or a
+            device object (its wires must hold at least one wire).
+        **device_options: keyword options for qml.device (e.g. seed, backend); names only.
+    """
+    qml = import_pennylane()
+    if isinstance(device, str):
+        try:
+            return qml.device(device, wires=1, **device_options)
+        except qml.exceptions.DeviceError as err:
+            raise ValueError(f"`device` must name an installed PennyLane device; got {device!r} ({err})") from err
+    if not isinstance(device, qml.devices.Device):
+        raise ValueError(f"`device` must be a PennyLane device name or device object; got {type(device).__name__}")
+    if device_options:
+        raise ValueError(
+            f"options {sorted(device_options)} apply to devices created by name; set them on the device object instead"
+        )
+    return device
+
+
+def device_wire(device) -> Any:
+    """The wire label a one-qubit circuit uses on `device` (its first wire, or 0)."""
+    return device.wires[0] if device.wires is not None and len(device.wires) else 0
+
+
+def gate_sequence(ansatz: Ansatz, reps: int) -> tuple[tuple[str, tuple | None], ...]:
+    """The edge circuit in order, as (gate name, angle source) pairs read from the spec.
+
+    Source is None for fixed gates, ("theta", slot, p) for theta[slot, p], ("phi", l) for the
+    data rotation of repetition l (angle phi_l, or arccos(phi_l) for arccos ansaetze).
+    """
+    seq: list[tuple[str, tuple | None]] = [("H", None)]
+
+    def add(gates: Sequence[Gate], slot: int) -> None:
+        seq.extend((g.name, None if g.param is None else ("theta", slot, g.param)) for g in gates)
+
+    for l in range(reps):
+        add(ansatz.rep_gates, l)
+        seq.append((ansatz.encoding_gate, ("phi", l)))
+    add(ansatz.final_gates, reps)
+    return tuple(seq)
+
+
+def gate_angles(ansatz: Ansatz, theta, phis: Sequence) -> list:
+    """Angles of the parametric gates of gate_sequence, in order (numpy or torch).
+
+    Args:
+        theta: (*, n_slots, k) angles; a leading dimension is a broadcast dimension.
+        phis: R encoding angles phi_l, each a scalar or (B,).
+    Returns:
+        list of G angles, each a scalar or (B,) (G = parametric gates of the circuit).
+    """
+    qml = import_pennylane()
+    angles = []
+    for _, source in gate_sequence(ansatz, len(phis)):
+        if source is None:
+            continue
+        if source[0] == "theta":
+            angles.append(theta[..., source[1], source[2]])
+        else:
+            phi = phis[source[1]]
+            angles.append(qml.math.arccos(phi) if ansatz.arccos else phi)
+    return angles
+
+
+def daruan_ops(ansatz: Ansatz, reps: int, angles: Sequence, wire: Any = 0) -> list:
+    """PennyLane operations of one edge from its gate angles (queued when inside a QNode).
+
+    Args:
+        angles: G gate angles as returned by gate_angles, each a scalar or (B,) (broadcast).
+    """
+    qml = import_pennylane()
+    ops, it = [], iter(angles)
+    for name, source in gate_sequence(ansatz, reps):
+        op = getattr(qml, _OPS[name])
+        ops.append(op(wires=wire) if source is None else op(next(it), wires=wire))
+    return ops
+
+
+def daruan_qfunc(ansatz: Ansatz, theta, phis: Sequence, wire: Any = 0) -> None:
+    """Queue one DARUAN edge's gates (no measurement); call inside a QNode or tape.
+
+    Args:
+        ansatz: the ansatz spec.
+        theta: (*, n_slots, k) angles; a leading dimension is a PennyLane broadcast dimension.
+        phis: R encoding angles phi_l = w_l x + b_l, each a scalar or (B,) (broadcast); the
+            data gate receives arccos(phi_l) for arccos ansaetze.
+        wire: the qubit's wire label.
+    """
+    daruan_ops(ansatz, len(phis), gate_angles(ansatz, theta, phis), wire)
+
+
+def _check_edge(layer, edge) -> tuple[int, int]:
+    ok = isinstance(edge, (tuple, list)) and len(edge) == 2
+    ok = ok and all(isinstance(v, int) and not isinstance(v, bool) for v in edge)
+    if not ok or not (0 <= edge[0] < layer.out_dim and 0 <= edge[1] < layer.in_dim):
+        raise ValueError(
+            f"`edge` must be a pair (j, i) with 0 <= j < {layer.out_dim} and 0 <= i < {layer.in_dim}; got {edge!r}"
+        )
+    return int(edge[0]), int(edge[1])
+
+
+def edge_qnode(layer, edge: tuple[int, int] = (0, 0), device: Any = "default.qubit", **qnode_options):
+    """Edge (j, i) of a QKANLayer as a standalone QNode of x: qnode(x) -> <Z> = f_ji(x).
+
+    The QNode holds a float64 numpy snapshot of the layer's current parameters (theta and the
+    edge's encoding w, b), so later training does not change it.
+
+    Args:
+        layer: a QKANLayer with measure "z".
+        edge: (j, i), output and input index.
+        device: a PennyLane device name or device object.
+        **qnode_options: keyword options for qml.QNode (diff_method, shots, interface, ...).
+    Returns:
+        QNode: x a scalar or (B,) array/tensor (broadcast) -> scalar or (B,).
+
+    Example:
+        >>> qnode = layer.to_pennylane(edge=(0, 1))
+        >>> print(qml.draw(qnode)(0.3))  # doctest: +SKIP
+    """
+    qml = import_pennylane()
+    j, i = _check_edge(layer, edge)
+    if layer.measure != "z":
+        raise ValueError(
+            f"only measure 'z' is a circuit observable; this layer has measure={layer.measure!r} (|alpha| - |beta|)"
+        )
+    theta = layer.theta.detach().cpu().double().numpy()
+    theta = theta[j if theta.shape[0] > 1 else 0, i if theta.shape[1] > 1 else 0]  # (n_slots, k)
+    w, b = layer.encoding_parameters()
+    if w is not None:
+        w = w.detach().cpu().double().numpy()[j if w.shape[0] > 1 else 0, i]  # (R,)
+        b = b.detach().cpu().double().numpy()[j if b.shape[0] > 1 else 0, i]
+    dev = make_device(device)
+    wire = device_wire(dev)
+    ansatz, reps = layer.ansatz, layer.reps
+
+    def daruan_edge(x):
+        phis = [x if w is None else w[l] * x + b[l] for l in range(reps)]
+        daruan_qfunc(ansatz, theta, phis, wire)
+        return qml.expval(qml.PauliZ(wire))
+
+    daruan_edge.__name__ = f"daruan_{ansatz.name}_edge_{j}_{i}"
+    return qml.QNode(daruan_edge, dev, **qnode_options)
