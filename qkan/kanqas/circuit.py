@@ -1,0 +1,166 @@
+"""A gate-list circuit: what the agent builds, with text rendering and Qiskit/PennyLane export.
+
+Qubit convention: wire 0 is the most significant bit of a basis index (PennyLane's order);
+Qiskit export keeps the qubit labels, so ``Statevector(circuit.to_qiskit())`` equals this
+package's state with the qubit axes reversed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Gate", "Circuit", "FIXED_GATES", "ROTATIONS"]
+
+#: parameter-free single-qubit gates of the state-preparation gate set
+FIXED_GATES = ("X", "Y", "Z", "H", "T")
+#: rotation gates of the ground-state gate set
+ROTATIONS = ("RX", "RY", "RZ")
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One gate: ``name`` in CNOT | X Y Z H T | RX RY RZ; ``qubits`` = (control, target) for CNOT.
+
+    ``param`` indexes the circuit's angle vector for rotations (None for fixed gates).
+    """
+
+    name: str
+    qubits: tuple[int, ...]
+    param: int | None = None
+
+
+@dataclass
+class Circuit:
+    """A circuit on ``n_qubits`` wires: optional X gates on ``initial_bits`` (a basis-state start,
+    e.g. Hartree-Fock), then ``gates`` in order; rotation angles live in ``angles``."""
+
+    n_qubits: int
+    gates: list[Gate] = field(default_factory=list)
+    angles: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    initial_bits: tuple[int, ...] = ()
+
+    def append(self, name: str, qubits: tuple[int, ...], angle: float | None = None) -> Gate:
+        """Add a gate (a rotation takes a new angle slot, initialised to ``angle`` or 0)."""
+        param = None
+        if name in ROTATIONS:
+            param = len(self.angles)
+            self.angles = np.append(self.angles, 0.0 if angle is None else float(angle))
+        gate = Gate(name, tuple(int(q) for q in qubits), param)
+        self.gates.append(gate)
+        return gate
+
+    def copy(self) -> Circuit:
+        return Circuit(self.n_qubits, list(self.gates), self.angles.copy(), self.initial_bits)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.angles)
+
+    @property
+    def n_gates(self) -> int:
+        """Number of gates (the initial-state X gates are not counted)."""
+        return len(self.gates)
+
+    @property
+    def n_cnots(self) -> int:
+        return sum(g.name == "CNOT" for g in self.gates)
+
+    def layers(self, *, span: bool = False) -> list[list[Gate]]:
+        """Gates grouped into layers: each gate goes into the first layer free on all its qubits
+        (the rule the observation tensor uses); ``span=True`` also blocks the wires between a
+        CNOT's control and target (for drawing)."""
+        free = [0] * self.n_qubits
+        out: list[list[Gate]] = []
+        for gate in self.gates:
+            qs = _span(gate) if span else gate.qubits
+            slot = max(free[q] for q in qs)
+            for q in qs:
+                free[q] = slot + 1
+            if slot == len(out):
+                out.append([])
+            out[slot].append(gate)
+        return out
+
+    @property
+    def depth(self) -> int:
+        return len(self.layers())
+
+    def draw(self) -> str:
+        """Text drawing, one line per qubit: ``H`` etc. for gates, ``@`` control, ``X+`` target."""
+        rows = [[f"q{q}: "] for q in range(self.n_qubits)]
+        if self.initial_bits:
+            for q in range(self.n_qubits):
+                rows[q].append(f"|{self.initial_bits[q]}>")
+        for layer in self.layers(span=True):
+            cell = ["" for _ in range(self.n_qubits)]
+            for gate in layer:
+                if gate.name == "CNOT":
+                    c, t = gate.qubits
+                    cell[c], cell[t] = "@", "X+"
+                    for q in range(min(c, t) + 1, max(c, t)):
+                        cell[q] = "|"
+                elif gate.param is not None:
+                    cell[gate.qubits[0]] = f"{gate.name}({self.angles[gate.param]:.3f})"
+                else:
+                    cell[gate.qubits[0]] = gate.name
+            width = max(len(c) for c in cell)
+            for q in range(self.n_qubits):
+                rows[q].append("-" + cell[q].center(width, "-") + "-")
+        return "\n".join("".join(r) + "-" for r in rows)
+
+    def __str__(self) -> str:
+        return self.draw()
+
+    def to_qiskit(self):
+        """A qiskit QuantumCircuit with the current angles (needs qiskit)."""
+        try:
+            from qiskit import QuantumCircuit
+        except ImportError as err:  # pragma: no cover - depends on the environment
+            raise ImportError('Circuit.to_qiskit needs qiskit: pip install "qkan[qiskit]"') from err
+        qc = QuantumCircuit(self.n_qubits)
+        for q, bit in enumerate(self.initial_bits):
+            if bit:
+                qc.x(q)
+        for gate in self.gates:
+            if gate.name == "CNOT":
+                qc.cx(*gate.qubits)
+            elif gate.param is not None:
+                getattr(qc, gate.name.lower())(float(self.angles[gate.param]), gate.qubits[0])
+            else:
+                getattr(qc, gate.name.lower())(gate.qubits[0])
+        return qc
+
+    def to_pennylane(self):
+        """A PennyLane quantum function ``qfunc()`` applying the circuit on wires 0..n-1
+        (wrap it in ``qml.QNode`` with any device)."""
+        try:
+            import pennylane as qml
+        except ImportError as err:  # pragma: no cover - depends on the environment
+            raise ImportError('Circuit.to_pennylane needs pennylane: pip install "qkan[pennylane]"') from err
+        ops = {"X": qml.PauliX, "Y": qml.PauliY, "Z": qml.PauliZ, "H": qml.Hadamard, "T": qml.T,
+               "RX": qml.RX, "RY": qml.RY, "RZ": qml.RZ}
+        gates, angles, bits = list(self.gates), self.angles.copy(), self.initial_bits
+
+        def qfunc():
+            for q, bit in enumerate(bits):
+                if bit:
+                    qml.PauliX(q)
+            for gate in gates:
+                if gate.name == "CNOT":
+                    qml.CNOT(wires=list(gate.qubits))
+                elif gate.param is not None:
+                    ops[gate.name](float(angles[gate.param]), wires=gate.qubits[0])
+                else:
+                    ops[gate.name](wires=gate.qubits[0])
+
+        return qfunc
+
+
+def _span(gate: Gate) -> range | tuple[int, ...]:
+    """Qubits a gate occupies in a layer drawing (a CNOT blocks the wires between its ends)."""
+    if gate.name == "CNOT":
+        lo, hi = sorted(gate.qubits)
+        return range(lo, hi + 1)
+    return gate.qubits
