@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import torch
+
 from qkan.circuits.ansatz import Ansatz, Gate
 
 __all__ = [
@@ -144,6 +146,11 @@ def _check_edge(layer, edge) -> tuple[int, int]:
     return int(edge[0]), int(edge[1])
 
 
+def _snapshot(t):
+    """A float64 numpy copy of a tensor (never a view of the parameter's memory)."""
+    return t.detach().cpu().to(dtype=torch.float64, copy=True).numpy()
+
+
 def edge_qnode(layer, edge: tuple[int, int] = (0, 0), device: Any = "default.qubit", **qnode_options):
     """Edge (j, i) of a QKANLayer as a standalone QNode of x: qnode(x) -> <Z> = f_ji(x).
 
@@ -168,12 +175,12 @@ def edge_qnode(layer, edge: tuple[int, int] = (0, 0), device: Any = "default.qub
         raise ValueError(
             f"only measure 'z' is a circuit observable; this layer has measure={layer.measure!r} (|alpha| - |beta|)"
         )
-    theta = layer.theta.detach().cpu().double().numpy()
+    theta = _snapshot(layer.theta)
     theta = theta[j if theta.shape[0] > 1 else 0, i if theta.shape[1] > 1 else 0]  # (n_slots, k)
     w, b = layer.encoding_parameters()
     if w is not None:
-        w = w.detach().cpu().double().numpy()[j if w.shape[0] > 1 else 0, i]  # (R,)
-        b = b.detach().cpu().double().numpy()[j if b.shape[0] > 1 else 0, i]
+        w = _snapshot(w)[j if w.shape[0] > 1 else 0, i]  # (R,)
+        b = _snapshot(b)[j if b.shape[0] > 1 else 0, i]
     dev = make_device(device)
     wire = device_wire(dev)
     ansatz, reps = layer.ansatz, layer.reps
