@@ -150,7 +150,8 @@ def run(circuit: Circuit, angles: torch.Tensor | None = None, *, noise: Noise | 
     """
     if angles is None:
         angles = torch.as_tensor(circuit.angles, dtype=dtype)
-    angles = angles.reshape(-1, circuit.n_params) if angles.dim() < 2 else angles
+    if angles.dim() < 2:
+        angles = angles.reshape(1, circuit.n_params)
     if density is None:
         density = noise is not None and not noise.is_zero
     state = initial_state(circuit.n_qubits, density=density, batch=angles.shape[0],
