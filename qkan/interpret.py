@@ -7,7 +7,8 @@ Every edge (j, i) of a layer contributes its full activation
 to the node it feeds. Its scale over a batch is |phi_ji|_1 = mean_n |phi_ji(x_n,i)| (as in KAN,
 arXiv 2404.19756, section 2.5). Regularisation penalises the L1 norm and the entropy of these
 scales; attribution propagates importance from the outputs back to the inputs; pruning removes
-hidden nodes and masks edges whose importance is below a threshold.
+hidden nodes and masks edges whose importance (share of the outputs' variation) is below a
+threshold.
 """
 
 from __future__ import annotations
@@ -116,13 +117,15 @@ class Attribution(NamedTuple):
 def attribution(model: nn.Module, x: torch.Tensor) -> Attribution:
     """Edge and node importance, propagated from the outputs back to the inputs.
 
-    Each output node has score 1. A node's score is shared among its incoming edges in proportion
-    to their scales |phi_ji|_1, and an input node's score is the sum of its outgoing edges' scores:
+    An edge's strength is how much it varies over the batch, the standard deviation
+    sigma_ji = std_n phi_ji(x_n,i) (a constant edge carries no information about its input; as in
+    pykan 0.2). Each output node has score 1; a node's score is shared among its incoming edges in
+    proportion to their strengths, and an input node's score is the sum of its outgoing edges':
 
-        E_l[j, i] = s_{l+1}[j] |phi_ji|_1 / sum_k |phi_jk|_1,     s_l[i] = sum_j E_l[j, i]
+        E_l[j, i] = s_{l+1}[j] sigma_ji / sum_k sigma_jk,     s_l[i] = sum_j E_l[j, i]
 
     so scores are fractions of the outputs' attention (the input scores sum to the number of
-    outputs, less what reaches nodes with no unmasked incoming edge).
+    outputs, less what reaches nodes whose incoming edges are all constant or masked).
 
     Args:
         model: a QKAN.
@@ -132,7 +135,7 @@ def attribution(model: nn.Module, x: torch.Tensor) -> Attribution:
     """
     x = _check_batch(model, x)
     with torch.no_grad():
-        scales = [phi.abs().mean(0) for _, phi in _layer_activations(model, x)]  # each (O, I)
+        scales = [phi.std(0, correction=0) for _, phi in _layer_activations(model, x)]  # each (O, I)
         nodes = [torch.ones(model.layers[-1].out_dim, dtype=scales[-1].dtype, device=scales[-1].device)]
         edges = []
         for scale in reversed(scales):
