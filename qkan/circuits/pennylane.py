@@ -69,26 +69,35 @@ def device_wire(device) -> Any:
     return device.wires[0] if device.wires is not None and len(device.wires) else 0
 
 
-def gate_sequence(ansatz: Ansatz, reps: int) -> tuple[tuple[str, tuple | None], ...]:
-    """The edge circuit in order, as (gate name, angle source) pairs read from the spec.
+def gate_sequence(ansatz: Ansatz, reps: int, merge: bool = False) -> tuple[tuple[str, tuple], ...]:
+    """The edge circuit in order, as (gate name, angle sources) pairs read from the spec.
 
-    Source is None for fixed gates, ("theta", slot, p) for theta[slot, p], ("phi", l) for the
-    data rotation of repetition l (angle phi_l, or arccos(phi_l) for arccos ansaetze).
+    A source is ("theta", slot, p) for theta[slot, p] or ("phi", l) for the data rotation of
+    repetition l (angle phi_l, or arccos(phi_l) for arccos ansaetze); fixed gates have none.
+    With merge=True, consecutive rotations about the same axis become one gate whose angle is
+    the sum of their sources (RZ(a) RZ(b) = RZ(a + b)): the same unitary with fewer gates.
     """
-    seq: list[tuple[str, tuple | None]] = [("H", None)]
+    seq: list[tuple[str, tuple]] = [("H", ())]
 
-    def add(gates: Sequence[Gate], slot: int) -> None:
-        seq.extend((g.name, None if g.param is None else ("theta", slot, g.param)) for g in gates)
+    def add(name: str, source: tuple | None) -> None:
+        if source is None:
+            seq.append((name, ()))
+        elif merge and seq[-1][0] == name and seq[-1][1]:
+            seq[-1] = (name, seq[-1][1] + (source,))
+        else:
+            seq.append((name, (source,)))
 
     for l in range(reps):
-        add(ansatz.rep_gates, l)
-        seq.append((ansatz.encoding_gate, ("phi", l)))
-    add(ansatz.final_gates, reps)
+        for g in ansatz.rep_gates:
+            add(g.name, None if g.param is None else ("theta", l, g.param))
+        add(ansatz.encoding_gate, ("phi", l))
+    for g in ansatz.final_gates:
+        add(g.name, None if g.param is None else ("theta", reps, g.param))
     return tuple(seq)
 
 
-def gate_angles(ansatz: Ansatz, theta, phis: Sequence) -> list:
-    """Angles of the parametric gates of gate_sequence, in order (numpy or torch).
+def gate_angles(ansatz: Ansatz, theta, phis: Sequence, merge: bool = False) -> list:
+    """Angles of the parametric gates of gate_sequence(ansatz, R, merge), in order (numpy or torch).
 
     Args:
         theta: (*, n_slots, k) angles; a leading dimension is a broadcast dimension.
@@ -97,29 +106,34 @@ def gate_angles(ansatz: Ansatz, theta, phis: Sequence) -> list:
         list of G angles, each a scalar or (B,) (G = parametric gates of the circuit).
     """
     qml = import_pennylane()
-    angles = []
-    for _, source in gate_sequence(ansatz, len(phis)):
-        if source is None:
-            continue
+
+    def angle(source: tuple):
         if source[0] == "theta":
-            angles.append(theta[..., source[1], source[2]])
-        else:
-            phi = phis[source[1]]
-            angles.append(qml.math.arccos(phi) if ansatz.arccos else phi)
+            return theta[..., source[1], source[2]]
+        phi = phis[source[1]]
+        return qml.math.arccos(phi) if ansatz.arccos else phi
+
+    angles = []
+    for _, sources in gate_sequence(ansatz, len(phis), merge):
+        if sources:
+            total = angle(sources[0])
+            for source in sources[1:]:
+                total = total + angle(source)
+            angles.append(total)
     return angles
 
 
-def daruan_ops(ansatz: Ansatz, reps: int, angles: Sequence, wire: Any = 0) -> list:
+def daruan_ops(ansatz: Ansatz, reps: int, angles: Sequence, wire: Any = 0, merge: bool = False) -> list:
     """PennyLane operations of one edge from its gate angles (queued when inside a QNode).
 
     Args:
-        angles: G gate angles as returned by gate_angles, each a scalar or (B,) (broadcast).
+        angles: G gate angles as returned by gate_angles (same `merge`), each a scalar or (B,).
     """
     qml = import_pennylane()
     ops, it = [], iter(angles)
-    for name, source in gate_sequence(ansatz, reps):
+    for name, sources in gate_sequence(ansatz, reps, merge):
         op = getattr(qml, _OPS[name])
-        ops.append(op(wires=wire) if source is None else op(next(it), wires=wire))
+        ops.append(op(next(it), wires=wire) if sources else op(wires=wire))
     return ops
 
 

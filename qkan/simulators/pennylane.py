@@ -3,6 +3,8 @@
 Every (sample, edge) pair is one element of a PennyLane broadcast dimension of size
 M = N * O * I: theta is gathered per edge and the encoding angles phi_l = w_l x + b_l are formed
 in torch, so one tape whose gate angles all have shape (M,) evaluates the whole layer.
+Consecutive rotations about the same axis are merged into one gate (for "pz", RZ(phi_l) and the
+next RZ(theta) become RZ(phi_l + theta): 8 gates instead of 12 at R = 3), the same unitary.
 
 Gradients reach theta, the encodings and x through the gate angles:
 
@@ -145,7 +147,7 @@ class PennyLaneEvaluator:
         """The broadcast tape of a layer: G gate angles, each (M,) -> <Z> of M circuits."""
         qml = self._qml
         with qml.QueuingManager.stop_recording():
-            ops = daruan_ops(layer.ansatz, layer.reps, angles, self._wire)
+            ops = daruan_ops(layer.ansatz, layer.reps, angles, self._wire, merge=True)
             return qml.tape.QuantumScript(ops, [qml.expval(qml.PauliZ(self._wire))], shots=self.shots)
 
     def _angles(self, layer, x: torch.Tensor) -> list[torch.Tensor]:
@@ -158,7 +160,7 @@ class PennyLaneEvaluator:
         xs = x[:, None, :, None]  # (N, 1, I, 1)
         phi = xs if w is None else w * xs + b  # (N, O' or 1, I, R)
         phis = phi.expand(N, O, I, R).permute(3, 0, 1, 2).reshape(R, -1)  # (R, M)
-        return gate_angles(layer.ansatz, theta, list(phis))
+        return gate_angles(layer.ansatz, theta, list(phis), merge=True)
 
     def _run(self, layer) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
         """Execute angle sets (each (G, M) numpy) as one batch of broadcast tapes, no gradients."""
