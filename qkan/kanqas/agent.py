@@ -14,6 +14,7 @@ from qkan.kanqas.circuit import Circuit
 from qkan.kanqas.curriculum import MovingThreshold
 from qkan.kanqas.env import CircuitEnv
 from qkan.kanqas.qnets import make_q_network
+from qkan.kanqas.tasks import CHEMICAL_ACCURACY
 
 __all__ = ["DDQNAgent", "ReplayBuffer"]
 
@@ -70,7 +71,8 @@ class DDQNAgent:
         gamma: discount (default 0.005 ** (1 / max_depth), as published).
         eps_start, eps_decay, eps_min: epsilon-greedy schedule (multiplied by eps_decay per update).
         target_update: updates between target-network copies.
-        curriculum: None, "auto" (MovingThreshold for ground-state tasks) or a MovingThreshold.
+        curriculum: None, "auto" (for ground-state tasks a MovingThreshold starting at half the
+            initial state's energy error) or a MovingThreshold.
         seed: seeds the network initialisation, the environment and the agent's own RNG.
     """
 
@@ -105,8 +107,11 @@ class DDQNAgent:
         self.batch_size, self.target_update = batch_size, target_update
         self.gamma = 0.005 ** (1 / env.max_depth) if gamma is None else gamma
         self.epsilon, self.eps_decay, self.eps_min = eps_start, eps_decay, eps_min
-        if curriculum == "auto":
-            curriculum = MovingThreshold() if env.ground else None
+        if curriculum == "auto":  # start at half the initial (Hartree-Fock) error
+            curriculum = None
+            if env.ground:
+                env.reset()
+                curriculum = MovingThreshold(max(2 * CHEMICAL_ACCURACY, 0.5 * env.error))
         self.curriculum = curriculum
         if curriculum is not None:
             env.threshold = curriculum.threshold
@@ -184,9 +189,11 @@ class DDQNAgent:
         """
         if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 0:
             raise ValueError(f"`episodes` must be an int >= 0; got {episodes!r}")
-        from tqdm.auto import tqdm
+        bar = range(episodes)
+        if progress:
+            from tqdm.auto import tqdm
 
-        bar = tqdm(range(episodes), desc=f"KANQAS {self.q_network}", disable=not progress)
+            bar = tqdm(bar, desc=f"KANQAS {self.q_network}")
         for _ in bar:
             result = self.run_episode()
             self.episode += 1
@@ -196,7 +203,8 @@ class DDQNAgent:
                 self.history[k].append(result[k])
             self.history["epsilon"].append(self.epsilon)
             self.history["threshold"].append(self.env.threshold)
-            bar.set_postfix(success=f"{np.mean(self.history['success'][-100:]):.2f}", eps=f"{self.epsilon:.2f}")
+            if progress:
+                bar.set_postfix(success=f"{np.mean(self.history['success'][-100:]):.2f}", eps=f"{self.epsilon:.2f}")
             if checkpoint is not None and self.episode % checkpoint_every == 0:
                 self.save(checkpoint)
         if checkpoint is not None:

@@ -148,9 +148,7 @@ class CircuitEnv(gym.Env):
                 reward = float(np.clip((previous - self.energy) / gap, -1.0, 1.0))
         else:
             if not illegal:
-                name, qubits = self.actions[action]
-                self._state = apply_gate(self._state, name, qubits, noise=self.noise)
-                self.fidelity = self.task.score(self._state)
+                self.fidelity = self._advance(*self.actions[action])
             success = self.fidelity >= self.threshold
             reward = 50.0 * self.fidelity if success else self.fidelity
         terminated = bool(success or last)
@@ -172,6 +170,11 @@ class CircuitEnv(gym.Env):
         if self._last_action is not None:
             mask[self._last_action] = 0
         return mask
+
+    def _advance(self, name: str, qubits: tuple[int, ...]) -> float:
+        """Apply the new gate to the kept state (one gate per step); returns the fidelity."""
+        self._state = apply_gate(self._state, name, qubits, noise=self.noise)
+        return self.task.score(self._state)
 
     @property
     def error(self) -> float:
