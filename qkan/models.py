@@ -188,7 +188,7 @@ class QKAN(nn.Module):
             else:
                 value = closure()
                 opt.step()
-            value = float(value)
+            value = float(value.detach())
             if not math.isfinite(value):
                 raise FloatingPointError(f"the training loss became {value} at step {step}; try a smaller `lr`")
             if step % log == 0 or step == steps:

@@ -1,0 +1,317 @@
+"""Built-in datasets in pykan's dict convention: function fitting, Feynman equations,
+generated classification sets and CSV files.
+
+Every loader returns ``{"train_input": (N, I), "train_label": (N, O), "test_input": (M, I),
+"test_label": (M, O)}``; classification labels are integer class indices of shape (N,).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+__all__ = ["function_dataset", "feynman", "FEYNMAN", "demo_function", "classification_dataset", "load_csv"]
+
+Ranges = tuple[float, float] | list
+
+
+def demo_function(x: torch.Tensor) -> torch.Tensor:
+    """The demo target f(x, y) = exp(sin(pi x) + y^2): (N, 2) -> (N, 1)."""
+    return torch.exp(torch.sin(math.pi * x[:, :1]) + x[:, 1:2] ** 2)
+
+
+def _check_count(arg: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{arg}` must be an int >= 1; got {value!r}")
+
+
+def _ranges(ranges, n_var: int) -> torch.Tensor:
+    """(lo, hi) or a list of n_var pairs -> (n_var, 2) float64."""
+    r = torch.as_tensor(ranges, dtype=torch.float64)
+    if r.shape == (2,):
+        r = r.expand(n_var, 2)
+    if r.shape != (n_var, 2) or not bool((r[:, 0] < r[:, 1]).all()):
+        raise ValueError(f"`ranges` must be (lo, hi) or {n_var} pairs (lo, hi) with lo < hi; got {ranges!r}")
+    return r
+
+
+def _as_labels(y: torch.Tensor, n: int, arg: str) -> torch.Tensor:
+    y = torch.as_tensor(y)
+    if y.dim() == 1:
+        y = y[:, None]
+    if y.dim() != 2 or y.shape[0] != n:
+        raise ValueError(f"`{arg}` must return (N,) or (N, O) values for N = {n} samples; got shape {tuple(y.shape)}")
+    return y
+
+
+def function_dataset(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    n_var: int = 2,
+    ranges: Ranges = (-1, 1),
+    train_num: int = 1000,
+    test_num: int = 1000,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> dict:
+    """Samples of a function on a box, uniformly at random (seeded).
+
+    Args:
+        f: (N, n_var) float64 tensor -> (N,) or (N, O) values.
+        n_var: number of input variables.
+        ranges: (lo, hi) for every variable or a list of n_var pairs.
+        train_num, test_num: samples per split.
+        seed: seed of the sampler (same seed, same data).
+        device, dtype: of the returned tensors (default dtype: torch's default).
+
+    Returns:
+        dict with train_input (train_num, n_var), train_label (train_num, O) and the test pair.
+
+    Example:
+        >>> data = function_dataset(lambda x: x[:, 0] * x[:, 1], n_var=2, train_num=10, test_num=5)
+        >>> data["train_input"].shape, data["test_label"].shape
+        (torch.Size([10, 2]), torch.Size([5, 1]))
+    """
+    if not callable(f):
+        raise ValueError(f"`f` must be a callable on (N, n_var) tensors; got {f!r}")
+    _check_count("n_var", n_var)
+    _check_count("train_num", train_num)
+    _check_count("test_num", test_num)
+    r = _ranges(ranges, n_var)
+    dtype = dtype or torch.get_default_dtype()
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    for split, num in (("train", train_num), ("test", test_num)):
+        x = r[:, 0] + (r[:, 1] - r[:, 0]) * torch.rand(num, n_var, generator=gen, dtype=torch.float64)
+        with torch.no_grad():
+            y = _as_labels(f(x), num, "f")
+        out[f"{split}_input"] = x.to(device=device, dtype=dtype)
+        out[f"{split}_label"] = y.to(device=device, dtype=dtype)
+    return out
+
+
+def _feynman_table() -> dict:
+    """Equations of the AI Feynman benchmark (Udrescu & Tegmark 2020): name -> (formula,
+    variables, ranges, function of a dict of float64 columns)."""
+    pi, sqrt, exp, sin, cos = math.pi, torch.sqrt, torch.exp, torch.sin, torch.cos
+    r15 = (1.0, 5.0)
+    eqs = [
+        ("I.6.2a", "exp(-theta^2/2)/sqrt(2 pi)", {"theta": (1, 3)}, lambda v: exp(-v["theta"] ** 2 / 2) / math.sqrt(2 * pi)),
+        ("I.6.2", "exp(-(theta/sigma)^2/2)/(sqrt(2 pi) sigma)", {"sigma": (1, 3), "theta": (1, 3)},
+         lambda v: exp(-((v["theta"] / v["sigma"]) ** 2) / 2) / (math.sqrt(2 * pi) * v["sigma"])),
+        ("I.8.14", "sqrt((x2-x1)^2+(y2-y1)^2)", {"x1": r15, "x2": r15, "y1": r15, "y2": r15},
+         lambda v: sqrt((v["x2"] - v["x1"]) ** 2 + (v["y2"] - v["y1"]) ** 2)),
+        ("I.10.7", "m0/sqrt(1-v^2/c^2)", {"m0": r15, "v": (1, 2), "c": (3, 10)},
+         lambda v: v["m0"] / sqrt(1 - v["v"] ** 2 / v["c"] ** 2)),
+        ("I.11.19", "x1 y1+x2 y2+x3 y3", {k: r15 for k in ("x1", "x2", "x3", "y1", "y2", "y3")},
+         lambda v: v["x1"] * v["y1"] + v["x2"] * v["y2"] + v["x3"] * v["y3"]),
+        ("I.12.1", "mu Nn", {"mu": r15, "Nn": r15}, lambda v: v["mu"] * v["Nn"]),
+        ("I.12.2", "q1 q2/(4 pi epsilon r^2)", {"q1": r15, "q2": r15, "epsilon": r15, "r": r15},
+         lambda v: v["q1"] * v["q2"] / (4 * pi * v["epsilon"] * v["r"] ** 2)),
+        ("I.12.4", "q1/(4 pi epsilon r^2)", {"q1": r15, "epsilon": r15, "r": r15},
+         lambda v: v["q1"] / (4 * pi * v["epsilon"] * v["r"] ** 2)),
+        ("I.12.5", "q2 Ef", {"q2": r15, "Ef": r15}, lambda v: v["q2"] * v["Ef"]),
+        ("I.12.11", "q (Ef+B v sin(theta))", {"q": r15, "Ef": r15, "B": r15, "v": r15, "theta": r15},
+         lambda v: v["q"] * (v["Ef"] + v["B"] * v["v"] * sin(v["theta"]))),
+        ("I.13.4", "m (v^2+u^2+w^2)/2", {"m": r15, "v": r15, "u": r15, "w": r15},
+         lambda v: v["m"] * (v["v"] ** 2 + v["u"] ** 2 + v["w"] ** 2) / 2),
+        ("I.14.3", "m g z", {"m": r15, "g": r15, "z": r15}, lambda v: v["m"] * v["g"] * v["z"]),
+        ("I.14.4", "k_spring x^2/2", {"k_spring": r15, "x": r15}, lambda v: v["k_spring"] * v["x"] ** 2 / 2),
+        ("I.16.6", "(u+v)/(1+u v/c^2)", {"c": r15, "v": r15, "u": r15},
+         lambda v: (v["u"] + v["v"]) / (1 + v["u"] * v["v"] / v["c"] ** 2)),
+        ("I.18.4", "(m1 r1+m2 r2)/(m1+m2)", {"m1": r15, "m2": r15, "r1": r15, "r2": r15},
+         lambda v: (v["m1"] * v["r1"] + v["m2"] * v["r2"]) / (v["m1"] + v["m2"])),
+        ("I.18.12", "r F sin(theta)", {"r": r15, "F": r15, "theta": (0, 5)}, lambda v: v["r"] * v["F"] * sin(v["theta"])),
+        ("I.25.13", "q/C", {"q": r15, "C": r15}, lambda v: v["q"] / v["C"]),
+        ("I.26.2", "arcsin(n sin(theta2))", {"n": (0, 1), "theta2": r15}, lambda v: torch.arcsin(v["n"] * sin(v["theta2"]))),
+        ("I.27.6", "1/(1/d1+n/d2)", {"d1": r15, "d2": r15, "n": r15}, lambda v: 1 / (1 / v["d1"] + v["n"] / v["d2"])),
+        ("I.29.4", "omega/c", {"omega": (1, 10), "c": (1, 10)}, lambda v: v["omega"] / v["c"]),
+        ("I.29.16", "sqrt(x1^2+x2^2-2 x1 x2 cos(theta1-theta2))", {"x1": r15, "x2": r15, "theta1": r15, "theta2": r15},
+         lambda v: sqrt(v["x1"] ** 2 + v["x2"] ** 2 - 2 * v["x1"] * v["x2"] * cos(v["theta1"] - v["theta2"]))),
+        ("I.30.3", "Int_0 sin(n theta/2)^2/sin(theta/2)^2", {"Int_0": r15, "theta": r15, "n": r15},
+         lambda v: v["Int_0"] * sin(v["n"] * v["theta"] / 2) ** 2 / sin(v["theta"] / 2) ** 2),
+        ("I.34.8", "q v B/p", {"q": r15, "v": r15, "B": r15, "p": r15}, lambda v: v["q"] * v["v"] * v["B"] / v["p"]),
+        ("I.37.4", "I1+I2+2 sqrt(I1 I2) cos(delta)", {"I1": r15, "I2": r15, "delta": r15},
+         lambda v: v["I1"] + v["I2"] + 2 * sqrt(v["I1"] * v["I2"]) * cos(v["delta"])),
+        ("I.39.22", "n kb T/V", {"n": r15, "T": r15, "V": r15, "kb": r15}, lambda v: v["n"] * v["kb"] * v["T"] / v["V"]),
+        ("I.43.31", "mob kb T", {"mob": r15, "T": r15, "kb": r15}, lambda v: v["mob"] * v["kb"] * v["T"]),
+        ("I.47.23", "sqrt(gamma pr/rho)", {"gamma": r15, "pr": r15, "rho": r15}, lambda v: sqrt(v["gamma"] * v["pr"] / v["rho"])),
+        ("I.50.26", "x1 (cos(omega t)+alpha cos(omega t)^2)", {"x1": (1, 3), "omega": (1, 3), "t": (1, 3), "alpha": (1, 3)},
+         lambda v: v["x1"] * (cos(v["omega"] * v["t"]) + v["alpha"] * cos(v["omega"] * v["t"]) ** 2)),
+        ("II.3.24", "Pwr/(4 pi r^2)", {"Pwr": r15, "r": r15}, lambda v: v["Pwr"] / (4 * pi * v["r"] ** 2)),
+        ("II.8.31", "epsilon Ef^2/2", {"epsilon": r15, "Ef": r15}, lambda v: v["epsilon"] * v["Ef"] ** 2 / 2),
+        ("II.38.14", "Y/(2 (1+sigma))", {"Y": r15, "sigma": r15}, lambda v: v["Y"] / (2 * (1 + v["sigma"]))),
+        ("III.17.37", "beta (1+alpha cos(theta))", {"beta": r15, "alpha": r15, "theta": r15},
+         lambda v: v["beta"] * (1 + v["alpha"] * cos(v["theta"]))),
+    ]
+    return {name: (formula, list(ranges), [tuple(map(float, r)) for r in ranges.values()], fn) for name, formula, ranges, fn in eqs}
+
+
+#: name -> (formula, variable names, ranges per variable, function of a dict of columns)
+FEYNMAN: dict = _feynman_table()
+
+
+def feynman(
+    name_or_index: str | int,
+    train_num: int = 1000,
+    test_num: int = 1000,
+    seed: int = 0,
+    normalize: bool = False,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> dict:
+    """Samples of an equation of the AI Feynman benchmark on its published variable ranges.
+
+    Args:
+        name_or_index: e.g. "I.12.11", or an index into ``list(FEYNMAN)``.
+        train_num, test_num, seed, device, dtype: as in :func:`function_dataset`.
+        normalize: map every input linearly from its range onto [-1, 1] (the DARUAN's natural
+            domain); labels are left as they are.
+
+    Returns:
+        the dataset dict, plus "variables" (names) and "formula" (a string).
+    """
+    names = list(FEYNMAN)
+    if isinstance(name_or_index, int) and not isinstance(name_or_index, bool):
+        if not 0 <= name_or_index < len(names):
+            raise ValueError(f"`name_or_index` must be in [0, {len(names)}) or one of {names}; got {name_or_index}")
+        name_or_index = names[name_or_index]
+    if name_or_index not in FEYNMAN:
+        raise ValueError(f"`name_or_index` must be one of {names} or an index; got {name_or_index!r}")
+    formula, variables, ranges, fn = FEYNMAN[name_or_index]
+    r = torch.tensor(ranges, dtype=torch.float64)  # (n_var, 2)
+
+    def f(x: torch.Tensor) -> torch.Tensor:  # x in the normalised or physical box
+        phys = r[:, 0] + (x + 1) / 2 * (r[:, 1] - r[:, 0]) if normalize else x
+        return fn({k: phys[:, i] for i, k in enumerate(variables)})
+
+    box = (-1.0, 1.0) if normalize else ranges
+    data = function_dataset(f, len(variables), box, train_num, test_num, seed, device, dtype)
+    data["variables"], data["formula"] = variables, formula
+    return data
+
+
+def classification_dataset(
+    kind: str = "moons",
+    train_num: int = 1000,
+    test_num: int = 1000,
+    noise: float = 0.1,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> dict:
+    """A generated two-class set in [-1, 1]^2 (no download).
+
+    Args:
+        kind: "moons" (two interleaved half circles) | "spirals" (two interleaved spirals).
+        noise: standard deviation of the Gaussian noise added to the points.
+
+    Returns:
+        dataset dict: inputs (N, 2) in dtype, labels (N,) int64 class indices 0/1.
+    """
+    if kind not in ("moons", "spirals"):
+        raise ValueError(f"`kind` must be 'moons' or 'spirals'; got {kind!r}")
+    _check_count("train_num", train_num)
+    _check_count("test_num", test_num)
+    if not isinstance(noise, (int, float)) or noise < 0:
+        raise ValueError(f"`noise` must be a number >= 0; got {noise!r}")
+    gen = torch.Generator().manual_seed(seed)
+    dtype = dtype or torch.get_default_dtype()
+    out = {}
+    for split, num in (("train", train_num), ("test", test_num)):
+        label = torch.randint(0, 2, (num,), generator=gen)
+        t = torch.rand(num, generator=gen, dtype=torch.float64)
+        if kind == "moons":  # upper arc centred at (-0.5, -0.25), lower arc at (0.5, 0.25), scaled
+            a = math.pi * t
+            sign = 1 - 2 * label.double()
+            pts = torch.stack([torch.cos(a) * sign - 0.5 * sign, torch.sin(a) * sign - 0.25 * sign], dim=1) * 0.6
+        else:  # radius grows with the angle; class 1 is class 0 turned by pi
+            a = 3 * math.pi * t + math.pi * label.double()
+            rad = 0.9 * t + 0.05
+            pts = torch.stack([rad * torch.cos(a), rad * torch.sin(a)], dim=1)
+        pts = pts + noise * torch.randn(num, 2, generator=gen, dtype=torch.float64)
+        out[f"{split}_input"] = pts.to(device=device, dtype=dtype)
+        out[f"{split}_label"] = label.to(device=device)
+    return out
+
+
+def load_csv(
+    path: str | Path,
+    target: int | str = -1,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> dict:
+    """A numeric CSV file as a regression dataset, split at random into train and test.
+
+    The first row is a header when any of its cells is not a number.
+
+    Args:
+        path: the CSV file (comma separated, one sample per row).
+        target: the label column: an index (negative counts from the end) or a header name.
+        test_fraction: share of rows in the test split, in (0, 1).
+
+    Returns:
+        dataset dict plus "columns": the input column names (or "x1".."xn").
+    """
+    path = Path(path)
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"`test_fraction` must be in (0, 1); got {test_fraction!r}")
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = [row for row in csv.reader(fh) if row and any(cell.strip() for cell in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(f"cannot read CSV file {str(path)!r}: {err}") from None
+    if not rows:
+        raise ValueError(f"CSV file {str(path)!r} is empty")
+    header = None
+    if any(not _is_number(cell) for cell in rows[0]):
+        header, rows = [c.strip() for c in rows[0]], rows[1:]
+    width = len(header) if header else len(rows[0]) if rows else 0
+    if width < 2:
+        raise ValueError(f"CSV file {str(path)!r} needs at least 2 columns (inputs and a label); got {width}")
+    values = []
+    for line, row in enumerate(rows, start=2 if header else 1):
+        if len(row) != width:
+            raise ValueError(f"CSV file {str(path)!r}, line {line}: expected {width} columns; got {len(row)}")
+        try:
+            values.append([float(cell) for cell in row])
+        except ValueError:
+            raise ValueError(f"CSV file {str(path)!r}, line {line}: non-numeric value in {row}") from None
+    if len(values) < 2:
+        raise ValueError(f"CSV file {str(path)!r} needs at least 2 data rows; got {len(values)}")
+    columns = header or [f"x{i + 1}" for i in range(width)]
+    if isinstance(target, str):
+        if target not in columns:
+            raise ValueError(f"`target` {target!r} is not a column of {str(path)!r}; columns are {columns}")
+        target = columns.index(target)
+    if isinstance(target, bool) or not isinstance(target, int) or not -width <= target < width:
+        raise ValueError(f"`target` must be a column name or an index in [-{width}, {width}); got {target!r}")
+    target %= width
+    table = torch.tensor(values, dtype=torch.float64)  # (rows, width)
+    if not torch.isfinite(table).all():
+        raise ValueError(f"CSV file {str(path)!r} contains NaN or infinite values")
+    keep = [i for i in range(width) if i != target]
+    perm = torch.randperm(len(table), generator=torch.Generator().manual_seed(seed))
+    n_test = min(max(1, round(test_fraction * len(table))), len(table) - 1)
+    test, train = perm[:n_test], perm[n_test:]
+    dtype = dtype or torch.get_default_dtype()
+    out = {}
+    for split, idx in (("train", train), ("test", test)):
+        out[f"{split}_input"] = table[idx][:, keep].to(device=device, dtype=dtype)
+        out[f"{split}_label"] = table[idx][:, target : target + 1].to(device=device, dtype=dtype)
+    out["columns"] = [columns[i] for i in keep]
+    return out
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
