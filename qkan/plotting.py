@@ -82,6 +82,7 @@ def plot_model(model: nn.Module, path=None, x: torch.Tensor | None = None, *, n_
             lo, hi = x.min(0).values, x.max(0).values  # (I,)
             t = torch.linspace(0, 1, n_points, dtype=x.dtype, device=x.device)[:, None]  # (G, 1)
             curves = edge_activations(layer, lo + (hi - lo) * t).cpu().double()  # (G, O, I)
+            tx = t[:, 0].cpu().double().numpy() - 0.5  # (G,) curve abscissa in box widths
             top = score.max().item()
             box_w = min(0.8 / (O * I), 0.12)
             for i in range(I):
@@ -97,8 +98,7 @@ def plot_model(model: nn.Module, path=None, x: torch.Tensor | None = None, *, n_
                     c = curves[:, j, i]
                     span = (c.max() - c.min()).item() or 1.0
                     cy = ey + 0.8 * _BOX_HEIGHT * ((c - c.min()) / span - 0.5)
-                    cx = ex + 0.8 * box_w * (t[:, 0].cpu().double() - 0.5)
-                    ax.plot(cx.numpy(), cy.numpy(), color="tab:purple", lw=1.0, alpha=alpha, gid=f"curve-{l}-{j}-{i}")
+                    ax.plot(ex + 0.8 * box_w * tx, cy.numpy(), color="tab:purple", lw=1.0, alpha=alpha, gid=f"curve-{l}-{j}-{i}")
             x = layer(x)  # (N, O): the next layer's inputs
     for l, row in enumerate(node_x):
         ax.scatter(row, [l] * len(row), s=60, color="black", zorder=3)
