@@ -20,7 +20,7 @@ from qkan.simulators.gates import encoding_frame, z_observable
 __all__ = ["su2_edges", "SU2Evaluator"]
 
 #: elements (samples x edges) per chunk: keeps each pass inside the CPU caches
-CHUNK_ELEMENTS = 1 << 16
+CHUNK_ELEMENTS = 1 << 18
 
 
 def su2_edges(
@@ -42,22 +42,43 @@ def su2_edges(
     Returns:
         (N, O'', I) edge values, O'' = O' broadcast against the encoding's first dim.
     """
+    return _run(*_compile(ansatz, theta, reps, measure), x, enc_weight, enc_bias, ansatz.arccos, measure)
+
+
+def _compile(ansatz: Ansatz, theta: torch.Tensor, reps: int, measure: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Batch-independent part: (psi0 (2, *edge), V (R-1, 2, 2, *edge), M (2, 2, *edge)).
+
+    M is the observable F^dag Z F for measure "z", else the final gates F.
+    """
     psi0, V, Fw = encoding_frame(ansatz, theta, reps)  # data rotations become diag(1, e^{i angle})
+    return psi0, V, z_observable(Fw) if measure == "z" else Fw
+
+
+def _run(
+    psi0: torch.Tensor,
+    V: torch.Tensor,
+    M: torch.Tensor,
+    x: torch.Tensor,
+    enc_weight: torch.Tensor | None,
+    enc_bias: torch.Tensor | None,
+    arccos: bool,
+    measure: str,
+) -> torch.Tensor:
+    """Per-sample part: x (N, I) -> (N, O'', I)."""
     a, b = psi0  # (O', I') each
     xs = x.unsqueeze(1)  # (N, 1, I)
-    for l in range(reps):
+    for l in range(V.shape[0] + 1):
         if l:
             Vl = V[l - 1]
             a, b = Vl[0, 0] * a + Vl[0, 1] * b, Vl[1, 0] * a + Vl[1, 1] * b
         phi = xs if enc_weight is None else enc_weight[..., l] * xs + enc_bias[..., l]  # (N, O'', I)
-        if ansatz.arccos:  # e^{i arccos(phi)} = phi + i sqrt(1 - phi^2)
+        if arccos:  # e^{i arccos(phi)} = phi + i sqrt(1 - phi^2)
             b = b * torch.complex(phi, torch.sqrt(1 - phi * phi))
         else:
-            b = b * torch.polar(torch.ones_like(phi), phi)
-    if measure == "z":
-        Q = z_observable(Fw)  # (2, 2, O', I') Hermitian
-        return Q[0, 0].real * (a.real**2 + a.imag**2) + Q[1, 1].real * (b.real**2 + b.imag**2) + 2 * (Q[0, 1] * a.conj() * b).real
-    a, b = Fw[0, 0] * a + Fw[0, 1] * b, Fw[1, 0] * a + Fw[1, 1] * b
+            b = b * torch.complex(torch.cos(phi), torch.sin(phi))
+    if measure == "z":  # psi^dag M psi with M Hermitian
+        return M[0, 0].real * (a.real**2 + a.imag**2) + M[1, 1].real * (b.real**2 + b.imag**2) + 2 * (M[0, 1] * a.conj() * b).real
+    a, b = M[0, 0] * a + M[0, 1] * b, M[1, 0] * a + M[1, 1] * b
     return a.abs() - b.abs()
 
 
@@ -76,15 +97,21 @@ class SU2Evaluator:
         f = su2_edges(layer.ansatz, layer.theta, x, layer.reps, *layer.encoding_parameters(), layer.measure)
         return f.expand(x.shape[0], layer.out_dim, layer.in_dim)
 
-    def _chunk(self, layer, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        """(n, I) -> (n, O): sum_i scale_ji f_ji(x_i) for one chunk of samples."""
-        return torch.einsum("noi,oi->no", self.edge_outputs(layer, x), scale)
-
     def forward(self, layer, x: torch.Tensor) -> torch.Tensor:
         """(N, I) -> (N, O): the layer formula, chunked over N with checkpointing."""
-        scale, const = layer.edge_weights()
+        scale, const = layer.edge_weights()  # (O, I), (O,)
+        compiled = _compile(layer.ansatz, layer.theta, layer.reps, layer.measure)
+        w, b = layer.encoding_parameters()
+
+        def chunk(xc: torch.Tensor, *tensors: torch.Tensor) -> torch.Tensor:  # (n, I) -> (n, O)
+            *compiled_c, w_c, b_c, scale_c = tensors
+            f = _run(*compiled_c, xc, w_c, b_c, layer.ansatz.arccos, layer.measure)  # (n, O'', I)
+            return (f * scale_c).sum(-1)
+
+        tensors = (*compiled, w, b, scale)
         step = max(1, CHUNK_ELEMENTS // (layer.out_dim * layer.in_dim))
         if x.shape[0] <= step:
-            return self._chunk(layer, x, scale) + const + layer.base_term(x)
-        chunks = [checkpoint(self._chunk, layer, xc, scale, use_reentrant=False) for xc in x.split(step)]
-        return torch.cat(chunks) + const + layer.base_term(x)
+            y = chunk(x, *tensors)
+        else:
+            y = torch.cat([checkpoint(chunk, xc, *tensors, use_reentrant=False) for xc in x.split(step)])
+        return y + const + layer.base_term(x)
