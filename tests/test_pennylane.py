@@ -304,6 +304,23 @@ def test_evaluator_option_errors(options, match):
         _layer().set_evaluator("pennylane", **options)
 
 
+def test_seed_rejected_where_the_device_would_ignore_it():
+    pytest.importorskip("pennylane_qiskit")
+    with pytest.raises(ValueError, match="`seed` is not an option of device"):
+        _layer().set_evaluator("pennylane", device="qiskit.aer", shots=10, seed=1)
+
+
+def test_merged_rotations_shorten_the_evaluated_circuit():
+    from qkan.circuits.ansatz import get_ansatz
+    from qkan.circuits.pennylane import gate_sequence
+
+    pz = get_ansatz("pz")
+    assert len(gate_sequence(pz, 3)) == 12 and len(gate_sequence(pz, 3, merge=True)) == 9
+    assert gate_sequence(pz, 3, merge=True)[3] == ("RZ", (("phi", 0), ("theta", 1, 0)))
+    for name in ("rpz", "px", "real", "mix"):  # no two adjacent rotations share an axis
+        assert gate_sequence(get_ansatz(name), 3, merge=True) == gate_sequence(get_ansatz(name), 3)
+
+
 def test_device_object_rejects_name_only_options():
     dev = qml.device("default.qubit", wires=1)
     with pytest.raises(ValueError, match="apply to devices created by name"):

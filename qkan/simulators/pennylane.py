@@ -21,6 +21,7 @@ same single batch; PennyLane splits it into one tape per element inside its pipe
 
 from __future__ import annotations
 
+import inspect
 import math
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
@@ -95,7 +96,8 @@ class PennyLaneEvaluator:
         diff_method: "best" (PennyLane's choice for the device and shots) | "backprop"
             | "adjoint" | "parameter-shift" | "finite-diff" | None (no gradients).
         shots: None (exact expectation values) or the number of shots per circuit.
-        seed: seed of a device created by name (reproducible shots).
+        seed: seed of a device created by name that takes one (default.qubit, lightning.qubit);
+            plugin devices take their own option (pennylane-qiskit: seed_simulator=...).
         **device_options: extra options for qml.device when `device` is a name (e.g.
             backend=FakeManilaV2() for "qiskit.remote").
 
@@ -125,6 +127,11 @@ class PennyLaneEvaluator:
             device_options["seed"] = seed
         self._qml = qml
         self.device = make_device(device, **device_options)
+        if seed is not None and "seed" not in inspect.signature(type(self.device)).parameters:
+            raise ValueError(
+                f"`seed` is not an option of device {self.device.name!r} (it would be ignored); "
+                "pass that device's own option instead (pennylane-qiskit: seed_simulator=...)"
+            )
         self.shots, self.seed = shots, seed
         self._wire = device_wire(self.device)
         if diff_method == "best":
