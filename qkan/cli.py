@@ -1,0 +1,258 @@
+"""The ``qkan`` command (also ``python -m qkan``): fit, search, bench.
+
+    qkan fit                      train the demo QKAN [2, 5, 1] on exp(sin(pi x) + y^2) with an
+                                  extension stage; print a metrics table; save a checkpoint and a plot
+    qkan fit --data I.12.11       a Feynman equation (inputs mapped to [-1, 1])
+    qkan fit --data table.csv     a CSV file (label: last column, or --target)
+    qkan search ...               quantum architecture search (qkan.kanqas)
+    qkan bench [names] [--quick]  run the scripts in the repository's benchmarks/ folder
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+#: the demo recipe: stage 1 at DEMO_REPS, then extension to DEMO_EXTEND_REPS
+DEMO_REPS, DEMO_STEPS, DEMO_EXTEND_REPS, DEMO_EXTEND_STEPS = 2, 20, 5, 20
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line (``prog: error: message``) with exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _width(text: str) -> list[int]:
+    try:
+        width = [int(w) for w in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated ints like 2,5,1; got {text!r}") from None
+    if len(width) < 2 or min(width) < 1:
+        raise argparse.ArgumentTypeError(f"must list at least two sizes >= 1 like 2,5,1; got {text!r}")
+    return width
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an int >= 0; got {text!r}")
+    return value
+
+
+def _pos_int(text: str) -> int:
+    value = _nonneg_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1; got {text!r}")
+    return value
+
+
+def _add_fit_parser(sub) -> None:
+    p = sub.add_parser("fit", help="train a QKAN and save a checkpoint and a plot", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="demo", help="'demo', a Feynman equation name (e.g. I.12.11) or a CSV path")
+    p.add_argument("--target", default="-1", help="CSV label column: index or header name (default: last)")
+    p.add_argument("--width", type=_width, default=None, help="layer widths, e.g. 2,5,1 (default: inputs,5,outputs)")
+    p.add_argument("--reps", type=_pos_int, default=DEMO_REPS, help=f"DARUAN repetitions of stage 1 (default {DEMO_REPS})")
+    p.add_argument("--steps", type=_pos_int, default=DEMO_STEPS, help=f"optimizer steps of stage 1 (default {DEMO_STEPS})")
+    p.add_argument("--extend-reps", type=_nonneg_int, default=DEMO_EXTEND_REPS,
+                   help=f"extend to this many reps for stage 2; 0 skips it (default {DEMO_EXTEND_REPS})")
+    p.add_argument("--extend-steps", type=_pos_int, default=DEMO_EXTEND_STEPS, help=f"steps of stage 2 (default {DEMO_EXTEND_STEPS})")
+    p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs", help="optimizer of every stage")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 1 for lbfgs, 0.01 for adam)")
+    p.add_argument("--ansatz", default="pz", help="pz | rpz | px | real | mix")
+    p.add_argument("--encoding", default="fixed", help="fixed | edge | input")
+    p.add_argument("--evaluator", default="auto", help="auto | fourier | su2 | pennylane | qiskit")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--train-num", type=_pos_int, default=1000, help="training samples of generated data")
+    p.add_argument("--test-num", type=_pos_int, default=1000, help="test samples of generated data")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data and the initialisation")
+    p.add_argument("--out", default=None, help="output folder (default ./qkan-runs/<name>)")
+    p.add_argument("--name", default=None, help="run name (default: data name and a timestamp)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.set_defaults(func=_cmd_fit)
+
+
+def _add_bench_parser(sub) -> None:
+    p = sub.add_parser("bench", help="run the benchmarks/ scripts and print their tables")
+    p.add_argument("names", nargs="*", help="benchmark names (file stems); default: all")
+    p.add_argument("--quick", action="store_true", help="small runs (passes --quick to every script)")
+    p.set_defaults(func=_cmd_bench)
+
+
+def _add_search_parser(sub, argv: list[str]) -> None:
+    """Register `search`; KANQAS (and gymnasium) are imported only when it is the command."""
+    if argv[:1] == ["search"]:
+        try:
+            from qkan.kanqas.cli import add_parser
+        except ImportError as err:
+            p = sub.add_parser("search", help="quantum architecture search (KANQAS)")
+            p.set_defaults(func=lambda args: _fail(
+                f"qkan search: error: KANQAS is not available ({err}); try: pip install \"qkan[kanqas]\""))
+            return
+        add_parser(sub)
+    else:
+        p = sub.add_parser("search", help="quantum architecture search (KANQAS); see `qkan search -h`", add_help=False)
+        p.set_defaults(func=None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The `qkan` argument parser (argv decides whether KANQAS is imported)."""
+    parser = _Parser(prog="qkan", description="Quantum-classical Kolmogorov-Arnold networks.")
+    sub = parser.add_subparsers(dest="command", metavar="{fit,search,bench}", parser_class=_Parser)
+    _add_fit_parser(sub)
+    _add_search_parser(sub, list(argv or []))
+    _add_bench_parser(sub)
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `qkan`; returns the exit code (2 for bad flags and files)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+# ------------------------------------------------------------------------------------------- fit
+def _load_data(args) -> tuple[dict, str]:
+    from qkan import data as qdata
+
+    common = dict(train_num=args.train_num, test_num=args.test_num, seed=args.seed)
+    if args.data == "demo":
+        return qdata.function_dataset(qdata.demo_function, n_var=2, **common), "demo"
+    if args.data in qdata.FEYNMAN:
+        return qdata.feynman(args.data, normalize=True, **common), args.data
+    path = Path(args.data)
+    if path.suffix.lower() == ".csv" or path.exists():
+        target = int(args.target) if args.target.lstrip("-").isdigit() else args.target
+        return qdata.load_csv(path, target=target, seed=args.seed), path.stem
+    raise ValueError(f"`--data` must be 'demo', a Feynman equation (e.g. {next(iter(qdata.FEYNMAN))}) or a CSV file; got {args.data!r}")
+
+
+def _cmd_fit(args) -> int:
+    import torch
+
+    from qkan.models import QKAN
+
+    try:
+        data, data_name = _load_data(args)
+        dtype = getattr(torch, args.dtype)
+        n_in, n_out = data["train_input"].shape[1], data["train_label"].shape[1]
+        width = args.width or [n_in, 5, n_out]
+        if width[0] != n_in or width[-1] != n_out:
+            raise ValueError(f"`--width` must start with {n_in} inputs and end with {n_out} outputs for this data; got {width}")
+        if args.extend_reps and args.extend_reps <= args.reps:
+            raise ValueError(f"`--extend-reps` must be 0 or greater than --reps ({args.reps}); got {args.extend_reps}")
+        model = QKAN(width, args.reps, ansatz=args.ansatz, encoding=args.encoding, seed=args.seed, dtype=dtype)
+        if args.evaluator != "auto":
+            model.set_evaluator(args.evaluator)
+        if args.extend_reps:
+            model.extend(args.extend_reps)  # refuses unsupported ansatz/encoding before any training
+        name = args.name or f"{data_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        out = Path(args.out) if args.out else Path("qkan-runs") / name
+        out.mkdir(parents=True, exist_ok=True)
+    except (ValueError, OSError) as err:
+        return _fail(f"qkan fit: error: {err}")
+
+    torch.manual_seed(args.seed)
+    stages = [("fit", args.reps, args.steps)]
+    if args.extend_reps:
+        stages.append(("extend", args.extend_reps, args.extend_steps))
+    rows, curve = [], []
+    start = time.perf_counter()
+    for stage, reps, steps in stages:
+        if stage == "extend":
+            model = model.extend(reps)
+            if args.evaluator != "auto":
+                model.set_evaluator(args.evaluator)
+        t0 = time.perf_counter()
+        history = model.fit(data, steps=steps, optimizer=args.optimizer, lr=args.lr, progress=not args.no_progress)
+        rows.append({"stage": stage, "reps": reps, "steps": steps, "optimizer": args.optimizer,
+                     "train_rmse": history["train_rmse"][-1], "test_rmse": history["test_rmse"][-1],
+                     "seconds": time.perf_counter() - t0})
+        curve += [(len(curve) + 1, tr, te) for tr, te in zip(history["train_rmse"], history["test_rmse"])]
+    total = time.perf_counter() - start
+
+    print(f"\nqkan fit: data={data_name} width={model.width} ansatz={args.ansatz} encoding={args.encoding} dtype={args.dtype}")
+    print(f"{'stage':<8}{'reps':>5}{'steps':>7}  {'optimizer':<10}{'train RMSE':>12}{'test RMSE':>12}{'time [s]':>10}")
+    for r in rows:
+        print(f"{r['stage']:<8}{r['reps']:>5}{r['steps']:>7}  {r['optimizer']:<10}{r['train_rmse']:>12.3e}{r['test_rmse']:>12.3e}{r['seconds']:>10.1f}")
+    model.save(out / "model.pt")
+    _plot_fit(model, data, curve, out / "fit.png")
+    summary = {"data": data_name, "width": model.width, "stages": rows, "seconds": total, "args": {
+        k: v for k, v in vars(args).items() if k != "func"}}
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+    print(f"total {total:.1f} s; wrote {out / 'model.pt'}, {out / 'fit.png'}, {out / 'metrics.json'}")
+    return 0
+
+
+def _plot_fit(model, data: dict, curve: list, path: Path) -> None:
+    """Predicted vs true labels on the test set, and the RMSE curve over all stages."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    with torch.no_grad():
+        pred = model(data["test_input"].to(model.layers[0].theta.dtype)).double().flatten().numpy()
+    true = data["test_label"].double().flatten().numpy()
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 4))
+    ax0.scatter(true, pred, s=4)
+    lo, hi = float(min(true.min(), pred.min())), float(max(true.max(), pred.max()))
+    ax0.plot([lo, hi], [lo, hi], "k--", lw=1)
+    ax0.set(xlabel="true", ylabel="QKAN", title="test set")
+    steps = [c[0] for c in curve]
+    ax1.semilogy(steps, [c[1] for c in curve], label="train")
+    ax1.semilogy(steps, [c[2] for c in curve], label="test")
+    ax1.set(xlabel="step (all stages)", ylabel="RMSE", title="training")
+    ax1.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------- bench
+def _benchmarks_dir() -> Path:
+    import qkan
+
+    return Path(qkan.__file__).resolve().parent.parent / "benchmarks"
+
+
+def _cmd_bench(args) -> int:
+    folder = _benchmarks_dir()
+    if not folder.is_dir():
+        return _fail(f"qkan bench: error: no benchmarks/ folder at {folder}; `qkan bench` runs from a source checkout of qkan")
+    available = sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_"))
+    unknown = [n for n in args.names if n not in available]
+    if unknown:
+        return _fail(f"qkan bench: error: unknown benchmark(s) {unknown}; available: {available}")
+    failed = []
+    for name in args.names or available:
+        cmd = [sys.executable, str(folder / f"{name}.py")] + (["--quick"] if args.quick else [])
+        print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
+        if subprocess.run(cmd, cwd=folder.parent).returncode != 0:
+            failed.append(name)
+    if failed:
+        print(f"qkan bench: failed: {failed}", file=sys.stderr)
+        return 1
+    return 0
