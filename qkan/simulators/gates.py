@@ -60,12 +60,13 @@ def matmul2(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
 def _product(gates: tuple, angles: torch.Tensor) -> torch.Tensor:
     """Product of a gate list (first acts first): angles (k, *batch) -> (2, 2, *batch)."""
     batch = angles.shape[1:]
-    out = torch.eye(2, dtype=complex_dtype(angles.dtype), device=angles.device).reshape(2, 2, *([1] * len(batch)))
-    out = out.expand(2, 2, *batch)
+    out = None
     for gate in gates:
         g = fixed_gate(gate.name, angles.dtype, angles.device) if gate.param is None else rotation(gate.name, angles[gate.param])
-        out = matmul2(g, out)
-    return out
+        out = g if out is None else matmul2(g, out)
+    if out is None:
+        out = torch.eye(2, dtype=complex_dtype(angles.dtype), device=angles.device)
+    return _as_batched(out, len(batch) + 2).expand(2, 2, *batch)
 
 
 def rep_unitaries(ansatz: Ansatz, theta: torch.Tensor, reps: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,10 +101,10 @@ class Frame(NamedTuple):
     F: torch.Tensor
 
 
-def _frame_change(encoding_gate: str, dtype: torch.dtype, device) -> torch.Tensor:
-    """W (2, 2) with P = W Z W^dag for the data rotation's Pauli P: I (RZ), H (RX), S H (RY)."""
+def _frame_change(encoding_gate: str, dtype: torch.dtype, device) -> torch.Tensor | None:
+    """W (2, 2) with P = W Z W^dag for the data rotation's Pauli P: None (RZ: W = I), H (RX), S H (RY)."""
     if encoding_gate == "RZ":
-        return torch.eye(2, dtype=complex_dtype(dtype), device=device)
+        return None
     H = fixed_gate("H", dtype, device)
     if encoding_gate == "RX":
         return H
@@ -114,11 +115,14 @@ def encoding_frame(ansatz: Ansatz, theta: torch.Tensor, reps: int) -> Frame:
     """The circuit of every edge in the data rotation's eigenframe: theta (*edge, n_slots, k) -> Frame."""
     V, F = rep_unitaries(ansatz, theta, reps)
     W = _frame_change(ansatz.encoding_gate, theta.dtype, theta.device)
-    Wd = W.mH
-    first = matmul2(Wd, V[:, :, 0])
+    if W is None:
+        first, inner = V[:, :, 0], V[:, :, 1:]
+    else:
+        first = matmul2(W.mH, V[:, :, 0])
+        inner = matmul2(matmul2(W.mH, V[:, :, 1:]), W)
+        F = matmul2(F, W)
     psi0 = (first[:, 0] + first[:, 1]) / math.sqrt(2)  # W^dag V_0 H|0>
-    inner = matmul2(matmul2(Wd, V[:, :, 1:]), W).movedim(2, 0).contiguous()
-    return Frame(psi0, inner, matmul2(F, W))
+    return Frame(psi0, inner.movedim(2, 0).contiguous(), F)
 
 
 def z_observable(F: torch.Tensor) -> torch.Tensor:
