@@ -58,16 +58,41 @@ def _terms(values: list[tuple[float, sympy.Expr]], tol: float) -> sympy.Expr:
     return sympy.Add(*(sympy.Float(v) * term for v, term in values if abs(v) >= tol and v != 0))
 
 
+def _edge_series(layer: QKANLayer, j: int, i: int) -> tuple[float, list, list, list]:
+    """(a_0, [a_k], [b_k], [Omega_k]) with f_ji(x) = a_0 + sum_k a_k cos(Omega_k x) + b_k sin(Omega_k x).
+
+    Fixed encoding: Omega_k = k (integers, from ``layer.fourier_coefficients()``). Per-input
+    encoding: Omega_m = sum_l m_l w_il over the frequency vectors m (qkan.simulators.fourier).
+    """
+    import sympy
+
+    if layer.encoding != "input":
+        coeffs = layer.fourier_coefficients()[j, i].detach().double().tolist()  # [a_0, a_1..a_R, b_1..b_R]
+        R = layer.reps
+        return coeffs[0], coeffs[1 : R + 1], coeffs[R + 1 :], [sympy.Integer(n) for n in range(1, R + 1)]
+    from qkan.simulators.fourier import FourierEvaluator, compile_coefficients, frequency_vectors
+
+    reason = FourierEvaluator().unsupported(layer)
+    if reason:
+        raise ValueError(f"this layer has no exact trigonometric formula: {reason}")
+    theta = layer.theta[min(j, layer.theta.shape[0] - 1), min(i, layer.theta.shape[1] - 1)].detach().double()
+    bias = layer.enc_bias[0, i].detach().double()  # (R,)
+    a0, a, b = compile_coefficients(layer.ansatz, theta, layer.reps, bias, multi=True)
+    freq = frequency_vectors(layer.reps).double() @ layer.enc_weight[0, i].detach().double()  # (K,)
+    return a0.item(), a.tolist(), b.tolist(), [sympy.Float(w) for w in freq.tolist()]
+
+
 def edge_formula(layer: QKANLayer, j: int, i: int, tol: float = 1e-8, x: sympy.Expr | None = None) -> sympy.Expr:
     """Exact contribution phi_ji(x) of edge (j, i) of a layer, coefficients below `tol` dropped.
 
     Args:
-        layer: a QKANLayer with a closed-form ansatz, encoding "fixed" and measure "z".
+        layer: a QKANLayer with a closed-form ansatz, encoding "fixed" or "input" and measure "z".
         j, i: output and input index of the edge.
         tol: coefficients (after multiplying by c) with absolute value below `tol` are dropped.
         x: the edge's input expression; default the symbol ``x``.
     Returns:
-        c (a_0 + d) + sum_n c a_n cos(n x) + c b_n sin(n x) + beta base(x), or 0 for a masked edge.
+        c (a_0 + d) + sum_n c a_n cos(n x) + c b_n sin(n x) + beta base(x), or 0 for a masked edge
+        (encoding "input": frequencies Omega_m = sum_l m_l w_l instead of n).
     """
     import sympy
 
@@ -78,12 +103,11 @@ def edge_formula(layer: QKANLayer, j: int, i: int, tol: float = 1e-8, x: sympy.E
     x = sympy.Symbol("x", real=True) if x is None else x
     if layer.mask[j, i].item() == 0:
         return sympy.Integer(0)
-    coeffs = layer.fourier_coefficients()[j, i].detach().double().tolist()  # [a_0, a_1..a_R, b_1..b_R]
+    a0, a, b, freq = _edge_series(layer, j, i)
     c = layer.post_weight[j, i].item()
-    R = layer.reps
-    values = [(c * (coeffs[0] + layer.post_bias[j, i].item()), sympy.Integer(1))]
-    values += [(c * coeffs[n], sympy.cos(n * x)) for n in range(1, R + 1)]
-    values += [(c * coeffs[R + n], sympy.sin(n * x)) for n in range(1, R + 1)]
+    values = [(c * (a0 + layer.post_bias[j, i].item()), sympy.Integer(1))]
+    values += [(c * an, sympy.cos(w * x)) for an, w in zip(a, freq)]
+    values += [(c * bn, sympy.sin(w * x)) for bn, w in zip(b, freq)]
     base = None if callable(layer.base) else base_formula(layer.base, x)
     if layer.base_weight is not None:
         if base is None:
@@ -119,7 +143,7 @@ def model_formulas(model: nn.Module, tol: float = 1e-8) -> list:
     rounding when ``tol`` drops nothing significant.
 
     Args:
-        model: a QKAN whose layers all have closed-form ansaetze with the fixed encoding.
+        model: a QKAN whose layers all have closed-form ansaetze, encoding "fixed" or "input".
         tol: coefficients with absolute value below `tol` are dropped.
     Returns:
         list of width[-1] sympy expressions.

@@ -25,12 +25,18 @@ def _lambdified(exprs, n):
         dict(ansatz="real", group="all", base="gelu"),
         dict(base="identity", group="output"),
         dict(base="relu"),
+        dict(encoding="input", group="output", reps=2),  # 4 frequencies per edge instead of 13
+        dict(ansatz="mix", encoding="input", bias=True, reps=2),
     ],
 )
 def test_model_formula_equals_model(options):
-    model = QKAN([2, 3, 2], reps=3, seed=1, dtype=torch.float64, **options)
+    options = {"reps": 3, **options}
+    model = QKAN([2, 3, 2], seed=1, dtype=torch.float64, **options)
     with torch.no_grad():
         for layer in model.layers:
+            if layer.enc_weight is not None:
+                layer.enc_weight.normal_()
+                layer.enc_bias.normal_()
             layer.post_bias.normal_()
             layer.post_weight.normal_()
             if layer.bias is not None:
@@ -104,6 +110,8 @@ def test_masked_edge_and_errors():
         model_formulas(QKAN([1, 1], reps=1, ansatz="px"))
     with pytest.raises(ValueError, match="fourier_coefficients"):
         model_formulas(QKAN([1, 1], reps=1, encoding="edge"))
+    with pytest.raises(ValueError, match="no exact trigonometric formula: per-input encodings compile"):
+        model_formulas(QKAN([1, 1], reps=6, encoding="input"))
     with pytest.raises(ValueError, match="custom callable `base`"):
         edge_formula(QKANLayer(1, 1, reps=1, base=torch.sin), 0, 0)
     with pytest.raises(ValueError, match="`base` must be one of"):
