@@ -4,6 +4,8 @@ With a closed-form ansatz and the fixed encoding every DARUAN is a trigonometric
 
     f_ji(x) = a_0 + sum_{n=1..R} a_n cos(n x) + b_n sin(n x)      (shared/design/daruan.md)
 
+(with trainable per-input encodings the frequencies are Omega_m = sum_l m_l w_l instead of n),
+
 so an edge's full contribution phi_ji(x) = m (c (f + d) + beta base(x)) and the whole model are
 exact closed-form expressions: no symbolic regression, no guessed primitives. Hidden layers are
 composed by substituting the previous layer's expressions for the inputs.
