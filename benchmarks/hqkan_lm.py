@@ -1,6 +1,6 @@
 """Character-level GPT with MLP vs HQKAN feed-forward blocks at a fixed token budget (CPU).
 
-    python benchmarks/hqkan_lm.py [--quick] [--tokens 400000] [--threads 2]
+    python benchmarks/hqkan_lm.py [--quick] [--tokens 600000] [--threads 1]
     python benchmarks/hqkan_lm.py --write-corpus      # regenerate qkan/_files/corpus.txt
 
 Every variant starts from the same seed and sees the same training windows; HQKAN variants are
@@ -147,8 +147,8 @@ def _step_times(models: dict, data: torch.Tensor, batch: int, steps: int, seed: 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny token budget (well under a minute)")
-    parser.add_argument("--tokens", type=int, default=400_000, help="training tokens per variant")
-    parser.add_argument("--d-model", type=int, default=64)
+    parser.add_argument("--tokens", type=int, default=600_000, help="training tokens per variant")
+    parser.add_argument("--d-model", type=int, default=128)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--context", type=int, default=64)
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reps", type=int, default=3, help="DARUAN repetitions in the HQKAN core")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--write-corpus", action="store_true", help="write qkan/_files/corpus.txt and exit")
     args = parser.parse_args(argv)
     if args.write_corpus:

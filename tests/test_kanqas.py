@@ -251,3 +251,38 @@ def test_cli_search_runs(capsys):
     assert "fidelity" in out and "cnots" in out and "q0: " in out
     with pytest.raises(SystemExit):
         parser.parse_args(["search", "--task", "h3"])
+
+
+def test_validation_messages():
+    from qkan.kanqas.tasks import molecule_hamiltonian
+
+    with pytest.raises(ValueError, match="`optimizer` must be one of"):
+        GroundState(np.eye(2), optimizer="adam")
+    with pytest.raises(ValueError, match="`maxiter` must be an int >= 1"):
+        GroundState(np.eye(2), maxiter=0)
+    with pytest.raises(ValueError, match="`hamiltonian` must be Hermitian"):
+        GroundState(np.array([[0.0, 1.0], [0.0, 0.0]]))
+    with pytest.raises(ValueError, match=r"`hamiltonian` must be a \(2\^n, 2\^n\) matrix"):
+        GroundState(np.eye(3))
+    with pytest.raises(ValueError, match="`initial` must be 'hf', 'zero' or 1 bits"):
+        GroundState(np.eye(2), initial=(0, 1))
+    with pytest.raises(ValueError, match="`name` must be one of"):
+        molecule_hamiltonian("h2o")
+    with pytest.raises(ValueError, match=r"`threshold` must be in \(0, 1\]"):
+        StatePrep("bell", threshold=1.5)
+    with pytest.raises(ValueError, match="`n_qubits` must be 2 for 'bell'"):
+        StatePrep("bell", n_qubits=3)
+    with pytest.raises(ValueError, match="`env` must be a CircuitEnv"):
+        DDQNAgent("bell")
+    with pytest.raises(ValueError, match="`batch_size` must be an int >= 1"):
+        DDQNAgent(CircuitEnv("bell"), batch_size=0)
+    with pytest.raises(ValueError, match=r"`eps_decay` must be in \(0, 1\]"):
+        DDQNAgent(CircuitEnv("bell"), eps_decay=1.5)
+    with pytest.raises(ValueError, match="`q_network` must be 'qkan', 'kan', 'mlp' or a torch module"):
+        DDQNAgent(CircuitEnv("bell"), q_network=3)
+    with pytest.raises(ValueError, match="`episodes` must be an int >= 0"):
+        DDQNAgent(CircuitEnv("bell"), q_network="mlp").train(-1)
+    with pytest.raises(ValueError, match="`start` must be >= `final` > 0"):
+        MovingThreshold(1e-4)
+    with pytest.raises(ValueError, match="`p2` must be a probability"):
+        Noise(0.1, -0.1)

@@ -110,37 +110,38 @@ def compile_coefficients(
 
 
 class _FourierFeatures(torch.autograd.Function):
-    """Phi = [cos(x_i Omega_ik), sin(x_i Omega_ik)]: x (N, I), freq (I, K) -> (N, I, 2K).
+    """Phi = [cos(Omega_ki x_i); sin(Omega_ki x_i)]: x (N, I), freq (K, I) -> (N, 2K, I).
 
-    Backward reads dPhi/dx from Phi itself, so only Phi and x are kept.
+    Inputs stay the innermost (contiguous) dimension, so every pass is a plain vector loop.
+    Backward reads dPhi/dx from Phi itself, so only Phi, x and freq are kept.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, freq: torch.Tensor) -> torch.Tensor:
-        angles = x.unsqueeze(-1) * freq  # (N, I, K)
-        K = freq.shape[-1]
-        phi = torch.empty(*angles.shape[:-1], 2 * K, dtype=x.dtype, device=x.device)
-        torch.cos(angles, out=phi[..., :K])
-        torch.sin(angles, out=phi[..., K:])
+        angles = x.unsqueeze(1) * freq  # (N, K, I)
+        K = freq.shape[0]
+        phi = torch.empty(x.shape[0], 2 * K, x.shape[1], dtype=x.dtype, device=x.device)
+        torch.cos(angles, out=phi[:, :K])
+        torch.sin(angles, out=phi[:, K:])
         ctx.save_for_backward(x, freq, phi)
         return phi
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x, freq, phi = ctx.saved_tensors
-        K = freq.shape[-1]
+        K = freq.shape[0]
         # d cos / d angle = -sin, d sin / d angle = cos
-        g_angle = grad[..., K:] * phi[..., :K] - grad[..., :K] * phi[..., K:]  # (N, I, K)
-        grad_x = (g_angle * freq).sum(-1) if ctx.needs_input_grad[0] else None
-        grad_freq = None
-        if ctx.needs_input_grad[1]:
-            grad_freq = torch.einsum("nik,ni->ik", g_angle, x).reshape(freq.shape)
+        g_angle = grad[:, K:] * phi[:, :K] - grad[:, :K] * phi[:, K:]  # (N, K, I)
+        grad_x = (g_angle * freq).sum(1) if ctx.needs_input_grad[0] else None
+        grad_freq = (g_angle * x.unsqueeze(1)).sum(0) if ctx.needs_input_grad[1] else None
         return grad_x, grad_freq
 
 
 def fourier_features(x: torch.Tensor, freq: torch.Tensor) -> torch.Tensor:
-    """Fourier feature map: x (N, I), freq (K,) or (I, K) -> (N, I, 2K) = [cos(x Omega), sin(x Omega)]."""
-    return _FourierFeatures.apply(x, freq.expand(x.shape[-1], freq.shape[-1]) if freq.dim() == 1 else freq)
+    """Fourier feature map: x (N, I), freq (K,) or (K, I) -> (N, 2K, I) = [cos(Omega x); sin(Omega x)]."""
+    if freq.dim() == 1:
+        freq = freq.unsqueeze(-1).expand(-1, x.shape[-1])
+    return _FourierFeatures.apply(x, freq)
 
 
 class FourierEvaluator:
@@ -161,32 +162,31 @@ class FourierEvaluator:
             return f"per-input encodings compile in O(4^R); reps={layer.reps} > {MAX_INPUT_REPS}"
         return None
 
-    def _compiled(self, layer) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(a0 (O, I), ab (O, I, 2K), freq (K,) or (I, K)) for the layer's parameters."""
+    def _compiled(self, layer) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(a0 (O, I), ab (O, 2K, I), freq (K,) or (K, I)) for the layer's parameters."""
         multi = layer.encoding == "input"
         bias = layer.enc_bias if multi else None
         a0, a, b = compile_coefficients(layer.ansatz, layer.theta, layer.reps, bias, multi)
         shape = (layer.out_dim, layer.in_dim)
-        a0 = a0.expand(shape)
-        ab = torch.cat([a, b], dim=-1).expand(*shape, -1)  # (O, I, 2K)
+        ab = torch.cat([a, b], dim=-1).expand(*shape, -1).movedim(-1, 1)  # (O, 2K, I)
         if multi:
             m = frequency_vectors(layer.reps).to(layer.theta)  # (K, R)
-            freq = layer.enc_weight[0] @ m.T  # (I, K)
+            freq = m @ layer.enc_weight[0].T  # (K, I): Omega_m for input i
         else:
             freq = torch.arange(1, layer.reps + 1, dtype=layer.theta.dtype, device=layer.theta.device)
-        return a0, ab, freq
+        return a0.expand(shape), ab, freq
 
     def edge_outputs(self, layer, x: torch.Tensor) -> torch.Tensor:
         """(N, I) -> (N, O, I): f_ji(x_i)."""
         a0, ab, freq = self._compiled(layer)
-        phi = fourier_features(x, freq)  # (N, I, 2K)
-        return torch.einsum("nik,oik->noi", phi, ab) + a0
+        phi = fourier_features(x, freq)  # (N, 2K, I)
+        return torch.einsum("nki,oki->noi", phi, ab) + a0
 
     def forward(self, layer, x: torch.Tensor) -> torch.Tensor:
-        """(N, I) -> (N, O) as F.linear(Phi (N, I*2K), W (O, I*2K)) plus the base term."""
+        """(N, I) -> (N, O) as F.linear(Phi (N, 2K*I), W (O, 2K*I)) plus the base term."""
         a0, ab, freq = self._compiled(layer)
         scale, const = layer.edge_weights()  # (O, I), (O,)
-        W = (scale.unsqueeze(-1) * ab).reshape(layer.out_dim, -1)  # (O, I*2K)
+        W = (scale.unsqueeze(1) * ab).reshape(layer.out_dim, -1)  # (O, 2K*I)
         bias = const + (scale * a0).sum(-1)  # (O,)
-        phi = fourier_features(x, freq).reshape(x.shape[0], -1)  # (N, I*2K)
+        phi = fourier_features(x, freq).reshape(x.shape[0], -1)  # (N, 2K*I)
         return F.linear(phi, W, bias) + layer.base_term(x)

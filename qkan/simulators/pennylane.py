@@ -40,14 +40,14 @@ FINITE_DIFF_STEP = 1e-7
 
 
 @contextmanager
-def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    """Make `dtype` torch's default dtype for the duration of an execution.
+def _float64_results() -> Iterator[None]:
+    """Make float64 torch's default dtype for the duration of an execution.
 
     PennyLane's torch interface converts results with torch.as_tensor; devices that return
-    Python floats (lightning.qubit with adjoint) would otherwise come back as float32.
+    Python floats (lightning.qubit with adjoint) would otherwise come back rounded to float32.
     """
     previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
+    torch.set_default_dtype(torch.float64)
     try:
         yield
     finally:
@@ -191,7 +191,7 @@ class PennyLaneEvaluator:
         elif self.diff_method in _SHIFT_RULES:
             f = _BroadcastShift.apply(torch.stack(angles), self._run(layer), self.diff_method)
         else:
-            with _default_dtype(x.dtype):
+            with _float64_results():
                 tape = self._tape(layer, angles)
                 f = self._qml.execute([tape], self.device, diff_method=self.diff_method, interface="torch")[0]
         return f.to(dtype=x.dtype, device=x.device).reshape(N, O, I)
