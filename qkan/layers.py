@@ -224,6 +224,8 @@ class QKANLayer(nn.Module):
             raise ValueError(f"`x` must have shape (*, {self.in_dim}); got {tuple(x.shape)}")
         if not x.is_floating_point():
             raise ValueError(f"`x` must be a floating-point tensor; got {x.dtype}")
+        if x.dtype != self.theta.dtype and torch.is_autocast_enabled(x.device.type):
+            x = x.to(self.theta.dtype)  # autocast: features in the parameters' precision, matmuls in bf16/fp16
         if x.dtype != self.theta.dtype:
             raise ValueError(
                 f"`x` has dtype {x.dtype} but the layer's parameters are {self.theta.dtype}; "

@@ -291,6 +291,18 @@ def test_gradients_flow_through_a_stack():
     assert all(p.grad is not None for p in model.parameters())
 
 
+def test_autocast_bf16_through_a_multilayer_model():
+    model = qkan.QKAN([4, 5, 3], reps=3, seed=0)
+    x = torch.rand(32, 4)
+    y32 = model(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = model(x)
+    assert y.dtype == torch.bfloat16
+    assert (y.float() - y32).abs().max() <= 3e-2 * y32.abs().max()
+    y.float().sum().backward()
+    assert model.layers[0].theta.grad.dtype == torch.float32
+
+
 def test_public_exports():
     assert qkan.QKANLayer is QKANLayer
 
