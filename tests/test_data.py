@@ -1,0 +1,167 @@
+"""qkan.data: seeded function datasets, Feynman equations, generated classes, CSV loader."""
+
+import math
+
+import pytest
+import torch
+
+from qkan import data as qdata
+
+
+def test_function_dataset_shapes_seed_and_labels():
+    f = lambda x: torch.stack([x[:, 0] * x[:, 1], x[:, 0] - x[:, 1]], dim=1)  # noqa: E731
+    d1 = qdata.function_dataset(f, n_var=2, ranges=[(0, 1), (-3, -2)], train_num=50, test_num=20, seed=4)
+    d2 = qdata.function_dataset(f, n_var=2, ranges=[(0, 1), (-3, -2)], train_num=50, test_num=20, seed=4)
+    d3 = qdata.function_dataset(f, n_var=2, ranges=[(0, 1), (-3, -2)], train_num=50, test_num=20, seed=5)
+    assert d1["train_input"].shape == (50, 2) and d1["test_label"].shape == (20, 2)
+    assert d1["train_input"].dtype == torch.get_default_dtype()
+    assert torch.equal(d1["train_input"], d2["train_input"])
+    assert not torch.equal(d1["train_input"], d3["train_input"])
+    assert not torch.equal(d1["train_input"], d1["test_input"])
+    x = d1["train_input"]
+    assert x[:, 0].min() >= 0 and x[:, 0].max() <= 1 and x[:, 1].min() >= -3 and x[:, 1].max() <= -2
+    torch.testing.assert_close(d1["train_label"], f(x.double()).float())
+
+
+def test_function_dataset_1d_labels_and_dtype():
+    d = qdata.function_dataset(lambda x: x[:, 0] ** 2, n_var=1, train_num=8, test_num=8, dtype=torch.float64)
+    assert d["train_label"].shape == (8, 1) and d["train_label"].dtype == torch.float64
+    torch.testing.assert_close(d["train_label"][:, 0], d["train_input"][:, 0] ** 2, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n_var=0), r"`n_var` must be an int >= 1; got 0"),
+        (dict(train_num=0), r"`train_num` must be an int >= 1"),
+        (dict(ranges=(1, 0)), r"`ranges` must be \(lo, hi\) or 2 pairs"),
+        (dict(ranges=[(0, 1)] * 3), r"`ranges` must be \(lo, hi\) or 2 pairs"),
+    ],
+)
+def test_function_dataset_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        qdata.function_dataset(lambda x: x[:, 0], **{"n_var": 2, **kwargs})
+
+
+def test_function_dataset_bad_function():
+    with pytest.raises(ValueError, match="`f` must be a callable"):
+        qdata.function_dataset(3)
+    with pytest.raises(ValueError, match=r"`f` must return \(N,\) or \(N, O\) values for N = 1000"):
+        qdata.function_dataset(lambda x: x[:3, 0])
+
+
+def test_demo_function_values():
+    x = torch.tensor([[0.5, 1.0], [0.0, 0.0]], dtype=torch.float64)
+    torch.testing.assert_close(qdata.demo_function(x), torch.tensor([[math.exp(2)], [1.0]], dtype=torch.float64))
+
+
+def test_feynman_has_20_equations_all_finite():
+    assert len(qdata.FEYNMAN) >= 20
+    for name in qdata.FEYNMAN:
+        d = qdata.feynman(name, train_num=64, test_num=16, dtype=torch.float64)
+        assert torch.isfinite(d["train_label"]).all(), name
+        assert d["train_input"].shape == (64, len(d["variables"]))
+
+
+def test_feynman_values_and_ranges():
+    d = qdata.feynman("I.12.11", train_num=100, test_num=10, dtype=torch.float64)
+    assert d["variables"] == ["q", "Ef", "B", "v", "theta"]
+    q, ef, b, v, th = d["train_input"].T
+    torch.testing.assert_close(d["train_label"][:, 0], q * (ef + b * v * torch.sin(th)), rtol=1e-14, atol=0)
+    assert d["train_input"].min() >= 1 and d["train_input"].max() <= 5
+    d = qdata.feynman("I.6.2a", train_num=10, test_num=10, dtype=torch.float64)
+    th = d["train_input"][:, 0]
+    torch.testing.assert_close(d["train_label"][:, 0], torch.exp(-th**2 / 2) / math.sqrt(2 * math.pi), rtol=1e-14, atol=0)
+    assert th.min() >= 1 and th.max() <= 3
+
+
+def test_feynman_normalize_and_index():
+    raw = qdata.feynman(0, train_num=20, test_num=5, seed=2, dtype=torch.float64)
+    norm = qdata.feynman(0, train_num=20, test_num=5, seed=2, normalize=True, dtype=torch.float64)
+    assert raw["formula"] == qdata.FEYNMAN[list(qdata.FEYNMAN)[0]][0]
+    assert norm["train_input"].min() >= -1 and norm["train_input"].max() <= 1
+    # same samples, affinely mapped: [-1, 1] -> [1, 3] for I.6.2a
+    torch.testing.assert_close(raw["train_input"], 2 + norm["train_input"], rtol=1e-14, atol=1e-14)
+    torch.testing.assert_close(raw["train_label"], norm["train_label"], rtol=1e-14, atol=1e-14)
+
+
+def test_feynman_errors():
+    with pytest.raises(ValueError, match=r"`name_or_index` must be one of .* got 'I.99'"):
+        qdata.feynman("I.99")
+    with pytest.raises(ValueError, match=r"`name_or_index` must be in \[0, "):
+        qdata.feynman(10_000)
+
+
+@pytest.mark.parametrize("kind", ["moons", "spirals"])
+def test_classification_dataset(kind):
+    d = qdata.classification_dataset(kind, train_num=300, test_num=100, noise=0.0, seed=1)
+    assert d["train_input"].shape == (300, 2) and d["train_label"].shape == (300,)
+    assert d["train_label"].dtype == torch.int64 and set(d["train_label"].tolist()) == {0, 1}
+    assert d["train_input"].abs().max() <= 1
+    x, y = d["train_input"], d["train_label"]
+    # noise-free classes are separated: nearest neighbour of different class is not at distance 0
+    dist = torch.cdist(x[y == 0], x[y == 1])
+    assert dist.min() > 1e-3
+    again = qdata.classification_dataset(kind, train_num=300, test_num=100, noise=0.0, seed=1)
+    assert torch.equal(again["train_input"], x)
+
+
+def test_classification_errors():
+    with pytest.raises(ValueError, match=r"`kind` must be 'moons' or 'spirals'; got 'circles'"):
+        qdata.classification_dataset("circles")
+    with pytest.raises(ValueError, match=r"`noise` must be a number >= 0"):
+        qdata.classification_dataset(noise=-1)
+
+
+# ------------------------------------------------------------------------------------------- CSV
+def _write(tmp_path, text, name="t.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_load_csv_with_header_and_target(tmp_path):
+    rows = "\n".join(f"{i},{i * 2},{i * 3}" for i in range(10))
+    path = _write(tmp_path, "a,b,y\n" + rows + "\n")
+    d = qdata.load_csv(path, dtype=torch.float64)
+    assert d["columns"] == ["a", "b"]
+    assert d["train_input"].shape == (8, 2) and d["test_input"].shape == (2, 2)
+    torch.testing.assert_close(d["train_label"][:, 0], 3 * d["train_input"][:, 0], rtol=0, atol=0)
+    d = qdata.load_csv(path, target="a", test_fraction=0.5)
+    assert d["columns"] == ["b", "y"] and d["test_input"].shape == (5, 2)
+    torch.testing.assert_close(d["train_label"][:, 0] * 2, d["train_input"][:, 0])
+
+
+def test_load_csv_without_header(tmp_path):
+    path = _write(tmp_path, "1,2\n3,4\n5,6\n\n")
+    d = qdata.load_csv(path, target=0, test_fraction=0.3)
+    assert d["columns"] == ["x2"]
+    assert sorted(d["train_label"][:, 0].tolist() + d["test_label"][:, 0].tolist()) == [1, 3, 5]
+
+
+@pytest.mark.parametrize(
+    "text, kwargs, match",
+    [
+        ("", {}, r"t.csv' is empty"),
+        ("a\n1\n2\n", {}, r"needs at least 2 columns"),
+        ("a,b\n1,2\n3\n", {}, r"t.csv', line 3: expected 2 columns; got 1"),
+        ("a,b\n1,2\n3,x\n", {}, r"t.csv', line 3: non-numeric value"),
+        ("a,b\n1,2\n", {}, r"needs at least 2 data rows; got 1"),
+        ("a,b\n1,2\n3,nan\n", {}, r"contains NaN or infinite values"),
+        ("a,b\n1,2\n3,4\n", {"target": "z"}, r"`target` 'z' is not a column of .*columns are \['a', 'b'\]"),
+        ("a,b\n1,2\n3,4\n", {"target": 2}, r"`target` must be a column name or an index in \[-2, 2\); got 2"),
+        ("a,b\n1,2\n3,4\n", {"test_fraction": 1.0}, r"`test_fraction` must be in \(0, 1\)"),
+    ],
+)
+def test_load_csv_errors(tmp_path, text, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        qdata.load_csv(_write(tmp_path, text), **kwargs)
+
+
+def test_load_csv_missing_and_binary(tmp_path):
+    with pytest.raises(ValueError, match=r"cannot read CSV file .*nope.csv"):
+        qdata.load_csv(tmp_path / "nope.csv")
+    path = tmp_path / "bin.csv"
+    path.write_bytes(b"\xff\xfe\x00\x81")
+    with pytest.raises(ValueError, match=r"cannot read CSV file .*bin.csv"):
+        qdata.load_csv(path)
