@@ -198,6 +198,19 @@ def test_gradients_finite_diff(device):
         torch.testing.assert_close(g[name], g0[name], rtol=0, atol=FINITE_DIFF_ATOL, msg=f"gradient of {name}")
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_layer_with_evaluator_copies_and_pickles(device):
+    import copy
+    import pickle
+
+    layer = _layer("pz", "edge").set_evaluator("pennylane", device=device)
+    x = _inputs()
+    y = layer(x).detach()
+    for clone in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+        assert clone.evaluator == "pennylane" and clone._active_evaluator().device.name == device
+        torch.testing.assert_close(clone(x).detach(), y, rtol=0, atol=0)
+
+
 def test_best_diff_method_resolution():
     assert qkan.simulators.make_evaluator("pennylane").diff_method == "backprop"
     assert qkan.simulators.make_evaluator("pennylane", device="lightning.qubit").diff_method == "adjoint"

@@ -125,8 +125,9 @@ class PennyLaneEvaluator:
             raise ValueError(f"`seed` must be an int or None; got {seed!r}")
         if seed is not None:
             device_options["seed"] = seed
-        self._qml = qml
         self.device = make_device(device, **device_options)
+        #: how to rebuild a device created by name (simulator devices may not pickle)
+        self._device_spec = (device, device_options) if isinstance(device, str) else None
         if seed is not None and "seed" not in inspect.signature(type(self.device)).parameters:
             raise ValueError(
                 f"`seed` is not an option of device {self.device.name!r} (it would be ignored); "
@@ -141,6 +142,18 @@ class PennyLaneEvaluator:
             raise ValueError(f"`diff_method` {diff_method!r} needs exact expectation values; use shots=None")
         self.diff_method = diff_method
 
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        if self._device_spec is not None:
+            state["device"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self.device is None:
+            name, options = self._device_spec
+            self.device = make_device(name, **options)
+
     def __repr__(self) -> str:
         return f"PennyLaneEvaluator(device={self.device.name!r}, diff_method={self.diff_method!r}, shots={self.shots})"
 
@@ -152,7 +165,7 @@ class PennyLaneEvaluator:
 
     def _tape(self, layer, angles):
         """The broadcast tape of a layer: G gate angles, each (M,) -> <Z> of M circuits."""
-        qml = self._qml
+        qml = import_pennylane()
         with qml.QueuingManager.stop_recording():
             ops = daruan_ops(layer.ansatz, layer.reps, angles, self._wire, merge=True)
             return qml.tape.QuantumScript(ops, [qml.expval(qml.PauliZ(self._wire))], shots=self.shots)
@@ -174,7 +187,7 @@ class PennyLaneEvaluator:
 
         def run(angle_sets: list[np.ndarray]) -> list[np.ndarray]:
             tapes = [self._tape(layer, list(a)) for a in angle_sets]
-            return [np.asarray(r, dtype=np.float64).reshape(-1) for r in self._qml.execute(tapes, self.device)]
+            return [np.asarray(r, dtype=np.float64).reshape(-1) for r in import_pennylane().execute(tapes, self.device)]
 
         return run
 
@@ -193,7 +206,7 @@ class PennyLaneEvaluator:
         else:
             with _float64_results():
                 tape = self._tape(layer, angles)
-                f = self._qml.execute([tape], self.device, diff_method=self.diff_method, interface="torch")[0]
+                f = import_pennylane().execute([tape], self.device, diff_method=self.diff_method, interface="torch")[0]
         return f.to(dtype=x.dtype, device=x.device).reshape(N, O, I)
 
     def forward(self, layer, x: torch.Tensor) -> torch.Tensor:
