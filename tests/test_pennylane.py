@@ -273,6 +273,21 @@ def test_qiskit_aer_plugin_device_within_five_sigma():
     _five_sigma(layer.edge_outputs(x).detach().numpy(), exact, shots)
 
 
+def test_qiskit_aer_plugin_gradient_within_five_sigma():
+    pytest.importorskip("pennylane_qiskit")
+    shots = 4000
+    layer = _layer("rpz", "fixed", in_dim=1, out_dim=1, reps=1)
+    x = _inputs(n=2, in_dim=1)
+    layer.edge_outputs(x).sum().backward()
+    exact = layer.theta.grad.clone()
+    layer.set_evaluator("pennylane", device="qiskit.aer", shots=shots, seed_simulator=5)
+    assert layer._active_evaluator().diff_method == "parameter-shift"
+    layer.zero_grad()
+    layer.edge_outputs(x).sum().backward()
+    sigma = math.sqrt(x.shape[0] / (2 * shots))  # as for default.qubit with shots
+    assert (layer.theta.grad - exact).abs().max().item() <= 5 * sigma
+
+
 def test_qiskit_remote_with_fake_backend():
     """pennylane-qiskit's "qiskit.remote" with an IBM fake backend: the code path of real hardware.
 
