@@ -207,8 +207,8 @@ def section_success(tasks: list[tuple], seeds: int, episodes: dict, out: dict, p
 
 
 # ----------------------------------------------------------------------- H2
-def section_h2(quick: bool, episodes: int, seeds: int) -> list[dict]:
-    rows = []
+def section_h2(quick: bool, episodes: int, seeds: int, out: dict, path: Path) -> list[dict]:
+    rows = out.setdefault("h2", [])
     for q_network in (("qkan",) if quick else ("qkan", "kan", "mlp")):
         for seed in range(seeds):
             env = CircuitEnv("h2", max_depth=6 if quick else 10)
@@ -225,6 +225,7 @@ def section_h2(quick: bool, episodes: int, seeds: int) -> list[dict]:
                          "chem_acc_episodes": len(hits), "best_error": best["error"],
                          "cnots": best["n_cnots"], "depth": best["depth"], "gates": best["n_gates"],
                          "episodes_per_s": episodes / dt})
+            path.write_text(json.dumps(out, indent=1))  # keep partial results
     print("\nH2 (STO-3G, 0.7414 A, 4 qubits, exact -1.137270 Ha), chemical accuracy 1.6e-3 Ha")
     print(f"{'net':5s} {'seed':>4s} {'episodes':>8s} {'first hit':>9s} {'hits':>5s} {'best error':>11s} {'CNOTs':>5s} {'depth':>5s} {'ep/s':>6s}")
     for r in rows:
@@ -240,6 +241,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sections", default="speed,success,h2", help="comma-separated: speed, success, h2")
     parser.add_argument("--tasks", default="bell,ghz3", help="success tasks: bell, ghz3 (default both)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per configuration (default 5; quick 1)")
+    parser.add_argument("--episodes", type=int, default=100, help="episodes per success run (default 100)")
     parser.add_argument("--h2-episodes", type=int, default=150, help="H2 episodes per run (default 150)")
     parser.add_argument("--h2-seeds", type=int, default=2, help="H2 seeds per Q-network (default 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -255,13 +257,13 @@ def main(argv: list[str] | None = None) -> dict:
         out["speed"] = section_speed(args.quick)
         path.write_text(json.dumps(out, indent=1))
     if "success" in sections:
-        episodes = {"bell": 20, "ghz3": 20} if args.quick else {"bell": 200, "ghz3": 200}
+        episodes = {"bell": 20, "ghz3": 20} if args.quick else {"bell": args.episodes, "ghz3": args.episodes}
         names = ["bell"] if args.quick else args.tasks.split(",")
         tasks = [(t, noise) for t in names for noise in ((None,) if args.quick else (None, NOISE))]
         out["success"] = section_success(tasks, seeds, episodes, out, path)
         path.write_text(json.dumps(out, indent=1))
     if "h2" in sections:
-        out["h2"] = section_h2(args.quick, 2 if args.quick else args.h2_episodes, 1 if args.quick else args.h2_seeds)
+        section_h2(args.quick, 2 if args.quick else args.h2_episodes, 1 if args.quick else args.h2_seeds, out, path)
         path.write_text(json.dumps(out, indent=1))
     print(f"\nwrote {path}")
     return out
