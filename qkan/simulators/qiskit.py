@@ -47,7 +47,7 @@ def _shots_precision(shots: int) -> float:
     """The largest precision p with ceil(1 / p^2) == shots (how estimators turn p into shots)."""
     p = 1 / math.sqrt(shots)
     while math.ceil(1 / p**2) > shots:
-        p = math.nextafter(p, 0.0)
+        p = math.nextafter(p, math.inf)
     return p
 
 
