@@ -76,7 +76,7 @@ def test_matches_independent_reference_float64(squash):
 
 
 def test_tanh_squash_keeps_core_inputs_in_one_period():
-    hq = HQKAN(4, 4, latent_in=3, seed=0)
+    hq = HQKAN(4, 4, latent_in=3, squash="tanh", seed=0)
     z = hq.squash(hq.encoder(1e3 * torch.randn(100, 4)))
     assert z.abs().max() <= math.pi
     assert z.abs().max() > 3.0  # and uses the period
@@ -109,7 +109,7 @@ def test_dtype_and_qkan_options_pass_through():
         (dict(in_dim=4, out_dim=4, latent_out=-1), r"`latent_out` must be an int >= 1; got -1"),
         (dict(in_dim=4, out_dim=4, hidden=[3, 0]), r"`hidden` must be an int >= 1; got 0"),
         (dict(in_dim=4, out_dim=4, hidden=3), r"`hidden` must be a list of layer widths; got 3"),
-        (dict(in_dim=4, out_dim=4, squash="sigmoid"), r"`squash` must be one of \['tanh', 'layernorm', 'none'\]; got 'sigmoid'"),
+        (dict(in_dim=4, out_dim=4, squash="sigmoid"), r"`squash` must be one of \['none', 'tanh', 'layernorm'\]; got 'sigmoid'"),
         (dict(in_dim=4, out_dim=4, width=[2, 2]), r"`width` is set by HQKAN"),
         (dict(in_dim=4, out_dim=4, ansatz="zz"), r"`ansatz` must be one of"),
     ],
