@@ -1,11 +1,37 @@
 """qkan: quantum-classical Kolmogorov-Arnold networks with DARUAN edge functions.
 
-Closed-form (Fourier), SU(2), PennyLane and Qiskit evaluators behind one layer API.
+Closed-form (Fourier), SU(2), PennyLane and Qiskit evaluators behind one layer API
+(arXiv 2509.14026). PennyLane, Qiskit and gymnasium load only when first used.
 """
 
+import importlib
+
+from qkan import data
+from qkan.hqkan import HQKAN, replace_ffn
+from qkan.interpret import attribution, prune, regularization
 from qkan.layers import QKANLayer
 from qkan.models import QKAN
+from qkan.symbolic import model_formulas
 
 __version__ = "0.1.0"
 
-__all__ = ["QKAN", "QKANLayer", "__version__"]
+__all__ = [
+    "HQKAN",
+    "QKAN",
+    "QKANLayer",
+    "attribution",
+    "data",
+    "kanqas",
+    "model_formulas",
+    "prune",
+    "regularization",
+    "replace_ffn",
+    "__version__",
+]
+
+
+def __getattr__(name: str):
+    """`qkan.kanqas` loads on first use (it needs gymnasium)."""
+    if name == "kanqas":
+        return importlib.import_module("qkan.kanqas")
+    raise AttributeError(f"module 'qkan' has no attribute {name!r}")
