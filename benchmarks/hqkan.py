@@ -1,11 +1,15 @@
 """Transformer feed-forward block on CPU: MLP (768 -> 3072 -> 768, GELU) vs HQKAN (768 -> 10 -> 768).
 
-    python benchmarks/hqkan.py [--quick] [--threads 2] [--d-model 768] [--seq 256] [--batch 8]
+    python benchmarks/hqkan.py [--quick] [--threads 1] [--d-model 768] [--seq 256] [--batch 8]
 
 Forward + backward (gradients to the input and every parameter) of one block on a
 (batch, seq, d) float32 input, GPT-2 small's shape by default. The rows are timed round-robin,
 one call of each per round, so machine load hits all of them alike; the table gives the median
 per row, its parameters and the speed-up over the MLP.
+
+One thread by default: the HQKAN block is many small ops, and on a loaded 2-core machine two
+OpenMP threads spinning against other processes made it ~20x slower (984 ms vs 45 ms) while the
+MLP's large GEMMs gained nothing (1903 ms vs 1849 ms); pass --threads to compare.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seq", type=int, default=256)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=10, help="timed rounds (after one warm-up round)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats = 2
