@@ -369,3 +369,20 @@ def test_precision_option_sets_shots():
     for shots in (1, 1000, 4096, 12345):
         assert math.ceil(1 / QiskitEvaluator(shots=shots).precision ** 2) == shots
     assert np.isclose(QiskitEvaluator(shots=100).precision, 0.1)
+
+
+@pytest.mark.parametrize("optimization_level", [0, 3])
+@pytest.mark.parametrize("ansatz", ALL_ANSATZE)
+def test_isa_circuits_for_a_device_target_stay_exact(ansatz, optimization_level):
+    """Transpiled to an rz/sx/x basis on a 3-qubit device (no noise): still the closed form to 1e-10."""
+    from qiskit.providers.fake_provider import GenericBackendV2
+
+    device = GenericBackendV2(num_qubits=3, basis_gates=["rz", "sx", "x", "cx"], seed=0, noise_info=False)
+    backend = AerSimulator.from_backend(device, max_parallel_threads=1)
+    layer = _layer(ansatz, "edge", in_dim=2, out_dim=2)
+    x = _inputs(4, 2)
+    ideal = layer.edge_outputs(x)
+    layer.set_evaluator("qiskit", backend=backend, optimization_level=optimization_level, seed=2)
+    torch.testing.assert_close(layer.edge_outputs(x), ideal, rtol=0, atol=1e-10)
+    isa = layer._evaluator._compiled(layer.ansatz, layer.reps)[0]
+    assert isa.num_qubits == 3 and set(isa.count_ops()) <= {"rz", "sx", "x"}

@@ -174,9 +174,7 @@ class QiskitEvaluator:
             if sampled:
                 return BackendEstimatorV2(backend=sim), None
             return AerEstimatorV2(options={"backend_options": {"method": "statevector", **options}}), None
-        if isinstance(backend, AerSimulator):
-            if self.threads is not None:
-                backend.set_options(max_parallel_threads=self.threads)
+        if isinstance(backend, AerSimulator):  # the user's simulator keeps its own options
             if sampled:
                 return BackendEstimatorV2(backend=backend), backend
             return AerEstimatorV2.from_backend(backend), backend
