@@ -75,6 +75,15 @@ def test_matches_independent_reference_float64(squash):
     np.testing.assert_allclose(hq(x).detach().numpy(), y_ref, rtol=0, atol=1e-12)
 
 
+def test_core_evaluator_can_be_switched_without_changing_the_block():
+    hq = HQKAN(6, 4, latent_in=3, reps=2, seed=0, dtype=torch.float64)
+    x = torch.randn(5, 6, dtype=torch.float64)
+    closed_form = hq(x)
+    assert hq.core.layers[0].evaluator == "fourier"
+    hq.core.set_evaluator("su2")
+    torch.testing.assert_close(hq(x), closed_form, rtol=0, atol=1e-12)
+
+
 def test_tanh_squash_keeps_core_inputs_in_one_period():
     hq = HQKAN(4, 4, latent_in=3, squash="tanh", seed=0)
     z = hq.squash(hq.encoder(1e3 * torch.randn(100, 4)))
