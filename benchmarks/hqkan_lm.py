@@ -3,9 +3,10 @@
     python benchmarks/hqkan_lm.py [--quick] [--tokens 600000] [--threads 1]
     python benchmarks/hqkan_lm.py --write-corpus      # regenerate qkan/_files/corpus.txt
 
-Every variant starts from the same seed and sees the same training windows; HQKAN variants are
-built by qkan.replace_ffn on the MLP model (attention, embeddings and norms identical at
-initialisation). Reported per variant: parameters (all and feed-forward), final training loss,
+Variants: the MLP (d -> 4d -> d, GELU), an MLP bottleneck of hidden width ceil(log2 d) (about
+an HQKAN block's parameters), and HQKAN with each input squash. Every variant starts from the
+same seed and sees the same training windows; HQKAN variants are built by qkan.replace_ffn on
+the MLP model (attention, embeddings and norms identical at initialisation). Reported per variant: parameters (all and feed-forward), final training loss,
 validation loss on the held-out last 10 % of the corpus, training tokens/s, a side-by-side
 throughput (median training-step time, variants interleaved round-robin so machine load hits
 all of them alike), and the range of the QKAN cores' inputs z after training (max |z| and the
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import statistics
@@ -103,9 +105,11 @@ def make_corpus(seed: int = 0, size: int = 150_000) -> str:
     return "\n\n".join(paragraphs)[:size].rsplit("\n\n", 1)[0] + "\n"
 
 
-#: variant name -> replace_ffn options (None: keep the MLP)
+#: variant name -> replace_ffn options (None: keep the MLP; "mlp-bottleneck" has a hidden width
+#: of ceil(log2 d), about the parameters of an HQKAN block: does the QKAN core beat a plain MLP?)
 VARIANTS: dict[str, dict | None] = {
     "mlp": None,
+    "mlp-bottleneck": None,
     "hqkan": {"squash": "none"},
     "hqkan-tanh": {"squash": "tanh"},
     "hqkan-layernorm": {"squash": "layernorm"},
@@ -117,7 +121,8 @@ def _build(variant: str, vocab: int, args) -> torch.nn.Module:
     from qkan.gpt import CharGPT
 
     torch.manual_seed(args.seed)
-    model = CharGPT(vocab, args.context, args.d_model, args.layers, args.heads)
+    hidden = math.ceil(math.log2(args.d_model)) if variant == "mlp-bottleneck" else None
+    model = CharGPT(vocab, args.context, args.d_model, args.layers, args.heads, hidden)
     if VARIANTS[variant] is not None:
         replace_ffn(model, reps=args.reps, seed=args.seed, **VARIANTS[variant])
     return model

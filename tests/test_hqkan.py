@@ -267,6 +267,17 @@ def test_replace_ffn_follows_dtype_and_is_idempotent():
     assert "replaced 0 feed-forward block(s)" in str(again)
 
 
+def test_replace_ffn_on_a_bare_transformer_layer_changes_it_in_place():
+    torch.manual_seed(0)
+    layer = nn.TransformerDecoderLayer(16, 2, dim_feedforward=32, batch_first=True)
+    report = replace_ffn(layer, latent_in=2, seed=0)
+    assert report.replaced == [""] and isinstance(layer.linear1, HQKAN) and layer.linear1.latent_in == 2
+    assert layer(torch.randn(2, 3, 16), torch.randn(2, 4, 16)).shape == (2, 3, 16)
+    # any other module as the model itself is never selected (it cannot replace itself)
+    mlp = nn.Sequential(nn.Linear(4, 8), nn.GELU(), nn.Linear(8, 4))
+    assert replace_ffn(mlp, lambda name, m: isinstance(m, (nn.Sequential, nn.Linear))).replaced == ["0", "2"]
+
+
 def test_replace_ffn_validation():
     with pytest.raises(ValueError, match=r"`model` must be a torch.nn.Module; got int"):
         replace_ffn(3)
@@ -274,8 +285,10 @@ def test_replace_ffn_validation():
         replace_ffn(_encoder(False), predicate="mlp")
     with pytest.raises(ValueError, match=r"`in_dim` is taken from each replaced block"):
         replace_ffn(_encoder(False), in_dim=4)
-    with pytest.raises(ValueError, match=r"cannot infer the feature sizes of module '0' \(GELU\)"):
-        replace_ffn(nn.Sequential(nn.GELU()), lambda name, m: isinstance(m, nn.GELU))
+    model = nn.Sequential(nn.Linear(4, 8), nn.GELU())
+    with pytest.raises(ValueError, match=r"cannot infer the feature sizes of module '1' \(GELU\)"):
+        replace_ffn(model, lambda name, m: True)
+    assert isinstance(model[0], nn.Linear)  # nothing changed before the error
 
 
 def test_state_dict_round_trip_of_model_with_hqkan_blocks():
