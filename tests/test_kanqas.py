@@ -286,3 +286,13 @@ def test_validation_messages():
         MovingThreshold(1e-4)
     with pytest.raises(ValueError, match="`p2` must be a probability"):
         Noise(0.1, -0.1)
+
+
+def test_import_without_gymnasium_names_the_extra():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['gymnasium'] = None\n"
+            "try:\n    from qkan import kanqas\nexcept ImportError as err:\n    print(err)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert 'pip install "qkan[kanqas]"' in out
