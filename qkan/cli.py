@@ -73,12 +73,14 @@ def _add_fit_parser(sub) -> None:
     p.add_argument("--ansatz", default="pz", help="pz | rpz | px | real | mix")
     p.add_argument("--encoding", default="fixed", help="fixed | edge | input")
     p.add_argument("--evaluator", default="auto", help="auto | fourier | su2 | pennylane | qiskit")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="parameter dtype")
     p.add_argument("--train-num", type=_pos_int, default=1000, help="training samples of generated data")
     p.add_argument("--test-num", type=_pos_int, default=1000, help="test samples of generated data")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the initialisation")
     p.add_argument("--out", default=None, help="output folder (default ./qkan-runs/<name>)")
     p.add_argument("--name", default=None, help="run name (default: data name and a timestamp)")
+    p.add_argument("--threads", type=_nonneg_int, default=1,
+                   help="torch CPU threads (default 1: small models run fastest on one; 0: torch's default)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(func=_cmd_fit)
 
@@ -173,11 +175,13 @@ def _cmd_fit(args) -> int:
     except (ValueError, OSError) as err:
         return _fail(f"qkan fit: error: {err}")
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     stages = [("fit", args.reps, args.steps)]
     if args.extend_reps:
         stages.append(("extend", args.extend_reps, args.extend_steps))
-    rows, curve = [], []
+    rows, curve, boundaries = [], [], []
     start = time.perf_counter()
     for stage, reps, steps in stages:
         if stage == "extend":
@@ -189,7 +193,9 @@ def _cmd_fit(args) -> int:
         rows.append({"stage": stage, "reps": reps, "steps": steps, "optimizer": args.optimizer,
                      "train_rmse": history["train_rmse"][-1], "test_rmse": history["test_rmse"][-1],
                      "seconds": time.perf_counter() - t0})
-        curve += [(len(curve) + 1, tr, te) for tr, te in zip(history["train_rmse"], history["test_rmse"])]
+        offset = len(curve)
+        boundaries.append(offset)
+        curve += [(offset + k, tr, te) for k, tr, te in zip(history["step"], history["train_rmse"], history["test_rmse"])]
     total = time.perf_counter() - start
 
     print(f"\nqkan fit: data={data_name} width={model.width} ansatz={args.ansatz} encoding={args.encoding} dtype={args.dtype}")
@@ -197,7 +203,7 @@ def _cmd_fit(args) -> int:
     for r in rows:
         print(f"{r['stage']:<8}{r['reps']:>5}{r['steps']:>7}  {r['optimizer']:<10}{r['train_rmse']:>12.3e}{r['test_rmse']:>12.3e}{r['seconds']:>10.1f}")
     model.save(out / "model.pt")
-    _plot_fit(model, data, curve, out / "fit.png")
+    _plot_fit(model, data, curve, boundaries, out / "fit.png")
     summary = {"data": data_name, "width": model.width, "stages": rows, "seconds": total, "args": {
         k: v for k, v in vars(args).items() if k != "func"}}
     (out / "metrics.json").write_text(json.dumps(summary, indent=2))
@@ -205,7 +211,7 @@ def _cmd_fit(args) -> int:
     return 0
 
 
-def _plot_fit(model, data: dict, curve: list, path: Path) -> None:
+def _plot_fit(model, data: dict, curve: list, boundaries: list[int], path: Path) -> None:
     """Predicted vs true labels on the test set, and the RMSE curve over all stages."""
     import matplotlib
 
@@ -224,7 +230,9 @@ def _plot_fit(model, data: dict, curve: list, path: Path) -> None:
     steps = [c[0] for c in curve]
     ax1.semilogy(steps, [c[1] for c in curve], label="train")
     ax1.semilogy(steps, [c[2] for c in curve], label="test")
-    ax1.set(xlabel="step (all stages)", ylabel="RMSE", title="training")
+    for boundary in boundaries[1:]:
+        ax1.axvline(boundary + 0.5, color="gray", ls=":", lw=1)
+    ax1.set(xlabel="step (all stages; dotted: extension)", ylabel="RMSE", title="training")
     ax1.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
