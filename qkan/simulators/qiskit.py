@@ -113,7 +113,7 @@ class QiskitEvaluator:
         precision: float | None = None,
         optimization_level: int = 1,
         seed: int | None = None,
-        max_pub_size: int = 1024,
+        max_pub_size: int = 256,
         max_circuits_per_job: int | None = None,
         threads: int | None = None,
     ) -> None:
