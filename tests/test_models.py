@@ -229,3 +229,39 @@ def test_callable_base_has_no_config():
 def test_bad_dtype_name():
     with pytest.raises(ValueError, match=r"`dtype` must be a floating torch dtype or its name"):
         QKAN([1, 1], dtype="int32")
+
+
+# ------------------------------------------------------------------------------------ delegates
+def test_fit_with_regularization_adds_the_penalty():
+    from qkan.interpret import regularization
+
+    data = _product_data(50)
+    model = QKAN([2, 3, 1], reps=1, seed=0, dtype=F64)
+    x = data["train_input"]
+    with torch.no_grad():
+        mse = torch.nn.functional.mse_loss(model(x), data["train_label"]).item()
+        penalty = regularization(model, x, l1=1.0, entropy=0.0).item()
+    history = model.fit(data, steps=1, optimizer="adam", lr=1e-12, reg=0.5, reg_options={"l1": 1.0, "entropy": 0.0},
+                        progress=False)
+    assert history["loss"][0] == pytest.approx(mse + 0.5 * penalty, rel=1e-9)
+
+
+def test_prune_plot_symbolic_delegate(tmp_path):
+    model = QKAN([2, 3, 1], reps=1, seed=0, dtype=F64)
+    with torch.no_grad():
+        model.layers[1].post_weight[0, 2] = 0.0
+        model.layers[1].base_weight[0, 2] = 0.0
+    model.fit(_product_data(50), steps=1, optimizer="adam", lr=1e-12, progress=False)  # sets reference_input
+    pruned = model.prune(node_th=1e-2, edge_th=0.0)  # only the dead hidden node goes
+    assert pruned.width == [2, 2, 1]
+    x = torch.rand(5, 2, dtype=F64)
+    torch.testing.assert_close(pruned(x), model(x), rtol=0, atol=1e-10)
+    model.plot(tmp_path / "net.png")
+    assert (tmp_path / "net.png").stat().st_size > 1000
+    formulas = model.symbolic()
+    assert len(formulas) == 1
+    import sympy
+
+    x1, x2 = sympy.symbols("x_1 x_2")
+    value = float(formulas[0].subs({x1: 0.3, x2: -0.2}))
+    assert value == pytest.approx(model(torch.tensor([[0.3, -0.2]], dtype=F64)).item(), abs=1e-8)
