@@ -11,6 +11,7 @@ from qkan.hqkan import HQKAN, replace_ffn
 from qkan.interpret import attribution, prune, regularization
 from qkan.layers import QKANLayer
 from qkan.models import QKAN
+from qkan.simulators.qiskit import QiskitJobError
 from qkan.symbolic import model_formulas
 
 __version__ = "0.1.0"
@@ -19,6 +20,7 @@ __all__ = [
     "HQKAN",
     "QKAN",
     "QKANLayer",
+    "QiskitJobError",
     "attribution",
     "data",
     "kanqas",

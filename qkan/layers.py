@@ -184,9 +184,10 @@ class QKANLayer(nn.Module):
     @property
     def evaluator(self) -> str:
         """Name of the evaluator in use ("auto" resolved to "fourier" or "su2")."""
-        return self._active_evaluator().name
+        return self.get_evaluator().name
 
-    def _active_evaluator(self):
+    def get_evaluator(self):
+        """The evaluator object in use ("auto" resolved): its options and counters, e.g. Qiskit's jobs_submitted."""
         if self._evaluator is not None:
             return self._evaluator
         fourier = make_evaluator("fourier")
@@ -249,13 +250,13 @@ class QKANLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(*, in_dim) -> (*, out_dim)."""
         x2 = self._check_input(x)
-        y = self._active_evaluator().forward(self, x2)
+        y = self.get_evaluator().forward(self, x2)
         return y.reshape(*x.shape[:-1], self.out_dim)
 
     def edge_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """f_ji(x_i) before any weights: (*, in_dim) -> (*, out_dim, in_dim)."""
         x2 = self._check_input(x)
-        f = self._active_evaluator().edge_outputs(self, x2)
+        f = self.get_evaluator().edge_outputs(self, x2)
         return f.reshape(*x.shape[:-1], self.out_dim, self.in_dim)
 
     def fourier_coefficients(self) -> torch.Tensor:

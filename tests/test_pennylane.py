@@ -207,7 +207,7 @@ def test_layer_with_evaluator_copies_and_pickles(device):
     x = _inputs()
     y = layer(x).detach()
     for clone in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
-        assert clone.evaluator == "pennylane" and clone._active_evaluator().device.name == device
+        assert clone.evaluator == "pennylane" and clone.get_evaluator().device.name == device
         torch.testing.assert_close(clone(x).detach(), y, rtol=0, atol=0)
 
 
@@ -253,7 +253,7 @@ def test_shots_parameter_shift_gradient_within_five_sigma():
     layer.edge_outputs(x).sum().backward()  # exact: closed form autograd
     exact = layer.theta.grad.clone()
     layer.set_evaluator("pennylane", device="default.qubit", shots=shots, seed=7)
-    assert layer._active_evaluator().diff_method == "parameter-shift"
+    assert layer.get_evaluator().diff_method == "parameter-shift"
     layer.zero_grad()
     layer.edge_outputs(x).sum().backward()
     # each sample's term (f+ - f-) / 2 has variance <= 1 / (2 S); N independent samples add up
@@ -281,7 +281,7 @@ def test_qiskit_aer_plugin_gradient_within_five_sigma():
     layer.edge_outputs(x).sum().backward()
     exact = layer.theta.grad.clone()
     layer.set_evaluator("pennylane", device="qiskit.aer", shots=shots, seed_simulator=5)
-    assert layer._active_evaluator().diff_method == "parameter-shift"
+    assert layer.get_evaluator().diff_method == "parameter-shift"
     layer.zero_grad()
     layer.edge_outputs(x).sum().backward()
     sigma = math.sqrt(x.shape[0] / (2 * shots))  # as for default.qubit with shots
@@ -302,7 +302,7 @@ def test_qiskit_remote_with_fake_backend():
     layer.set_evaluator(
         "pennylane", device="qiskit.remote", backend=fake_provider.FakeManilaV2(), shots=4000, simulator={"seed_simulator": 3}
     )
-    assert layer._active_evaluator().diff_method == "parameter-shift"
+    assert layer.get_evaluator().diff_method == "parameter-shift"
     got = layer.edge_outputs(x).detach().numpy()
     assert got.shape == exact.shape
     np.testing.assert_allclose(got, exact, rtol=0, atol=0.15)

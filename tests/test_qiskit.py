@@ -89,7 +89,7 @@ def test_exact_path_equals_closed_form(ansatz, encoding, group):
     torch.testing.assert_close(layer.edge_outputs(x), ideal_f, rtol=0, atol=1e-10)
     torch.testing.assert_close(layer(x), ideal_y, rtol=0, atol=1e-10)
     assert_matches_reference(layer, x, atol=1e-10)
-    assert layer._evaluator.jobs_submitted == 4  # one job per forward (two inside the helper)
+    assert layer.get_evaluator().jobs_submitted == 4  # one job per forward (two inside the helper)
 
 
 def test_exact_path_with_statevector_estimator_and_leading_dims():
@@ -132,7 +132,7 @@ def test_parameter_shift_equals_autograd(ansatz, encoding, group):
     assert got.keys() == ref.keys()
     for name in ref:
         torch.testing.assert_close(got[name], ref[name], rtol=0, atol=1e-8, msg=name)
-    assert layer._evaluator.jobs_submitted == 2  # forward + all shifts in one backward job
+    assert layer.get_evaluator().jobs_submitted == 2  # forward + all shifts in one backward job
 
 
 def test_backward_shifts_only_what_needs_gradients():
@@ -140,7 +140,7 @@ def test_backward_shifts_only_what_needs_gradients():
     layer.set_evaluator("qiskit", **EXACT)
     x = _inputs(3, 2)  # no grad for x and a fixed encoding: only theta (3 slots x 2) is shifted
     layer(x).sum().backward()
-    ev = layer._evaluator
+    ev = layer.get_evaluator()
     n_edges = 3 * 2 * 2
     assert ev.circuits_submitted == n_edges + 2 * 6 * n_edges
 
@@ -185,7 +185,7 @@ def test_caps_split_pubs_and_jobs():
     ideal = layer(x)
     layer.set_evaluator("qiskit", max_pub_size=3, max_circuits_per_job=8, threads=1)
     torch.testing.assert_close(layer(x), ideal, rtol=0, atol=1e-10)
-    assert layer._evaluator.jobs_submitted == 3 and layer._evaluator.circuits_submitted == 20
+    assert layer.get_evaluator().jobs_submitted == 3 and layer.get_evaluator().circuits_submitted == 20
 
 
 def test_isa_circuit_transpiled_once(monkeypatch):
@@ -205,7 +205,7 @@ def test_isa_circuit_transpiled_once(monkeypatch):
     layer(x).sum().backward()
     layer(x)
     assert len(calls) == 1 and calls[0] is backend
-    assert layer._evaluator.jobs_submitted == 3
+    assert layer.get_evaluator().jobs_submitted == 3
 
 
 def test_noisy_aer_from_fake_backend_is_close_to_ideal():
@@ -324,7 +324,7 @@ def test_closed_form_model_on_fake_manila_runtime_estimator():
     estimator = RuntimeEstimatorV2(mode=fake)
     estimator.options.simulator.seed_simulator = 5
     model.set_evaluator("qiskit", backend=estimator, shots=shots, seed=5)
-    first = model.layers[0]._evaluator
+    first = model.layers[0].get_evaluator()
     noisy_edges = model.layers[0].edge_outputs(x).detach()
     noisy = model(x).detach()
 
@@ -384,5 +384,5 @@ def test_isa_circuits_for_a_device_target_stay_exact(ansatz, optimization_level)
     ideal = layer.edge_outputs(x)
     layer.set_evaluator("qiskit", backend=backend, optimization_level=optimization_level, seed=2)
     torch.testing.assert_close(layer.edge_outputs(x), ideal, rtol=0, atol=1e-10)
-    isa = layer._evaluator._compiled(layer.ansatz, layer.reps)[0]
+    isa = layer.get_evaluator()._compiled(layer.ansatz, layer.reps)[0]
     assert isa.num_qubits == 3 and set(isa.count_ops()) <= {"rz", "sx", "x"}
