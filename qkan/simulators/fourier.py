@@ -31,34 +31,23 @@ MAX_INPUT_REPS = 5
 
 
 @functools.lru_cache(maxsize=None)
-def _pair_classes(reps: int, multi: bool) -> tuple[torch.Tensor, int]:
-    """Map each amplitude-index pair (j, k) to the frequency class it contributes to.
+def _class_matrix(reps: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """0/1 matrix (K*K, n_classes) summing pair products G[j, k] into frequency classes (per-input encoding).
 
-    Returns (classes (K*K,) int64 with -1 for dropped conjugate pairs, number of classes).
-    Fixed encoding: index j is the power of v = e^{ix}, class n = k - j for n >= 0.
-    Per-input encoding: bit l of j is rep l's exponent sign, class = canonical m = bits(k) - bits(j).
+    Bit l of the amplitude index j is rep l's power of v_l, so the pair (j, k) carries the
+    frequency vector m = bits(k) - bits(j); pairs whose m is the conjugate of a kept one are dropped.
     """
-    if not multi:
-        K = reps + 1
-        j, k = torch.meshgrid(torch.arange(K), torch.arange(K), indexing="ij")
-        n = (k - j).reshape(-1)
-        return torch.where(n >= 0, n, torch.full_like(n, -1)), K
     vectors = frequency_vectors(reps)
     lookup = {tuple(v): c + 1 for c, v in enumerate(vectors.tolist())}
     lookup[(0,) * reps] = 0
     K = 2**reps
     bits = [[(idx >> l) & 1 for l in range(reps)] for idx in range(K)]
-    classes = [lookup.get(tuple(bk - bj for bj, bk in zip(bits[j], bits[k])), -1) for j in range(K) for k in range(K)]
-    return torch.tensor(classes), len(vectors) + 1
-
-
-@functools.lru_cache(maxsize=None)
-def _class_matrix(reps: int, multi: bool, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """0/1 matrix (K*K, n_classes) summing pair products G[j, k] into frequency classes."""
-    classes, n_classes = _pair_classes(reps, multi)
-    keep = classes >= 0
-    S = torch.zeros(len(classes), n_classes, dtype=dtype)
-    S[torch.arange(len(classes))[keep], classes[keep]] = 1
+    S = torch.zeros(K * K, len(vectors) + 1, dtype=dtype)
+    for j in range(K):
+        for k in range(K):
+            cls = lookup.get(tuple(bk - bj for bj, bk in zip(bits[j], bits[k])))
+            if cls is not None:
+                S[j * K + k, cls] = 1
     return S.to(device)
 
 
@@ -102,9 +91,13 @@ def compile_coefficients(
         else:  # v^1 moves the coefficient one power up
             c = torch.stack([torch.cat([lo, zero[:1]]), torch.cat([zero[:1], hi])])
     Qc = (Q.unsqueeze(2) * c.unsqueeze(0)).sum(1)  # (2, K, *edge)
-    G = (c.conj().unsqueeze(2) * Qc.unsqueeze(1)).sum(0)  # (K, K, *edge): c_j^dag Q c_k
-    S = _class_matrix(reps, multi, theta.dtype, theta.device)  # (K*K, n_classes)
-    g = torch.tensordot(S, torch.view_as_real(G.flatten(0, 1)), dims=([0], [0]))  # (n_classes, *edge, 2)
+    if multi:
+        G = (c.conj().unsqueeze(2) * Qc.unsqueeze(1)).sum(0)  # (K, K, *edge): c_j^dag Q c_k
+        S = _class_matrix(reps, theta.dtype, theta.device)  # (K*K, n_classes)
+        g = torch.tensordot(S, torch.view_as_real(G.flatten(0, 1)), dims=([0], [0]))  # (n_classes, *edge, 2)
+    else:  # g_n = sum_j c_j^dag Q c_{j+n}: the n-th diagonal of G
+        K = c.shape[1]
+        g = torch.view_as_real(torch.stack([(c[:, : K - n].conj() * Qc[:, n:]).sum((0, 1)) for n in range(K)]))
     g = g.movedim(0, -2)  # (*edge, n_classes, 2)
     return g[..., 0, 0], 2 * g[..., 1:, 0], -2 * g[..., 1:, 1]
 
