@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--adam-steps", type=int, default=100)
     parser.add_argument("--lbfgs-steps", type=int, default=100)
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    parser.add_argument("--encoding", choices=["fixed", "edge", "input"], default="fixed")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
@@ -49,17 +50,18 @@ def main(argv: list[str] | None = None) -> dict:
     data = function_dataset(demo_function, n_var=2, train_num=1000, test_num=1000, seed=args.seed, dtype=dtype)
 
     rows = {}
-    model = QKAN([2, 5, 1], reps=1, seed=args.seed, dtype=dtype)
+    model = QKAN([2, 5, 1], reps=1, encoding=args.encoding, seed=args.seed, dtype=dtype)
     rows["reps=1 adam"] = _stage(model, data, args.adam_steps, "adam")
     x = data["test_input"]
     extended = model.extend(5)
     with torch.no_grad():
         gap = (extended(x) - model(x)).abs().max().item()
     rows["extend reps=5 lbfgs"] = _stage(extended, data, args.lbfgs_steps, "lbfgs")
-    scratch = QKAN([2, 5, 1], reps=5, seed=args.seed, dtype=dtype)
+    scratch = QKAN([2, 5, 1], reps=5, encoding=args.encoding, seed=args.seed, dtype=dtype)
     rows["scratch reps=5 lbfgs"] = _stage(scratch, data, args.lbfgs_steps, "lbfgs")
 
-    print(f"layer extension on exp(sin(pi x) + y^2), QKAN [2, 5, 1], {args.dtype}, {args.threads} threads")
+    print(f"layer extension on exp(sin(pi x) + y^2), QKAN [2, 5, 1], encoding={args.encoding}, "
+          f"{args.dtype}, {args.threads} threads, seed {args.seed}")
     print(f"max |f_extended - f| right after extend(5): {gap:.2e}")
     print(f"{'stage':<22}{'steps':>6}{'train MSE':>12}{'test MSE':>12}{'published':>11}{'time [s]':>10}")
     for name, r in rows.items():

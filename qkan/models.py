@@ -269,7 +269,8 @@ class QKAN(nn.Module):
         - px is refused: the identity needs arccos(phi) = 0, i.e. phi = 1, where arccos has an
           infinite derivative, so the extended model could not be trained.
 
-        Returns a new model (evaluator "auto", same dtype and device); self is unchanged.
+        Returns a new model built from the same layer options, dtype and device (an evaluator
+        chosen later with set_evaluator is not carried over); self is unchanged.
         """
         _check_int("reps", reps)
         if reps <= self.reps:
