@@ -70,15 +70,17 @@ def _run(
     for l in range(V.shape[0] + 1):
         if l:
             Vl = V[l - 1]
-            a, b = Vl[0, 0] * a + Vl[0, 1] * b, Vl[1, 0] * a + Vl[1, 1] * b
-        phi = xs if enc_weight is None else enc_weight[..., l] * xs + enc_bias[..., l]  # (N, O'', I)
+            a, b = torch.addcmul(Vl[0, 0] * a, Vl[0, 1], b), torch.addcmul(Vl[1, 0] * a, Vl[1, 1], b)
+        phi = xs if enc_weight is None else torch.addcmul(enc_bias[..., l], enc_weight[..., l], xs)  # (N, O'', I)
         if arccos:  # e^{i arccos(phi)} = phi + i sqrt(1 - phi^2)
             b = b * torch.complex(phi, torch.sqrt(1 - phi * phi))
         else:
             b = b * torch.complex(torch.cos(phi), torch.sin(phi))
-    if measure == "z":  # psi^dag M psi with M Hermitian
-        return M[0, 0].real * (a.real**2 + a.imag**2) + M[1, 1].real * (b.real**2 + b.imag**2) + 2 * (M[0, 1] * a.conj() * b).real
-    a, b = M[0, 0] * a + M[0, 1] * b, M[1, 0] * a + M[1, 1] * b
+    if measure == "z":  # M = F^dag Z F is Hermitian and traceless and |a|^2 + |b|^2 = 1, so
+        # psi^dag M psi = M00 (2 |a|^2 - 1) + 2 Re(M01 conj(a) b) = 2 Re(conj(a) (M00 a + M01 b)) - M00
+        M00 = M[0, 0].real
+        return 2 * (a.conj() * torch.addcmul(M00 * a, M[0, 1], b)).real - M00
+    a, b = torch.addcmul(M[0, 0] * a, M[0, 1], b), torch.addcmul(M[1, 0] * a, M[1, 1], b)
     return a.abs() - b.abs()
 
 
