@@ -20,6 +20,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,26 +32,27 @@ _REFERENCE = r"""
 import json, statistics, sys, time, torch
 from qkan import QKANLayer
 torch.set_num_threads({threads})
+clock = time.{clock}
 out = {{}}
 for pre in (False, True):
     layer = QKANLayer({I}, {O}, reps={R}, solver="exact", preact_trainable=pre, seed=0)
     x = torch.rand({B}, {I}, requires_grad=True)
     times = []
     for _ in range({repeats} + 1):
-        t = time.perf_counter(); layer(x).sum().backward(); times.append(time.perf_counter() - t)
+        t = clock(); layer(x).sum().backward(); times.append(clock() - t)
     out["edge" if pre else "fixed"] = statistics.median(times[1:])
 print(json.dumps(out))
 """
 
 
-def _time(fn, repeats: int) -> float:
+def _time(fn, repeats: int, clock=time.perf_counter) -> float:
     """Median seconds of fn() after one warm-up call."""
     fn()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times)
 
 
@@ -98,10 +100,11 @@ def _peak_memory(kind: str, I: int, O: int, R: int, B: int, device: str, threads
     return float(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip())
 
 
-def _reference(python: str, I: int, O: int, R: int, B: int, repeats: int, threads: int) -> dict | None:
-    code = _REFERENCE.format(I=I, O=O, R=R, B=B, repeats=repeats, threads=threads)
+def _reference(python: str, I: int, O: int, R: int, B: int, repeats: int, threads: int, clock: str) -> dict | None:
+    code = _REFERENCE.format(I=I, O=O, R=R, B=B, repeats=repeats, threads=threads, clock=clock)
     try:
-        done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=1800)
+        # isolated mode and another cwd, so the reference's `qkan` is imported, never this checkout's
+        done = subprocess.run([python, "-I", "-c", code], capture_output=True, text=True, timeout=1800, cwd=tempfile.gettempdir())
     except (OSError, subprocess.TimeoutExpired) as err:
         print(f"reference column skipped: {err}", file=sys.stderr)
         return None
@@ -117,6 +120,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--reference-python", help="python of a virtualenv with the published qkan 0.2.3")
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall time, or this process's CPU time (steadier on a shared machine; use with --threads 1)",
+    )
     parser.add_argument("--_memory", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -127,13 +136,16 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
 
     I, O, R, B = 64, 64, 3, 512
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     repeats = 5 if args.quick else 20
     rows = []
     times = {}
     for kind in ("floor", "fourier", "su2", "su2-edge"):
         module, x = _subjects(kind, I, O, R, B, args.device)
-        times[kind] = _time(_step(module, x), repeats)
-    ref = _reference(args.reference_python, I, O, R, B, 2 if args.quick else 3, args.threads) if args.reference_python else None
+        times[kind] = _time(_step(module, x), repeats, clock)
+    ref = None
+    if args.reference_python:
+        ref = _reference(args.reference_python, I, O, R, B, 2 if args.quick else 3, args.threads, clock.__name__)
     for kind, label in (("floor", "nn.Linear floor (fixed shape)"), ("fourier", "fixed enc, fourier"), ("su2", "fixed enc, su2"), ("su2-edge", "edge enc, su2")):
         ref_t = None if ref is None or kind == "floor" else ref["edge" if kind == "su2-edge" else "fixed"]
         rows.append(
@@ -150,14 +162,14 @@ def main(argv: list[str] | None = None) -> dict:
     mem = {kind: _peak_memory(kind, mI, mI, R, mB, args.device, args.threads) for kind in ("floor", "fourier")}
     memory = dict(shape=f"B={mB}, {mI}->{mI}, R={R}", floor_mb=mem["floor"] / 2**20, fourier_mb=mem["fourier"] / 2**20, ratio=mem["fourier"] / mem["floor"])
 
-    print(f"layer speed, forward+backward, {I}->{O}, R={R}, B={B}, {args.threads} threads, {args.device}")
+    print(f"layer speed, forward+backward, {I}->{O}, R={R}, B={B}, {args.threads} threads, {args.device}, {args.clock} time")
     print(f"{'case':32s} {'ms':>9s} {'x floor':>8s} {'ref ms':>9s} {'speedup':>8s}")
     for r in rows:
         ref_ms = "-" if r["reference_ms"] is None else f"{r['reference_ms']:.1f}"
         speed = "-" if r["speedup_vs_reference"] is None else f"{r['speedup_vs_reference']:.0f}x"
         print(f"{r['case']:32s} {r['ms']:9.3f} {r['vs_floor']:8.2f} {ref_ms:>9s} {speed:>8s}")
     print(f"peak memory {memory['shape']}: fourier {memory['fourier_mb']:.1f} MB, floor {memory['floor_mb']:.1f} MB, ratio {memory['ratio']:.2f}")
-    result = dict(device=args.device, threads=args.threads, shape=dict(I=I, O=O, R=R, B=B), rows=rows, memory=memory)
+    result = dict(device=args.device, threads=args.threads, clock=args.clock, shape=dict(I=I, O=O, R=R, B=B), rows=rows, memory=memory)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "layer_speed.json").write_text(json.dumps(result, indent=2))
     return result

@@ -7,7 +7,7 @@ Closed-form (Fourier), SU(2), PennyLane and Qiskit evaluators behind one layer A
 import importlib
 
 from qkan import data
-from qkan.hqkan import HQKAN, replace_ffn
+from qkan.hqkan import HQKAN, FFNReport, replace_ffn
 from qkan.interpret import attribution, prune, regularization
 from qkan.layers import QKANLayer
 from qkan.models import QKAN
@@ -17,6 +17,7 @@ from qkan.symbolic import model_formulas
 __version__ = "0.1.0"
 
 __all__ = [
+    "FFNReport",
     "HQKAN",
     "QKAN",
     "QKANLayer",
