@@ -33,16 +33,17 @@ def fixed_gate(name: str, dtype: torch.dtype, device: torch.device | None = None
 def rotation(name: str, angle: torch.Tensor) -> torch.Tensor:
     """RX, RY or RZ(angle): angle (*batch) real -> (2, 2, *batch) complex."""
     c, s = torch.cos(angle / 2), torch.sin(angle / 2)
-    zero = torch.zeros_like(c)
-    if name == "RZ":
-        rows = [[torch.complex(c, -s), torch.complex(zero, zero)], [torch.complex(zero, zero), torch.complex(c, s)]]
-    elif name == "RY":
-        rows = [[torch.complex(c, zero), torch.complex(-s, zero)], [torch.complex(s, zero), torch.complex(c, zero)]]
+    if name == "RY":
+        entries = torch.stack([c, -s, s, c]).to(complex_dtype(angle.dtype))
+    elif name == "RZ":
+        zero = torch.zeros_like(c)
+        entries = torch.stack([torch.complex(c, -s), torch.complex(zero, zero), torch.complex(zero, zero), torch.complex(c, s)])
     elif name == "RX":
-        rows = [[torch.complex(c, zero), torch.complex(zero, -s)], [torch.complex(zero, -s), torch.complex(c, zero)]]
+        off = torch.complex(torch.zeros_like(c), -s)
+        entries = torch.stack([c.to(off.dtype), off, off, c.to(off.dtype)])
     else:  # pragma: no cover - specs only name these
         raise AssertionError(f"unknown rotation {name}")
-    return torch.stack([torch.stack(r) for r in rows])
+    return entries.reshape(2, 2, *angle.shape)
 
 
 def _as_batched(M: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -80,11 +81,11 @@ def rep_unitaries(ansatz: Ansatz, theta: torch.Tensor, reps: int) -> tuple[torch
         F: (2, 2, *edge) complex, the final gates (identity when the ansatz has none).
     """
     angles = theta.permute(theta.dim() - 1, theta.dim() - 2, *range(theta.dim() - 2))  # (k, n_slots, *edge)
+    if ansatz.final_gates == ansatz.rep_gates:  # one product over every slot
+        U = _product(ansatz.rep_gates, angles)
+        return U[:, :, :reps], U[:, :, reps]
     V = _product(ansatz.rep_gates, angles[:, :reps])
-    if ansatz.final_gates:
-        F = _product(ansatz.final_gates, angles[:, reps])
-    else:
-        F = _product((), angles[:, 0])
+    F = _product(ansatz.final_gates, angles[:, reps] if ansatz.final_gates else angles[:, 0])
     return V, F
 
 
