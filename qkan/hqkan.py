@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from qkan._checks import check_int
 from qkan.models import QKAN
 
 __all__ = ["HQKAN", "FFNReport", "replace_ffn", "SQUASHES"]
@@ -25,11 +26,6 @@ __all__ = ["HQKAN", "FFNReport", "replace_ffn", "SQUASHES"]
 SQUASHES = ("none", "tanh", "layernorm")
 
 _TRANSFORMER_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
-
-
-def _check_positive_int(arg: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{arg}` must be an int >= 1; got {value!r}")
 
 
 class _PiTanh(nn.Module):
@@ -104,16 +100,16 @@ class HQKAN(nn.Module):
         **qkan_options,
     ) -> None:
         super().__init__()
-        _check_positive_int("in_dim", in_dim)
-        _check_positive_int("out_dim", out_dim)
+        check_int("in_dim", in_dim)
+        check_int("out_dim", out_dim)
         latent_in = max(1, math.ceil(math.log2(in_dim))) if latent_in is None else latent_in
         latent_out = max(1, math.ceil(math.log2(out_dim))) if latent_out is None else latent_out
-        _check_positive_int("latent_in", latent_in)
-        _check_positive_int("latent_out", latent_out)
+        check_int("latent_in", latent_in)
+        check_int("latent_out", latent_out)
         if not isinstance(hidden, (list, tuple)):
             raise ValueError(f"`hidden` must be a list of layer widths; got {hidden!r}")
         for width in hidden:
-            _check_positive_int("hidden", width)
+            check_int("hidden", width)
         if squash not in SQUASHES:
             raise ValueError(f"`squash` must be one of {list(SQUASHES)}; got {squash!r}")
         for arg in ("width", "in_dim", "out_dim"):

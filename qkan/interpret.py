@@ -19,15 +19,10 @@ from typing import Iterator, NamedTuple
 import torch
 from torch import nn
 
+from qkan._checks import check_number
 from qkan.layers import BASES, QKANLayer
 
 __all__ = ["base_values", "edge_activations", "regularization", "Attribution", "attribution", "PrunePlan", "prune_plan", "prune"]
-
-
-def _check_nonnegative(arg: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"`{arg}` must be a number >= 0; got {value!r}")
-    return float(value)
 
 
 def _check_batch(model: nn.Module, x) -> torch.Tensor:
@@ -90,7 +85,7 @@ def regularization(model: nn.Module, x: torch.Tensor, l1: float = 1.0, entropy: 
     Returns:
         scalar tensor (the parameters' dtype).
     """
-    l1, entropy, coef = _check_nonnegative("l1", l1), _check_nonnegative("entropy", entropy), _check_nonnegative("coef", coef)
+    l1, entropy, coef = check_number("l1", l1), check_number("entropy", entropy), check_number("coef", coef)
     x = _check_batch(model, x)
     total = x.new_zeros(())
     for layer, phi in _layer_activations(model, x):
@@ -162,7 +157,7 @@ class PrunePlan(NamedTuple):
 
 def prune_plan(model: nn.Module, node_th: float = 1e-2, edge_th: float = 3e-2, x: torch.Tensor | None = None) -> PrunePlan:
     """Decide which hidden nodes and edges to keep (see :func:`prune`); the model is not changed."""
-    node_th, edge_th = _check_nonnegative("node_th", node_th), _check_nonnegative("edge_th", edge_th)
+    node_th, edge_th = check_number("node_th", node_th), check_number("edge_th", edge_th)
     if x is None:
         x = getattr(model, "reference_input", None)
         if x is None:

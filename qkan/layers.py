@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qkan._checks import check_choice, check_int
 from qkan.circuits.ansatz import get_ansatz
 from qkan.simulators import make_evaluator
 
@@ -30,16 +31,6 @@ BASES: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
 ENCODINGS = ("fixed", "edge", "input")
 GROUPS = (None, "input", "output", "all")
 MEASURES = ("z", "amplitude")
-
-
-def _check_choice(arg: str, value, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"`{arg}` must be one of {list(choices)}; got {value!r}")
-
-
-def _check_positive_int(arg: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{arg}` must be an int >= 1; got {value!r}")
 
 
 class QKANLayer(nn.Module):
@@ -99,17 +90,17 @@ class QKANLayer(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        _check_positive_int("in_dim", in_dim)
-        _check_positive_int("out_dim", out_dim)
-        _check_positive_int("reps", reps)
+        check_int("in_dim", in_dim)
+        check_int("out_dim", out_dim)
+        check_int("reps", reps)
         self.ansatz = get_ansatz(ansatz)
-        _check_choice("encoding", encoding, ENCODINGS)
-        _check_choice("group", group, GROUPS)
-        _check_choice("measure", measure, MEASURES)
+        check_choice("encoding", encoding, ENCODINGS)
+        check_choice("group", group, GROUPS)
+        check_choice("measure", measure, MEASURES)
         if base is None:
             base = "none"
         if not callable(base):
-            _check_choice("base", base, list(BASES))
+            check_choice("base", base, list(BASES))
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ValueError(f"`seed` must be an int or None; got {seed!r}")
         self.in_dim, self.out_dim, self.reps = in_dim, out_dim, reps

@@ -18,18 +18,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from qkan._checks import check_number
 from qkan.layers import QKANLayer
 
 if TYPE_CHECKING:  # pragma: no cover
     import sympy
 
 __all__ = ["base_formula", "edge_formula", "layer_formulas", "model_formulas"]
-
-
-def _check_tol(tol) -> float:
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
-        raise ValueError(f"`tol` must be a number >= 0; got {tol!r}")
-    return float(tol)
 
 
 def base_formula(base, x: sympy.Expr) -> sympy.Expr | None:
@@ -98,7 +93,7 @@ def edge_formula(layer: QKANLayer, j: int, i: int, tol: float = 1e-8, x: sympy.E
     """
     import sympy
 
-    tol = _check_tol(tol)
+    tol = check_number("tol", tol)
     for arg, value, size in (("j", j, layer.out_dim), ("i", i, layer.in_dim)):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
             raise ValueError(f"`{arg}` must be an int in [0, {size}); got {value!r}")
@@ -133,7 +128,7 @@ def layer_formulas(layer: QKANLayer, inputs: list, tol: float = 1e-8) -> list:
         for j in range(layer.out_dim):
             y = sympy.Add(*(edge_formula(layer, j, i, tol, inputs[i]) for i in range(layer.in_dim)))
             if layer.bias is not None:
-                y = y + _terms([(layer.bias[j].item(), sympy.Integer(1))], _check_tol(tol))
+                y = y + _terms([(layer.bias[j].item(), sympy.Integer(1))], check_number("tol", tol))
             outputs.append(y)
     return outputs
 

@@ -25,6 +25,7 @@ import math
 import numpy as np
 import torch
 
+from qkan._checks import check_int
 from qkan.circuits.qiskit import ansatz_circuit
 
 __all__ = ["QiskitEvaluator", "QiskitJobError"]
@@ -34,13 +35,6 @@ _SHIFT = math.pi / 2
 
 class QiskitJobError(RuntimeError):
     """A Qiskit primitive job failed or was cancelled; the message names backend, job and layer."""
-
-
-def _check_int(arg: str, value, low: int, allow_none: bool = True) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"`{arg}` must be an int >= {low}{' or None' if allow_none else ''}; got {value!r}")
 
 
 def _shots_precision(shots: int) -> float:
@@ -122,7 +116,7 @@ class QiskitEvaluator:
             from qiskit.providers import BackendV2
         except ImportError as err:  # pragma: no cover - the test environment has qiskit
             raise ImportError('the "qiskit" evaluator needs qiskit: pip install "qkan[qiskit]"') from err
-        _check_int("shots", shots, 1)
+        check_int("shots", shots, 1, allow_none=True)
         if precision is not None and (
             isinstance(precision, bool) or not isinstance(precision, (int, float)) or not 0 < precision < math.inf
         ):
@@ -131,10 +125,10 @@ class QiskitEvaluator:
             raise ValueError(f"give `shots` or `precision`, not both; got shots={shots}, precision={precision}")
         if optimization_level not in (0, 1, 2, 3) or isinstance(optimization_level, bool):
             raise ValueError(f"`optimization_level` must be 0, 1, 2 or 3; got {optimization_level!r}")
-        _check_int("seed", seed, 0)
-        _check_int("max_pub_size", max_pub_size, 1, allow_none=False)
-        _check_int("max_circuits_per_job", max_circuits_per_job, 1)
-        _check_int("threads", threads, 1)
+        check_int("seed", seed, 0, allow_none=True)
+        check_int("max_pub_size", max_pub_size, 1)
+        check_int("max_circuits_per_job", max_circuits_per_job, 1, allow_none=True)
+        check_int("threads", threads, 1, allow_none=True)
         if backend is not None and not isinstance(backend, (BackendV2, BaseEstimatorV2)):
             raise ValueError(
                 "`backend` must be None, a qiskit BackendV2 (AerSimulator, a fake or IBM backend) or an "
