@@ -214,7 +214,7 @@ def section_h2(quick: bool, episodes: int, seeds: int, out: dict, path: Path) ->
             env = CircuitEnv("h2", max_depth=6 if quick else 10)
             agent = DDQNAgent(env, q_network=q_network, hidden=None if q_network == "mlp" else [8], seed=seed,
                               batch_size=64, buffer_size=5000, lr=5e-3, eps_decay=0.995, target_update=20,
-                              curriculum=MovingThreshold(0.01, patience=3, reset_every=50))
+                              curriculum=MovingThreshold(0.01, patience=3, reset_every=50, margin=2e-3))
             t0 = time.perf_counter()
             history = agent.train(episodes, progress=False)
             dt = time.perf_counter() - t0

@@ -208,6 +208,10 @@ def test_curriculum_moves_threshold():
     assert cur.update(False, 0.2) == 0.05
     cur.update(True, 0.03)
     assert cur.update(True, 0.02) == pytest.approx(0.03)  # reset at episode 5: best 0.02 + margin
+    for _ in range(5):
+        threshold = cur.update(False, 0.5)
+    assert threshold == pytest.approx(0.03)  # reset again (episode 10): best + margin
+    assert MovingThreshold(0.05, reset_every=1, margin=1.0).update(False, 0.2) == 0.05  # capped at start
     with pytest.raises(ValueError, match="`shrink` must be in"):
         MovingThreshold(shrink=1.5)
 

@@ -176,7 +176,7 @@ class DDQNAgent:
         return result
 
     def _track_best(self, result: dict) -> None:
-        key = (not result["success"], round(result["error"], 12), result["n_cnots"], result["n_gates"])
+        key = (round(result["error"], 12), result["n_cnots"], result["n_gates"])
         if self.best is None or key < self.best["key"]:
             self.best = {"key": key, **result}
 
@@ -216,7 +216,7 @@ class DDQNAgent:
         return self.run_episode(greedy=True, learn=False)
 
     def best_circuit(self) -> Circuit | None:
-        """The best circuit seen in training (success first, then lowest error, fewest CNOTs)."""
+        """The best circuit seen in training (lowest error, then fewest CNOTs, then fewest gates)."""
         return None if self.best is None else self.best["circuit"].copy()
 
     def save(self, path: str | Path) -> None:

@@ -11,8 +11,9 @@ class MovingThreshold:
     """Success threshold on |E - E_min| that starts loose and tightens with successes.
 
     After every ``patience`` successes the threshold is multiplied by ``shrink`` (never below
-    ``final``). Every ``reset_every`` episodes it is set to |E_best - E_min| + ``margin`` (never
-    below ``final``), so it follows what the agent has actually reached.
+    ``final``). Every ``reset_every`` episodes it is set to |E_best - E_min| + ``margin``, kept
+    in [final, start], so it follows what the agent has actually reached; ``start`` should be
+    below the initial state's error, or doing nothing would count as a success.
 
     Args:
         start: initial threshold (Hartree).
@@ -46,8 +47,8 @@ class MovingThreshold:
             self.successes += 1
             if self.successes % self.patience == 0:
                 self.threshold = max(self.final, self.threshold * self.shrink)
-        if self.episodes % self.reset_every == 0:
-            self.threshold = max(self.final, self.best_error + self.margin)
+        if self.episodes % self.reset_every == 0:  # never looser than start
+            self.threshold = min(self.start, max(self.final, self.best_error + self.margin))
         return self.threshold
 
     def state_dict(self) -> dict:
