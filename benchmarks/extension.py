@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     parser.add_argument("--encoding", choices=["fixed", "edge", "input"], default="fixed")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest for these small models)")
     args = parser.parse_args(argv)
     if args.quick:
         args.adam_steps, args.lbfgs_steps = 10, 2

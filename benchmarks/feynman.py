@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--samples", type=int, default=1000, help="train and test samples each")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest for these small models)")
     args = parser.parse_args(argv)
     if args.quick:
         args.equations, args.samples, args.steps = 3, 200, 3
