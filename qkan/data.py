@@ -14,6 +14,8 @@ from typing import Callable
 
 import torch
 
+from qkan._checks import check_int
+
 __all__ = ["function_dataset", "feynman", "FEYNMAN", "demo_function", "classification_dataset", "load_csv"]
 
 Ranges = tuple[float, float] | list
@@ -22,11 +24,6 @@ Ranges = tuple[float, float] | list
 def demo_function(x: torch.Tensor) -> torch.Tensor:
     """The demo target f(x, y) = exp(sin(pi x) + y^2): (N, 2) -> (N, 1)."""
     return torch.exp(torch.sin(math.pi * x[:, :1]) + x[:, 1:2] ** 2)
-
-
-def _check_count(arg: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{arg}` must be an int >= 1; got {value!r}")
 
 
 def _ranges(ranges, n_var: int) -> torch.Tensor:
@@ -78,9 +75,9 @@ def function_dataset(
     """
     if not callable(f):
         raise ValueError(f"`f` must be a callable on (N, n_var) tensors; got {f!r}")
-    _check_count("n_var", n_var)
-    _check_count("train_num", train_num)
-    _check_count("test_num", test_num)
+    check_int("n_var", n_var)
+    check_int("train_num", train_num)
+    check_int("test_num", test_num)
     r = _ranges(ranges, n_var)
     dtype = dtype or torch.get_default_dtype()
     gen = torch.Generator().manual_seed(seed)
@@ -215,8 +212,8 @@ def classification_dataset(
     """
     if kind not in ("moons", "spirals"):
         raise ValueError(f"`kind` must be 'moons' or 'spirals'; got {kind!r}")
-    _check_count("train_num", train_num)
-    _check_count("test_num", test_num)
+    check_int("train_num", train_num)
+    check_int("test_num", test_num)
     if not isinstance(noise, (int, float)) or noise < 0:
         raise ValueError(f"`noise` must be a number >= 0; got {noise!r}")
     gen = torch.Generator().manual_seed(seed)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qkan._checks import check_int
 from qkan.layers import QKANLayer
 
 __all__ = ["QKAN"]
@@ -144,10 +145,10 @@ class QKAN(nn.Module):
         """
         from tqdm.auto import tqdm
 
-        _check_int("steps", steps)
-        _check_int("log", log)
+        check_int("steps", steps)
+        check_int("log", log)
         if batch is not None:
-            _check_int("batch", batch)
+            check_int("batch", batch)
         if not isinstance(reg, (int, float)) or reg < 0:
             raise ValueError(f"`reg` must be a number >= 0; got {reg!r}")
         data = self._prepare_dataset(dataset)
@@ -272,7 +273,7 @@ class QKAN(nn.Module):
         Returns a new model built from the same layer options, dtype and device (an evaluator
         chosen later with set_evaluator is not carried over); self is unchanged.
         """
-        _check_int("reps", reps)
+        check_int("reps", reps)
         if reps <= self.reps:
             raise ValueError(f"`reps` must be greater than the current reps ({self.reps}); got {reps}")
         first = self.layers[0]
@@ -339,11 +340,6 @@ class QKAN(nn.Module):
         except (TypeError, ValueError, RuntimeError, KeyError) as err:
             raise ValueError(f"cannot load a QKAN from {str(path)!r}: inconsistent checkpoint ({err})") from None
         return model
-
-
-def _check_int(arg: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{arg}` must be an int >= 1; got {value!r}")
 
 
 def _extend_layer(old: QKANLayer, new: QKANLayer) -> None:
