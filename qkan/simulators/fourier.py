@@ -1,54 +1,36 @@
 """Closed-form DARUAN evaluation: compile circuit parameters into Fourier coefficients.
 
 In the eigenframe of its Pauli, every data rotation is diag(1, v) with v = e^{i phi}, up to a
-global phase (qkan.simulators.gates.encoding_frame). Carrying the amplitudes as polynomials in
-v through the circuit and pairing them in <Z> gives
+global phase (qkan.simulators.gates.encoding_frame). The amplitudes are polynomials in v, and
+pairing them in <Z> gives
 
     fixed encoding (w_l = 1):        f(x) = a_0 + sum_{n=1..R} a_n cos(n x) + b_n sin(n x)
     per-input encoding (w_l trained): f(x) = a_0 + sum_m a_m cos(Omega_m x) + b_m sin(Omega_m x),
                                       Omega_m = sum_l m_l w_l, m in {-1, 0, 1}^R (one of +-m kept)
 
-The compile costs O(R^2) (fixed) or O(4^R) (per-input) per edge, independent of the batch, and
-is differentiable by autograd. A whole layer is then one feature map plus one matrix product;
-no tensor of size batch x out x in exists in forward or backward.
+A trigonometric polynomial is fixed by its values at a few points, so the compile evaluates
+each edge there (2R+1 points, or 3^R for per-input encodings) with the SU(2) path and applies
+one real DFT: O(R^2) or O(R 3^R) per edge, independent of the batch, exact and differentiable
+by autograd. A whole layer is then one feature map plus one matrix product; no tensor of size
+batch x out x in exists in forward or backward.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import math
 
 import torch
 import torch.nn.functional as F
 
 from qkan.circuits.ansatz import Ansatz
-from qkan.simulators.gates import encoding_frame, z_observable
+from qkan.simulators import su2
 
 __all__ = ["compile_coefficients", "frequency_vectors", "fourier_features", "FourierEvaluator", "MAX_INPUT_REPS"]
 
-#: per-input trainable encodings compile in O(4^R) per edge; beyond this the SU(2) path is used
+#: per-input trainable encodings compile in O(R 3^R) per edge; beyond this the SU(2) path is used
 MAX_INPUT_REPS = 5
-
-
-@functools.lru_cache(maxsize=None)
-def _class_matrix(reps: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """0/1 matrix (K*K, n_classes) summing pair products G[j, k] into frequency classes (per-input encoding).
-
-    Bit l of the amplitude index j is rep l's power of v_l, so the pair (j, k) carries the
-    frequency vector m = bits(k) - bits(j); pairs whose m is the conjugate of a kept one are dropped.
-    """
-    vectors = frequency_vectors(reps)
-    lookup = {tuple(v): c + 1 for c, v in enumerate(vectors.tolist())}
-    lookup[(0,) * reps] = 0
-    K = 2**reps
-    bits = [[(idx >> l) & 1 for l in range(reps)] for idx in range(K)]
-    S = torch.zeros(K * K, len(vectors) + 1, dtype=dtype)
-    for j in range(K):
-        for k in range(K):
-            cls = lookup.get(tuple(bk - bj for bj, bk in zip(bits[j], bits[k])))
-            if cls is not None:
-                S[j * K + k, cls] = 1
-    return S.to(device)
 
 
 @functools.lru_cache(maxsize=None)
@@ -58,48 +40,59 @@ def frequency_vectors(reps: int) -> torch.Tensor:
     return torch.tensor(kept, dtype=torch.int64)
 
 
+@functools.lru_cache(maxsize=None)
+def _sampling(reps: int, multi: bool, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample points and the real DFT that reads the coefficients off them, exactly.
+
+    fixed: every rep sees the same x; f has degree R, so the S = 2R+1 points x_s = 2 pi s / S
+        determine it. multi: rep l sees its own angle t_l and f has degree 1 in each, so the
+        3^R grid t in (2 pi / 3) {0, 1, 2}^R determines it.
+    Returns:
+        points (S, R): the data-rotation angle of every rep at every sample.
+        D (1 + 2K, S): [a_0; a_1..a_K; b_1..b_K] = D @ f(points).
+    """
+    if multi:
+        points = torch.tensor(list(itertools.product(range(3), repeat=reps)), dtype=torch.float64) * (2 * math.pi / 3)
+        args = points @ frequency_vectors(reps).double().T  # (S, K): m . t
+    else:
+        x = torch.arange(2 * reps + 1, dtype=torch.float64) * (2 * math.pi / (2 * reps + 1))
+        points = x.unsqueeze(1).expand(-1, reps)
+        args = x.unsqueeze(1) * torch.arange(1, reps + 1, dtype=torch.float64)  # (S, K): n x
+    S = points.shape[0]
+    D = torch.cat([torch.full((1, S), 1 / S, dtype=torch.float64), 2 / S * torch.cos(args).T, 2 / S * torch.sin(args).T])
+    return points.to(dtype=dtype, device=device), D.to(dtype=dtype, device=device)
+
+
 def compile_coefficients(
     ansatz: Ansatz, theta: torch.Tensor, reps: int, enc_bias: torch.Tensor | None = None, multi: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fourier coefficients of DARUAN edges (measure <Z>).
 
+    The edge function is evaluated by the SU(2) path at the few sample points that determine
+    it (see _sampling), then one fixed real DFT reads off the coefficients: exact, batch
+    independent and differentiable.
+
     Args:
         ansatz: a closed-form ansatz (no arccos encoding).
-        theta: (..., n_slots, k) angles.
+        theta: (*edge, n_slots, k) angles.
         reps: R.
-        enc_bias: (..., R) encoding biases b_l or None (zero).
+        enc_bias: (*edge, R) encoding biases b_l or None (zero).
         multi: False for w_l = 1 (integer frequencies 1..R); True keeps one coefficient per
             frequency vector m (frequency_vectors(R)) for trainable w.
     Returns:
-        a0 (...), a (..., n_freq), b (..., n_freq) real, with f = a0 + sum a cos(Omega x) + b sin(Omega x).
+        a0 (*edge), a (*edge, n_freq), b (*edge, n_freq) real, with f = a0 + sum a cos(Omega x) + b sin(Omega x).
     """
     assert ansatz.closed_form, "compile_coefficients needs a closed-form ansatz"
-    psi0, V, Fw = encoding_frame(ansatz, theta, reps)  # data rotations are diag(1, v), v = e^{i w x}
-    Q = z_observable(Fw)  # (2, 2, *edge)
-    c = psi0.unsqueeze(1)  # (2, K, *edge): coefficient of v^j (fixed) or of rep-bit pattern j (multi)
+    points, D = _sampling(reps, multi, theta.dtype, theta.device)
+    edge_dims = [1] * (theta.dim() - 2)
+    angles = []
     for l in range(reps):
-        if l:
-            c = (V[l - 1].unsqueeze(2) * c.unsqueeze(0)).sum(1)  # V_l on every coefficient
-        lo, hi = c[0], c[1]  # (K, *edge): the v^0 and v^1 parts of this rotation
-        if enc_bias is not None:
-            b = enc_bias[..., l]
-            hi = hi * torch.polar(torch.ones_like(b), b)
-        lo, hi = torch.broadcast_tensors(lo, hi)
-        zero = torch.zeros_like(lo)
-        if multi:  # bit l of the index = 1 where rep l contributed v_l
-            c = torch.stack([torch.cat([lo, zero]), torch.cat([zero, hi])])
-        else:  # v^1 moves the coefficient one power up
-            c = torch.stack([torch.cat([lo, zero[:1]]), torch.cat([zero[:1], hi])])
-    Qc = (Q.unsqueeze(2) * c.unsqueeze(0)).sum(1)  # (2, K, *edge)
-    if multi:
-        G = (c.conj().unsqueeze(2) * Qc.unsqueeze(1)).sum(0)  # (K, K, *edge): c_j^dag Q c_k
-        S = _class_matrix(reps, theta.dtype, theta.device)  # (K*K, n_classes)
-        g = torch.tensordot(S, torch.view_as_real(G.flatten(0, 1)), dims=([0], [0]))  # (n_classes, *edge, 2)
-    else:  # g_n = sum_j c_j^dag Q c_{j+n}: the n-th diagonal of G
-        K = c.shape[1]
-        g = torch.view_as_real(torch.stack([(c[:, : K - n].conj() * Qc[:, n:]).sum((0, 1)) for n in range(K)]))
-    g = g.movedim(0, -2)  # (*edge, n_classes, 2)
-    return g[..., 0, 0], 2 * g[..., 1:, 0], -2 * g[..., 1:, 1]
+        t = points[:, l].reshape(-1, *edge_dims)  # (S, 1, ..., 1)
+        angles.append(t if enc_bias is None else t + enc_bias[..., l])
+    f = su2.run(*su2.prepare(ansatz, theta, reps, "z"), angles, False, "z")  # (S, *edge)
+    coeffs = torch.tensordot(D, f, dims=1).movedim(0, -1)  # (*edge, 1 + 2K)
+    K = (D.shape[0] - 1) // 2
+    return coeffs[..., 0], coeffs[..., 1 : K + 1], coeffs[..., K + 1 :]
 
 
 class _FourierFeatures(torch.autograd.Function):
@@ -152,7 +145,7 @@ class FourierEvaluator:
         if layer.encoding == "edge":
             return "per-edge trainable encodings need per-edge features; use the 'su2' evaluator"
         if layer.encoding == "input" and layer.reps > MAX_INPUT_REPS:
-            return f"per-input encodings compile in O(4^R); reps={layer.reps} > {MAX_INPUT_REPS}"
+            return f"per-input encodings compile in O(R 3^R); reps={layer.reps} > {MAX_INPUT_REPS}"
         return None
 
     def _compiled(self, layer) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

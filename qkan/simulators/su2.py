@@ -10,6 +10,8 @@ under activation checkpointing, so backward keeps only the inputs of each chunk.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 import torch
 from torch.utils.checkpoint import checkpoint
@@ -17,7 +19,7 @@ from torch.utils.checkpoint import checkpoint
 from qkan.circuits.ansatz import Ansatz
 from qkan.simulators.gates import encoding_frame, z_observable
 
-__all__ = ["su2_edges", "SU2Evaluator"]
+__all__ = ["su2_edges", "prepare", "encoding_angle", "run", "SU2Evaluator"]
 
 #: elements (samples x edges) per chunk: keeps each pass inside the CPU caches
 CHUNK_ELEMENTS = 1 << 18
@@ -42,10 +44,11 @@ def su2_edges(
     Returns:
         (N, O'', I) edge values, O'' = O' broadcast against the encoding's first dim.
     """
-    return _run(*_compile(ansatz, theta, reps, measure), x, enc_weight, enc_bias, ansatz.arccos, measure)
+    angles = (encoding_angle(x, enc_weight, enc_bias, l) for l in range(reps))
+    return run(*prepare(ansatz, theta, reps, measure), angles, ansatz.arccos, measure)
 
 
-def _compile(ansatz: Ansatz, theta: torch.Tensor, reps: int, measure: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def prepare(ansatz: Ansatz, theta: torch.Tensor, reps: int, measure: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Batch-independent part: (psi0 (2, *edge), V (R-1, 2, 2, *edge), M (2, 2, *edge)).
 
     M is the observable F^dag Z F for measure "z", else the final gates F.
@@ -54,24 +57,26 @@ def _compile(ansatz: Ansatz, theta: torch.Tensor, reps: int, measure: str) -> tu
     return psi0, V, z_observable(Fw) if measure == "z" else Fw
 
 
-def _run(
+def encoding_angle(x: torch.Tensor, enc_weight: torch.Tensor | None, enc_bias: torch.Tensor | None, l: int) -> torch.Tensor:
+    """phi_l = w_l x + b_l: x (N, I) -> (N, 1, I) for the fixed encoding, else (N, O'', I)."""
+    xs = x.unsqueeze(1)
+    return xs if enc_weight is None else torch.addcmul(enc_bias[..., l], enc_weight[..., l], xs)
+
+
+def run(
     psi0: torch.Tensor,
     V: torch.Tensor,
     M: torch.Tensor,
-    x: torch.Tensor,
-    enc_weight: torch.Tensor | None,
-    enc_bias: torch.Tensor | None,
+    angles: Iterable[torch.Tensor],
     arccos: bool,
     measure: str,
 ) -> torch.Tensor:
-    """Per-sample part: x (N, I) -> (N, O'', I)."""
-    a, b = psi0  # (O', I') each
-    xs = x.unsqueeze(1)  # (N, 1, I)
-    for l in range(V.shape[0] + 1):
+    """Per-sample part: the R data-rotation angles (each broadcasting against the edges) -> edge values."""
+    a, b = psi0  # (*edge) each
+    for l, phi in enumerate(angles):
         if l:
             Vl = V[l - 1]
             a, b = torch.addcmul(Vl[0, 0] * a, Vl[0, 1], b), torch.addcmul(Vl[1, 0] * a, Vl[1, 1], b)
-        phi = xs if enc_weight is None else torch.addcmul(enc_bias[..., l], enc_weight[..., l], xs)  # (N, O'', I)
         if arccos:  # e^{i arccos(phi)} = phi + i sqrt(1 - phi^2)
             b = b * torch.complex(phi, torch.sqrt(1 - phi * phi))
         else:
@@ -102,12 +107,13 @@ class SU2Evaluator:
     def forward(self, layer, x: torch.Tensor) -> torch.Tensor:
         """(N, I) -> (N, O): the layer formula, chunked over N with checkpointing."""
         scale, const = layer.edge_weights()  # (O, I), (O,)
-        compiled = _compile(layer.ansatz, layer.theta, layer.reps, layer.measure)
+        compiled = prepare(layer.ansatz, layer.theta, layer.reps, layer.measure)
         w, b = layer.encoding_parameters()
 
         def chunk(xc: torch.Tensor, *tensors: torch.Tensor) -> torch.Tensor:  # (n, I) -> (n, O)
             *compiled_c, w_c, b_c, scale_c = tensors
-            f = _run(*compiled_c, xc, w_c, b_c, layer.ansatz.arccos, layer.measure)  # (n, O'', I)
+            angles = (encoding_angle(xc, w_c, b_c, l) for l in range(layer.reps))
+            f = run(*compiled_c, angles, layer.ansatz.arccos, layer.measure)  # (n, O'', I)
             return (f * scale_c).sum(-1)
 
         tensors = (*compiled, w, b, scale)
