@@ -1,6 +1,6 @@
 """Layer speed and memory: closed form and SU(2) against the nn.Linear floor (and the published qkan).
 
-    python benchmarks/layer_speed.py [--quick] [--threads 2] [--reference-python /path/to/venv/bin/python]
+    python benchmarks/layer_speed.py [--quick] [--threads 1] [--clock wall|cpu] [--reference-python /path/to/venv/bin/python]
 
 Rows (forward + backward, gradients to x and every parameter):
 - fixed-encoding pz 64 -> 64, R=3, B=512: fourier, su2, and the floor nn.Linear(I*(2R+2), O);
@@ -117,7 +117,7 @@ def _reference(python: str, I: int, O: int, R: int, B: int, repeats: int, thread
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller memory case")
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: steadier on a shared 2-core machine)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--reference-python", help="python of a virtualenv with the published qkan 0.2.3")
     parser.add_argument(
