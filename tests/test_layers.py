@@ -210,6 +210,29 @@ def test_fourier_saves_nothing_of_size_batch_out_in():
     assert x.grad is not None and layer.theta.grad is not None and layer.enc_weight.grad is not None
 
 
+def test_fourier_reuses_coefficients_only_while_parameters_are_unchanged(monkeypatch):
+    from qkan.simulators import fourier
+
+    calls = []
+    compile_ = fourier.compile_coefficients
+    monkeypatch.setattr(fourier, "compile_coefficients", lambda *a, **k: calls.append(1) or compile_(*a, **k))
+    layer = _layer("pz", "input")
+    x = _inputs("pz")
+    with torch.no_grad():
+        y1 = layer(x)
+        y2 = layer(x)
+        assert len(calls) == 1 and torch.equal(y1, y2)
+        layer.theta.add_(0.1)  # in-place update: new version, fresh coefficients
+        y3 = layer(x)
+        layer.enc_bias.add_(0.1)
+        y4 = layer(x)
+    assert len(calls) == 3
+    assert_matches_reference(layer, x)
+    assert not torch.allclose(y3, y1) and not torch.allclose(y4, y3)
+    layer(x).sum().backward()  # with gradients it always compiles afresh
+    assert len(calls) >= 4 and layer.theta.grad is not None
+
+
 # ------------------------------------------------------------------------------ module behaviour
 @pytest.mark.parametrize("evaluator", ["fourier", "su2"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -148,11 +148,25 @@ class FourierEvaluator:
             return f"per-input encodings compile in O(R 3^R); reps={layer.reps} > {MAX_INPUT_REPS}"
         return None
 
+    @staticmethod
+    def _coefficients(layer, multi: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """compile_coefficients for the layer; reused while no gradient is needed and the
+        angles are unchanged (inference, acting in RL), keyed on the tensors' identity and version."""
+        bias = layer.enc_bias if multi else None
+        tensors = (layer.theta,) if bias is None else (layer.theta, bias)
+        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+            return compile_coefficients(layer.ansatz, layer.theta, layer.reps, bias, multi)
+        key = tuple((id(t), t._version, t.data_ptr(), t.dtype, t.device) for t in tensors)
+        cached = getattr(layer, "_frozen_coefficients", None)
+        if cached is None or cached[0] != key:
+            cached = (key, compile_coefficients(layer.ansatz, layer.theta, layer.reps, bias, multi))
+            layer._frozen_coefficients = cached
+        return cached[1]
+
     def _compiled(self, layer) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(a0 (O, I), ab (O, 2K, I), freq (K,) or (K, I)) for the layer's parameters."""
         multi = layer.encoding == "input"
-        bias = layer.enc_bias if multi else None
-        a0, a, b = compile_coefficients(layer.ansatz, layer.theta, layer.reps, bias, multi)
+        a0, a, b = self._coefficients(layer, multi)
         shape = (layer.out_dim, layer.in_dim)
         ab = torch.cat([a, b], dim=-1).expand(*shape, -1).movedim(-1, 1)  # (O, 2K, I)
         if multi:
