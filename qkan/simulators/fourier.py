@@ -89,7 +89,7 @@ def compile_coefficients(
     for l in range(reps):
         t = points[:, l].reshape(-1, *edge_dims)  # (S, 1, ..., 1)
         angles.append(t if enc_bias is None else t + enc_bias[..., l])
-    f = su2.run(*su2.prepare(ansatz, theta, reps, "z"), angles, False, "z")  # (S, *edge)
+    f = su2.run(su2.prepare(ansatz, theta, reps, "z"), angles, False, "z")  # (S, *edge)
     coeffs = torch.tensordot(D, f, dims=1).movedim(0, -1)  # (*edge, 1 + 2K)
     K = (D.shape[0] - 1) // 2
     return coeffs[..., 0], coeffs[..., 1 : K + 1], coeffs[..., K + 1 :]

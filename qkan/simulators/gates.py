@@ -122,7 +122,7 @@ def encoding_frame(ansatz: Ansatz, theta: torch.Tensor, reps: int) -> Frame:
         first = matmul2(W.mH, V[:, :, 0])
         inner = matmul2(matmul2(W.mH, V[:, :, 1:]), W)
         F = matmul2(F, W)
-    psi0 = (first[:, 0] + first[:, 1]) / math.sqrt(2)  # W^dag V_0 H|0>
+    psi0 = first.sum(1) / math.sqrt(2)  # W^dag V_0 H|0> (H|0> = (1, 1) / sqrt 2)
     return Frame(psi0, inner.movedim(2, 0).contiguous(), F)
 
 

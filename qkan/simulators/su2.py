@@ -11,6 +11,7 @@ under activation checkpointing, so backward keeps only the inputs of each chunk.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 
 import torch
@@ -19,7 +20,7 @@ from torch.utils.checkpoint import checkpoint
 from qkan.circuits.ansatz import Ansatz
 from qkan.simulators.gates import encoding_frame, z_observable
 
-__all__ = ["su2_edges", "prepare", "encoding_angle", "run", "SU2Evaluator"]
+__all__ = ["su2_edges", "Prepared", "prepare", "encoding_angle", "run", "SU2Evaluator"]
 
 #: elements (samples x edges) per chunk: keeps each pass inside the CPU caches
 CHUNK_ELEMENTS = 1 << 18
@@ -45,16 +46,29 @@ def su2_edges(
         (N, O'', I) edge values, O'' = O' broadcast against the encoding's first dim.
     """
     angles = (encoding_angle(x, enc_weight, enc_bias, l) for l in range(reps))
-    return run(*prepare(ansatz, theta, reps, measure), angles, ansatz.arccos, measure)
+    return run(prepare(ansatz, theta, reps, measure), angles, ansatz.arccos, measure)
 
 
-def prepare(ansatz: Ansatz, theta: torch.Tensor, reps: int, measure: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Batch-independent part: (psi0 (2, *edge), V (R-1, 2, 2, *edge), M (2, 2, *edge)).
+class Prepared(NamedTuple):
+    """Batch-independent part of an evaluation, as separate entry tensors (each (*edge) complex).
 
-    M is the observable F^dag Z F for measure "z", else the final gates F.
+    psi: the state (a, b) before the first data rotation; V: per data rotation l = 1..R-1 the
+    entries (V00, V01, V10, V11) of the gates before it; M: the entries of the observable
+    F^dag Z F (measure "z") or of the final gates F. Unbound once here, so the per-sample loop
+    indexes nothing (each index would cost a zero-filled gradient buffer in backward).
     """
+
+    psi: tuple[torch.Tensor, ...]
+    V: list[tuple[torch.Tensor, ...]]
+    M: tuple[torch.Tensor, ...]
+
+
+def prepare(ansatz: Ansatz, theta: torch.Tensor, reps: int, measure: str) -> Prepared:
+    """The circuit of every edge with the data left out: theta (*edge, n_slots, k) -> Prepared."""
     psi0, V, Fw = encoding_frame(ansatz, theta, reps)  # data rotations become diag(1, e^{i angle})
-    return psi0, V, z_observable(Fw) if measure == "z" else Fw
+    M = z_observable(Fw) if measure == "z" else Fw
+    entries = V.flatten(0, 2).unbind(0)  # 4 (R-1) entries
+    return Prepared(psi0.unbind(0), [entries[4 * l : 4 * l + 4] for l in range(reps - 1)], M.flatten(0, 1).unbind(0))
 
 
 def encoding_angle(x: torch.Tensor, enc_weight: torch.Tensor | None, enc_bias: torch.Tensor | None, l: int) -> torch.Tensor:
@@ -63,29 +77,23 @@ def encoding_angle(x: torch.Tensor, enc_weight: torch.Tensor | None, enc_bias: t
     return xs if enc_weight is None else torch.addcmul(enc_bias[..., l], enc_weight[..., l], xs)
 
 
-def run(
-    psi0: torch.Tensor,
-    V: torch.Tensor,
-    M: torch.Tensor,
-    angles: Iterable[torch.Tensor],
-    arccos: bool,
-    measure: str,
-) -> torch.Tensor:
+def run(prepared: Prepared, angles: Iterable[torch.Tensor], arccos: bool, measure: str) -> torch.Tensor:
     """Per-sample part: the R data-rotation angles (each broadcasting against the edges) -> edge values."""
-    a, b = psi0  # (*edge) each
+    a, b = prepared.psi
     for l, phi in enumerate(angles):
         if l:
-            Vl = V[l - 1]
-            a, b = torch.addcmul(Vl[0, 0] * a, Vl[0, 1], b), torch.addcmul(Vl[1, 0] * a, Vl[1, 1], b)
+            v00, v01, v10, v11 = prepared.V[l - 1]
+            a, b = torch.addcmul(v00 * a, v01, b), torch.addcmul(v10 * a, v11, b)
         if arccos:  # e^{i arccos(phi)} = phi + i sqrt(1 - phi^2)
             b = b * torch.complex(phi, torch.sqrt(1 - phi * phi))
         else:
             b = b * torch.complex(torch.cos(phi), torch.sin(phi))
+    m00, m01, m10, m11 = prepared.M
     if measure == "z":  # M = F^dag Z F is Hermitian and traceless and |a|^2 + |b|^2 = 1, so
         # psi^dag M psi = M00 (2 |a|^2 - 1) + 2 Re(M01 conj(a) b) = 2 Re(conj(a) (M00 a + M01 b)) - M00
-        M00 = M[0, 0].real
-        return 2 * (a.conj() * torch.addcmul(M00 * a, M[0, 1], b)).real - M00
-    a, b = torch.addcmul(M[0, 0] * a, M[0, 1], b), torch.addcmul(M[1, 0] * a, M[1, 1], b)
+        m00 = m00.real
+        return 2 * (a.conj() * torch.addcmul(m00 * a, m01, b)).real - m00
+    a, b = torch.addcmul(m00 * a, m01, b), torch.addcmul(m10 * a, m11, b)
     return a.abs() - b.abs()
 
 
@@ -107,19 +115,17 @@ class SU2Evaluator:
     def forward(self, layer, x: torch.Tensor) -> torch.Tensor:
         """(N, I) -> (N, O): the layer formula, chunked over N with checkpointing."""
         scale, const = layer.edge_weights()  # (O, I), (O,)
-        compiled = prepare(layer.ansatz, layer.theta, layer.reps, layer.measure)
+        prepared = prepare(layer.ansatz, layer.theta, layer.reps, layer.measure)
         w, b = layer.encoding_parameters()
 
-        def chunk(xc: torch.Tensor, *tensors: torch.Tensor) -> torch.Tensor:  # (n, I) -> (n, O)
-            *compiled_c, w_c, b_c, scale_c = tensors
-            angles = (encoding_angle(xc, w_c, b_c, l) for l in range(layer.reps))
-            f = run(*compiled_c, angles, layer.ansatz.arccos, layer.measure)  # (n, O'', I)
-            return (f * scale_c).sum(-1)
+        def chunk(xc: torch.Tensor) -> torch.Tensor:  # (n, I) -> (n, O)
+            angles = (encoding_angle(xc, w, b, l) for l in range(layer.reps))
+            f = run(prepared, angles, layer.ansatz.arccos, layer.measure)  # (n, O'', I)
+            return (f * scale).sum(-1)
 
-        tensors = (*compiled, w, b, scale)
         step = max(1, CHUNK_ELEMENTS // (layer.out_dim * layer.in_dim))
         if x.shape[0] <= step:
-            y = chunk(x, *tensors)
+            y = chunk(x)
         else:
-            y = torch.cat([checkpoint(chunk, xc, *tensors, use_reentrant=False) for xc in x.split(step)])
+            y = torch.cat([checkpoint(chunk, xc, use_reentrant=False) for xc in x.split(step)])
         return y + const + layer.base_term(x)
