@@ -156,8 +156,9 @@ class QKANLayer(nn.Module):
 
         Args:
             name: "auto" | "fourier" | "su2" | "pennylane" | "qiskit".
-            **options: evaluator options (PennyLane: device, diff_method, shots;
-                Qiskit: backend, shots, ...).
+            **options: evaluator options. PennyLane: device, diff_method, shots, seed, plus
+                device options such as backend=. Qiskit: backend, shots or precision,
+                optimization_level, seed, max_pub_size, max_circuits_per_job, threads.
         """
         if name == "auto":
             if options:
