@@ -98,9 +98,10 @@ def _add_search_parser(sub, argv: list[str]) -> None:
         try:
             from qkan.kanqas.cli import add_parser
         except ImportError as err:
+            # `err` is unbound after the except block, so the message is built now
+            message = f"qkan search: error: KANQAS is not available ({err}); try: pip install \"qkan[kanqas]\""
             p = sub.add_parser("search", help="quantum architecture search (KANQAS)")
-            p.set_defaults(func=lambda args: _fail(
-                f"qkan search: error: KANQAS is not available ({err}); try: pip install \"qkan[kanqas]\""))
+            p.set_defaults(func=lambda args: _fail(message))
             return
         add_parser(sub)
     else:

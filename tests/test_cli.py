@@ -114,3 +114,10 @@ def test_search_is_registered_lazily():
                            "print('gymnasium' in sys.modules, 'qkan.kanqas.cli' in sys.modules)"],
                           capture_output=True, text=True, timeout=120)
     assert proc.stdout.split() == ["False", "False"], proc.stderr
+
+
+def test_search_without_kanqas_says_how_to_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "qkan.kanqas.cli", None)  # importing it now raises ImportError
+    assert cli.main(["search"]) == 2
+    err = capsys.readouterr().err
+    assert "KANQAS is not available" in err and 'pip install "qkan[kanqas]"' in err
