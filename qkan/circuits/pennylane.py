@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import torch
 
-from qkan.circuits.ansatz import Ansatz, Gate
+from qkan.circuits.ansatz import Ansatz
 
 __all__ = [
     "import_pennylane",

@@ -6,7 +6,6 @@ import math
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 from qkan.kanqas.circuit import ROTATIONS, Circuit
 from qkan.kanqas.simulator import Noise, apply_gate, initial_state
