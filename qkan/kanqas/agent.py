@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from qkan._checks import check_int
 from qkan.kanqas.circuit import Circuit
 from qkan.kanqas.curriculum import MovingThreshold
 from qkan.kanqas.env import CircuitEnv
@@ -84,8 +85,7 @@ class DDQNAgent:
         if not isinstance(env, CircuitEnv):
             raise ValueError(f"`env` must be a CircuitEnv; got {type(env).__name__}")
         for arg, value in (("batch_size", batch_size), ("buffer_size", buffer_size), ("target_update", target_update)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{arg}` must be an int >= 1; got {value!r}")
+            check_int(arg, value)
         if not 0 < eps_decay <= 1:
             raise ValueError(f"`eps_decay` must be in (0, 1]; got {eps_decay!r}")
         self.env, self.seed = env, seed
@@ -187,8 +187,7 @@ class DDQNAgent:
         With `checkpoint`, the agent is saved there every `checkpoint_every` episodes and at the
         end; ``DDQNAgent.load`` resumes from it.
         """
-        if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 0:
-            raise ValueError(f"`episodes` must be an int >= 0; got {episodes!r}")
+        check_int("episodes", episodes, low=0)
         bar = range(episodes)
         if progress:
             from tqdm.auto import tqdm

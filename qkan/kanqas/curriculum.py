@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from qkan._checks import check_int
 from qkan.kanqas.tasks import CHEMICAL_ACCURACY
 
 __all__ = ["MovingThreshold"]
@@ -30,9 +31,8 @@ class MovingThreshold:
             raise ValueError(f"`start` must be >= `final` > 0; got start={start!r}, final={final!r}")
         if not 0 < shrink < 1:
             raise ValueError(f"`shrink` must be in (0, 1); got {shrink!r}")
-        for arg, value in (("patience", patience), ("reset_every", reset_every)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{arg}` must be an int >= 1; got {value!r}")
+        check_int("patience", patience)
+        check_int("reset_every", reset_every)
         if not margin >= 0:
             raise ValueError(f"`margin` must be >= 0; got {margin!r}")
         self.start, self.final, self.shrink, self.patience = start, final, shrink, patience

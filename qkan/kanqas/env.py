@@ -7,6 +7,7 @@ import math
 import gymnasium as gym
 import numpy as np
 
+from qkan._checks import check_int
 from qkan.kanqas.circuit import ROTATIONS, Circuit
 from qkan.kanqas.simulator import Noise, apply_gate, initial_state
 from qkan.kanqas.tasks import CHEMICAL_ACCURACY, GroundState, StatePrep, make_task
@@ -83,8 +84,7 @@ class CircuitEnv(gym.Env):
         self.ground = isinstance(self.task, GroundState)
         if max_depth is None:
             max_depth = 10 if self.ground else (6 if n == 2 else 4 * n)
-        if isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 1:
-            raise ValueError(f"`max_depth` must be an int >= 1; got {max_depth!r}")
+        check_int("max_depth", max_depth)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"`render_mode` must be None, 'ansi' or 'human'; got {render_mode!r}")
         if threshold is None:

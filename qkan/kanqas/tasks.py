@@ -10,6 +10,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from qkan._checks import check_int
 from qkan.kanqas.circuit import FIXED_GATES, ROTATIONS, Circuit
 from qkan.kanqas.simulator import MAX_QUBITS, Noise, expectation, fidelity, run
 
@@ -156,9 +157,8 @@ class GroundState:
             raise ValueError(f"`optimizer` must be one of {list(self.optimizers)}; got {optimizer!r}")
         if maxiter is None:
             maxiter = 30 if optimizer == "lbfgs" else 100
-        for arg, value in (("maxiter", maxiter), ("restarts", restarts)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{arg}` must be an int >= 1; got {value!r}")
+        check_int("maxiter", maxiter)
+        check_int("restarts", restarts)
         self.restarts = restarts
         self.n_qubits, self.name = n, name or label
         self.optimizer, self.maxiter = optimizer, maxiter
