@@ -160,10 +160,11 @@ class QKANLayer(nn.Module):
                 device options such as backend=. Qiskit: backend, shots or precision,
                 optimization_level, seed, max_pub_size, max_circuits_per_job, threads.
         """
-        if name == "auto":
+        if name == "auto":  # resolved once: it depends only on the layer's fixed settings
             if options:
                 raise ValueError(f"evaluator 'auto' takes no options; got {sorted(options)}")
-            self._evaluator = None
+            fourier = make_evaluator("fourier")
+            self._evaluator = fourier if fourier.unsupported(self) is None else make_evaluator("su2")
         else:
             evaluator = make_evaluator(name, **options)
             reason = evaluator.unsupported(self)
@@ -180,10 +181,7 @@ class QKANLayer(nn.Module):
 
     def get_evaluator(self):
         """The evaluator object in use ("auto" resolved): its options and counters, e.g. Qiskit's jobs_submitted."""
-        if self._evaluator is not None:
-            return self._evaluator
-        fourier = make_evaluator("fourier")
-        return fourier if fourier.unsupported(self) is None else make_evaluator("su2")
+        return self._evaluator
 
     # ------------------------------------------------------------------------------ the formula
     def encoding_parameters(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
