@@ -98,10 +98,53 @@ def run(prepared: Prepared, angles: Iterable[torch.Tensor], arccos: bool, measur
 
 
 class SU2Evaluator:
-    """Fused batched 2x2 products: every ansatz, encoding and measurement."""
+    """Fused batched 2x2 products: every ansatz, encoding and measurement.
+
+    Two backends compute the same numbers: "native" (a fused C++ kernel with an analytic
+    backward, qkan.simulators.native; CPU float32/float64 tensors) and "torch" (the chunked,
+    checkpointed pure-torch path below; the reference and the fallback for CUDA, other dtypes,
+    no compiler, QKAN_NATIVE=0 or native=False).
+
+    Args:
+        native: None (default) uses the native kernel where it is available; False never;
+            True requires it (RuntimeError naming the reason when it cannot be built).
+    """
 
     name = "su2"
     supports_grad = True
+
+    def __init__(self, native: bool | None = None) -> None:
+        if native is not None and not isinstance(native, bool):
+            raise ValueError(f"`native` must be True, False or None; got {native!r}")
+        self.native = native
+        if native:
+            from qkan.simulators import native as native_module
+
+            if native_module.load() is None:
+                raise RuntimeError(f"the native su2 kernel is unavailable: {native_module.unavailable_reason()}")
+
+    @property
+    def backend(self) -> str:
+        """"native" or "torch": the backend for CPU float32/float64 inputs (others always use torch)."""
+        if self.native is False:
+            return "torch"
+        from qkan.simulators import native as native_module
+
+        return "native" if self.native or native_module.available() else "torch"
+
+    def _native(self, x: torch.Tensor) -> bool:
+        if self.backend != "native":
+            return False
+        from qkan.simulators.native.ops import supports
+
+        return supports(x)
+
+    def _native_run(self, layer, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+        from qkan.simulators.native.ops import prepared_table, su2_native
+
+        table = prepared_table(prepare(layer.ansatz, layer.theta, layer.reps, layer.measure), layer.measure)
+        table = table.expand(layer.out_dim, layer.in_dim, -1)
+        return su2_native(table, x, layer.reps, *layer.encoding_parameters(), scale, layer.measure, layer.ansatz.arccos)
 
     def unsupported(self, layer) -> str | None:
         """Why this evaluator cannot run `layer`, or None (it runs every layer)."""
@@ -109,12 +152,16 @@ class SU2Evaluator:
 
     def edge_outputs(self, layer, x: torch.Tensor) -> torch.Tensor:
         """(N, I) -> (N, O, I): f_ji(x_i)."""
+        if self._native(x):
+            return self._native_run(layer, x, None)
         f = su2_edges(layer.ansatz, layer.theta, x, layer.reps, *layer.encoding_parameters(), layer.measure)
         return f.expand(x.shape[0], layer.out_dim, layer.in_dim)
 
     def forward(self, layer, x: torch.Tensor) -> torch.Tensor:
-        """(N, I) -> (N, O): the layer formula, chunked over N with checkpointing."""
+        """(N, I) -> (N, O): the layer formula (torch backend: chunked over N with checkpointing)."""
         scale, const = layer.edge_weights()  # (O, I), (O,)
+        if self._native(x):
+            return self._native_run(layer, x, scale) + const + layer.base_term(x)
         prepared = prepare(layer.ansatz, layer.theta, layer.reps, layer.measure)
         w, b = layer.encoding_parameters()
 

@@ -1,0 +1,119 @@
+"""Torch side of the native SU(2) kernel: the prepared-circuit table and the autograd Function.
+
+The batch-independent part of every edge (qkan.simulators.su2.prepare, in torch, so autograd
+carries gradients from it to theta) is packed into a real table (O, I, P); the kernel does the
+per-sample part and returns gradients to the table, the encodings, the edge scales and x.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from qkan.simulators import native
+from qkan.simulators.su2 import Prepared
+
+__all__ = ["prepared_table", "su2_native", "supports"]
+
+#: encoding codes of the C ABI
+ENC_FIXED, ENC_INPUT, ENC_EDGE = 0, 1, 2
+
+
+def supports(x: torch.Tensor) -> bool:
+    """True when the kernel can run on x: a CPU float32/float64 tensor."""
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+
+
+def prepared_table(prepared: Prepared, measure: str) -> torch.Tensor:
+    """Pack a Prepared circuit into reals: (*edge, P), P = 4 + 8 (R-1) + (3 for "z", 8 for "amplitude").
+
+    Order: psi (a, b); per data rotation l = 1..R-1 the gate entries V00, V01, V10, V11;
+    then m00 (real part), m01 for "z" or F00, F01, F10, F11 for "amplitude"; each complex
+    entry as (real, imag).
+    """
+    entries = [*prepared.psi, *(v for gate in prepared.V for v in gate)]
+    m = prepared.M
+    readout = [m[0].real, m[1].real, m[1].imag] if measure == "z" else [t for z in m for t in (z.real, z.imag)]
+    parts = [t for z in entries for t in (z.real, z.imag)] + readout
+    return torch.stack(parts, dim=-1)
+
+
+def _ptr(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _call(double: bool, dims: list[int], ptrs: list[torch.Tensor | None]) -> None:
+    lib = native.load()
+    c_dims = (ctypes.c_int64 * 10)(*dims)
+    c_ptrs = (ctypes.c_void_p * 12)(*[_ptr(t) for t in ptrs])
+    code = lib.qkan_su2(int(double), c_dims, c_ptrs)
+    if code:
+        raise MemoryError(f"qkan native kernel failed (code {code}: {'allocation' if code == 1 else 'threads'})")
+
+
+class _SU2Native(torch.autograd.Function):
+    """x (N, I), table (O, I, P), w, b (O, I, R) | (I, R) | None, scale (O, I) | None ->
+    y (N, O) = sum_i scale f (mode 0) or f (N, O, I) (mode 1)."""
+
+    @staticmethod
+    def forward(ctx, x, table, w, b, scale, config):
+        R, measure, enc, arccos, mode, threads = config
+        N, I = x.shape
+        O = table.shape[0]
+        xT = x.t().contiguous()
+        out = torch.empty((O, N) if mode == 0 else (O, I, N), dtype=x.dtype)
+        dims = [N, O, I, R, measure, enc, arccos, mode, threads, 0]
+        _call(x.dtype == torch.float64, dims, [xT, table, w, b, scale, out, None, None, None, None, None, None])
+        ctx.save_for_backward(xT, table, w, b, scale)
+        ctx.config = config
+        return out.t() if mode == 0 else out.permute(2, 0, 1)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        xT, table, w, b, scale = ctx.saved_tensors
+        R, measure, enc, arccos, mode, threads = ctx.config
+        I, N = xT.shape
+        O = table.shape[0]
+        gT = (grad.t() if mode == 0 else grad.permute(1, 2, 0)).contiguous()
+        g_table = torch.empty_like(table)
+        g_w = torch.empty(O, I, R, dtype=xT.dtype) if enc != ENC_FIXED else None
+        g_b = torch.empty_like(g_w) if g_w is not None else None
+        g_scale = torch.empty(O, I, dtype=xT.dtype) if mode == 0 else None
+        g_xT = torch.empty_like(xT)
+        dims = [N, O, I, R, measure, enc, arccos, mode, threads, 1]
+        _call(xT.dtype == torch.float64, dims, [xT, table, w, b, scale, None, gT, g_table, g_w, g_b, g_scale, g_xT])
+        if enc == ENC_INPUT:
+            g_w, g_b = g_w.sum(0), g_b.sum(0)
+        return g_xT.t(), g_table, g_w, g_b, g_scale, None
+
+
+def su2_native(
+    table: torch.Tensor,
+    x: torch.Tensor,
+    reps: int,
+    enc_weight: torch.Tensor | None,
+    enc_bias: torch.Tensor | None,
+    scale: torch.Tensor | None,
+    measure: str,
+    arccos: bool,
+) -> torch.Tensor:
+    """Edge values or their weighted sum by the native kernel.
+
+    Args:
+        table: (O, I, P) from prepared_table, expanded to every edge.
+        x: (N, I) CPU float32/float64 inputs.
+        enc_weight, enc_bias: (O, I, R) per edge, (1, I, R) per input, or None (w = 1, b = 0).
+        scale: (O, I) edge weights: returns y (N, O) = sum_i scale_ji f_ji; None returns f (N, O, I).
+    """
+    if enc_weight is None:
+        enc, w, b = ENC_FIXED, None, None
+    elif enc_weight.shape[0] == 1:  # per input (or a single output): the phases are computed once per input
+        enc, w, b = ENC_INPUT, enc_weight[0].contiguous(), enc_bias[0].contiguous()
+    else:
+        enc, w, b = ENC_EDGE, enc_weight.expand(*table.shape[:2], reps).contiguous(), enc_bias.expand(*table.shape[:2], reps).contiguous()
+    mode = 0 if scale is not None else 1
+    config = (reps, 0 if measure == "z" else 1, enc, int(arccos), mode, torch.get_num_threads())
+    return _SU2Native.apply(x.contiguous(), table.contiguous(), w, b, None if scale is None else scale.contiguous(), config)
