@@ -140,10 +140,9 @@ class SU2Evaluator:
         return supports(x)
 
     def _native_run(self, layer, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
-        from qkan.simulators.native.ops import prepared_table, su2_native
+        from qkan.simulators.native.ops import native_table, su2_native
 
-        table = prepared_table(prepare(layer.ansatz, layer.theta, layer.reps, layer.measure), layer.measure)
-        table = table.expand(layer.out_dim, layer.in_dim, -1)
+        table = native_table(layer.ansatz, layer.theta, layer.reps, layer.measure).expand(layer.out_dim, layer.in_dim, -1)
         return su2_native(table, x, layer.reps, *layer.encoding_parameters(), scale, layer.measure, layer.ansatz.arccos)
 
     def unsupported(self, layer) -> str | None:

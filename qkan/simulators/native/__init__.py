@@ -1,6 +1,7 @@
 """Native CPU kernels, built on first use with the system C++ compiler and called through ctypes.
 
-The C++ source (su2_kernel.cpp) has a plain C ABI and needs no torch headers, so a build takes
+The C++ sources (su2_kernel.cpp: the per-sample part; prepare_kernel.cpp: theta -> the
+prepared circuit table) have a plain C ABI and needs no torch headers, so a build takes
 seconds. The shared library is cached under ``$QKAN_CACHE_DIR``, else ``$XDG_CACHE_HOME/qkan``,
 else ``~/.cache/qkan``, named by a hash of the source, the compiler and the flags; a build
 writes a temporary file and renames it into place, so concurrent processes never load a half
@@ -23,12 +24,15 @@ import threading
 import warnings
 from pathlib import Path
 
-__all__ = ["SOURCE", "FLAGS", "cache_dir", "library_path", "build", "load", "available", "unavailable_reason", "enabled"]
+__all__ = ["SOURCES", "FLAGS", "cache_dir", "library_path", "build", "load", "available", "unavailable_reason", "enabled"]
 
-SOURCE = Path(__file__).with_name("su2_kernel.cpp")
+_HERE = Path(__file__).parent
+#: compiled together into one library; the header is part of the hash
+SOURCES = (_HERE / "su2_kernel.cpp", _HERE / "prepare_kernel.cpp")
+_HEADERS = (_HERE / "simd.h",)
 FLAGS = ("-O3", "-std=gnu++17", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=fast", "-pthread", "-Wno-psabi")
 #: bumped with the C ABI; checked after loading
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 _lock = threading.Lock()
 _state: dict = {}  # "lib": ctypes.CDLL | None, "reason": str | None, "path": Path
@@ -54,7 +58,8 @@ def _compiler() -> str | None:
 def library_path(compiler: str | None = None) -> Path:
     """The cached library for the current source, compiler and flags."""
     digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), str(compiler or _compiler()).encode(), " ".join(FLAGS).encode()):
+    parts = [f.read_bytes() for f in (*SOURCES, *_HEADERS)] + [str(compiler or _compiler()).encode(), " ".join(FLAGS).encode()]
+    for part in parts:
         digest.update(part)
         digest.update(b"\0")
     return cache_dir() / f"qkan_su2_{digest.hexdigest()[:16]}.so"
@@ -76,9 +81,9 @@ def build(force: bool = False) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        done = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True)
+        done = subprocess.run([compiler, *FLAGS, *map(str, SOURCES), "-o", tmp], capture_output=True, text=True)
         if done.returncode != 0:
-            raise RuntimeError(f"compiling {SOURCE.name} with {compiler} failed:\n{done.stderr.strip()}")
+            raise RuntimeError(f"compiling the qkan native kernels with {compiler} failed:\n{done.stderr.strip()}")
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -98,6 +103,9 @@ def load() -> ctypes.CDLL | None:
                     raise RuntimeError(f"{path} has ABI {lib.qkan_abi_version()}, expected {ABI_VERSION}")
                 lib.qkan_su2.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_void_p)]
                 lib.qkan_su2.restype = ctypes.c_int
+                p64 = ctypes.POINTER(ctypes.c_int64)
+                lib.qkan_prepare.argtypes = [ctypes.c_int, p64, p64, ctypes.POINTER(ctypes.c_void_p)]
+                lib.qkan_prepare.restype = ctypes.c_int
                 _state["lib"], _state["path"] = lib, path
             except (OSError, RuntimeError) as err:
                 _state["reason"] = str(err)

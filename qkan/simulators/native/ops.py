@@ -12,10 +12,11 @@ import ctypes
 import torch
 from torch.autograd.function import once_differentiable
 
+from qkan.circuits.ansatz import Ansatz
 from qkan.simulators import native
 from qkan.simulators.su2 import Prepared
 
-__all__ = ["prepared_table", "su2_native", "supports"]
+__all__ = ["prepared_table", "native_table", "su2_native", "supports"]
 
 #: encoding codes of the C ABI
 ENC_FIXED, ENC_INPUT, ENC_EDGE = 0, 1, 2
@@ -38,6 +39,60 @@ def prepared_table(prepared: Prepared, measure: str) -> torch.Tensor:
     readout = [m[0].real, m[1].real, m[1].imag] if measure == "z" else [t for z in m for t in (z.real, z.imag)]
     parts = [t for z in entries for t in (z.real, z.imag)] + readout
     return torch.stack(parts, dim=-1)
+
+
+_GATE_CODES = {"RX": 0, "RY": 1, "RZ": 2, "H": 3, "X": 4, "Z": 5}
+
+
+def _program(ansatz: Ansatz) -> list[int]:
+    """An ansatz as the integer gate program of qkan_prepare."""
+    out = []
+    for gates in (ansatz.rep_gates, ansatz.final_gates):
+        out.append(len(gates))
+        for g in gates:
+            out += [_GATE_CODES[g.name], -1 if g.param is None else g.param]
+    return out + [_GATE_CODES[ansatz.encoding_gate]]
+
+
+class _PrepareNative(torch.autograd.Function):
+    """theta (n_slots, k, E) -> table (P, E) (qkan_prepare)."""
+
+    @staticmethod
+    def forward(ctx, thetaT, program, reps, measure, threads):
+        n_slots, k, E = thetaT.shape
+        P = 4 + 8 * (reps - 1) + (3 if measure == 0 else 8)
+        table = torch.empty(P, E, dtype=thetaT.dtype)
+        ctx.save_for_backward(thetaT)
+        ctx.args = (program, reps, measure, threads)
+        _prepare_call(thetaT, table, None, None, program, reps, measure, threads)
+        return table
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        (thetaT,) = ctx.saved_tensors
+        g_theta = torch.empty_like(thetaT)
+        _prepare_call(thetaT, None, grad.contiguous(), g_theta, *ctx.args)
+        return g_theta, None, None, None, None
+
+
+def _prepare_call(thetaT, table, g_table, g_theta, program, reps, measure, threads) -> None:
+    n_slots, k, E = thetaT.shape
+    dims = (ctypes.c_int64 * 7)(E, reps, n_slots, k, measure, int(g_table is not None), threads)
+    prog = (ctypes.c_int64 * len(program))(*program)
+    ptrs = (ctypes.c_void_p * 4)(*[_ptr(t) for t in (thetaT, table, g_table, g_theta)])
+    code = native.load().qkan_prepare(int(thetaT.dtype == torch.float64), dims, prog, ptrs)
+    if code:
+        raise MemoryError(f"qkan native prepare failed (code {code})")
+
+
+def native_table(ansatz: Ansatz, theta: torch.Tensor, reps: int, measure: str) -> torch.Tensor:
+    """prepared_table(prepare(...)) by the native kernel: theta (*edge, n_slots, k) -> (*edge, P)."""
+    edge = theta.shape[:-2]
+    thetaT = theta.reshape(-1, *theta.shape[-2:]).permute(1, 2, 0).contiguous()
+    code = 0 if measure == "z" else 1
+    table = _PrepareNative.apply(thetaT, tuple(_program(ansatz)), reps, code, torch.get_num_threads())
+    return table.t().reshape(*edge, -1)
 
 
 def _ptr(t: torch.Tensor | None) -> int | None:

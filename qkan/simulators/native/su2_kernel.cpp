@@ -20,138 +20,11 @@
 //         g_table (O, I, P), g_w (O, I, R), g_b (O, I, R), g_scale (O, I), g_x (I, N).
 //   Inputs are contiguous and transposed so that samples are the innermost dimension.
 
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-#include <cstring>
-#include <new>
-#include <system_error>
-#include <thread>
-#include <vector>
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define QKAN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define QKAN_CLONES
-#endif
-#define QKAN_INLINE inline __attribute__((always_inline))
+#include "simd.h"
 
 namespace {
 
-constexpr int VBYTES = 32;
-
-template <class T> struct Traits;
-
-template <> struct Traits<double> {
-  using I = int64_t;
-  static constexpr int sign_shift = 62;
-  static constexpr double magic = 6755399441055744.0;  // 1.5 * 2^52: x + magic rounds to an integer
-  static constexpr double two_over_pi = 0.63661977236758134308;
-  // pi/2 = c1 + c2 + c3; c1, c2 have 32 significant bits, so k * c1, k * c2 are exact for |k| < 2^21
-  static constexpr double c1 = 0x1.921fb544p+0, c2 = 0x1.0b4611a6p-34, c3 = 0x1.3198a2e037073p-69;
-  static constexpr double limit = 1e6;  // beyond: scalar libm
-  static constexpr int sin_terms = 8, cos_terms = 8;  // Taylor to r^17 and r^16 on |r| <= pi/4
-};
-
-template <> struct Traits<float> {
-  using I = int32_t;
-  static constexpr int sign_shift = 30;
-  static constexpr float magic = 12582912.0f;  // 1.5 * 2^23
-  static constexpr float two_over_pi = 0.63661977236758134308f;
-  static constexpr float c1 = 0x1.92p+0f, c2 = 0x1.fb4p-12f, c3 = 0x1.4442d2p-24f;  // 12-bit c1, c2
-  static constexpr float limit = 4000.0f;
-  static constexpr int sin_terms = 4, cos_terms = 5;  // to r^9 and r^10
-};
-
-template <class T> struct Vec {
-  typedef T V __attribute__((vector_size(VBYTES)));
-  typedef typename Traits<T>::I VI __attribute__((vector_size(VBYTES)));
-  static constexpr int W = VBYTES / sizeof(T);
-};
-
-// Taylor coefficients (-1)^k / (2k+1)! and (-1)^k / (2k)!, highest first (Horner order)
-constexpr double kSin[8] = {1.0 / 355687428096000.0, -1.0 / 1307674368000.0, 1.0 / 6227020800.0, -1.0 / 39916800.0,
-                            1.0 / 362880.0,          -1.0 / 5040.0,          1.0 / 120.0,        -1.0 / 6.0};
-constexpr double kCos[8] = {1.0 / 20922789888000.0, -1.0 / 87178291200.0, 1.0 / 479001600.0, -1.0 / 3628800.0,
-                            1.0 / 40320.0,          -1.0 / 720.0,         1.0 / 24.0,        -0.5};
-
-template <class T> QKAN_INLINE typename Vec<T>::V splat(T v) {
-  typename Vec<T>::V r;
-  for (int k = 0; k < Vec<T>::W; ++k) r[k] = v;
-  return r;
-}
-
-// sin and cos of every lane: Cody-Waite reduction by pi/2, Taylor polynomials on |r| <= pi/4
-template <class T> QKAN_INLINE void vsincos(typename Vec<T>::V x, typename Vec<T>::V& s, typename Vec<T>::V& c) {
-  using V = typename Vec<T>::V;
-  using VI = typename Vec<T>::VI;
-  using Tr = Traits<T>;
-  constexpr int W = Vec<T>::W;
-  V t = x * Tr::two_over_pi + Tr::magic;
-  V k = t - Tr::magic;
-  V r = ((x - k * Tr::c1) - k * Tr::c2) - k * Tr::c3;
-  V z = r * r;
-  V ps = splat<T>(T(kSin[8 - Tr::sin_terms]));
-  for (int m = 9 - Tr::sin_terms; m < 8; ++m) ps = ps * z + T(kSin[m]);
-  V sr = r + r * z * ps;
-  V pc = splat<T>(T(kCos[8 - Tr::cos_terms]));
-  for (int m = 9 - Tr::cos_terms; m < 8; ++m) pc = pc * z + T(kCos[m]);
-  V cr = T(1) + z * pc;
-  VI q = (VI)t;  // low mantissa bits of t hold k mod 4
-  VI odd = (q & 1) != 0;
-  V sv = odd ? cr : sr;
-  V cv = odd ? sr : cr;
-  s = (V)((VI)sv ^ ((q & 2) << Tr::sign_shift));
-  c = (V)((VI)cv ^ (((q + 1) & 2) << Tr::sign_shift));
-  int big = 0;
-  for (int m = 0; m < W; ++m) big |= !(std::fabs(x[m]) <= Tr::limit);
-  if (big) {
-    for (int m = 0; m < W; ++m) {
-      if (!(std::fabs(x[m]) <= Tr::limit)) {
-        s[m] = T(std::sin(double(x[m])));
-        c[m] = T(std::cos(double(x[m])));
-      }
-    }
-  }
-}
-
-template <class T> QKAN_INLINE typename Vec<T>::V vsqrt(typename Vec<T>::V v) {
-  for (int m = 0; m < Vec<T>::W; ++m) v[m] = std::sqrt(v[m]);
-  return v;
-}
-
-// W samples from p[n0..], padded with the last valid one (keeps padded lanes finite)
-template <class T> QKAN_INLINE typename Vec<T>::V load(const T* p, int64_t n0, int64_t N) {
-  typename Vec<T>::V v;
-  constexpr int W = Vec<T>::W;
-  if (n0 + W <= N) {
-    std::memcpy(&v, p + n0, sizeof(v));
-  } else {
-    for (int m = 0; m < W; ++m) v[m] = p[std::min<int64_t>(n0 + m, N - 1)];
-  }
-  return v;
-}
-
-// W samples from p[n0..], padded with zeros (gradients: padded lanes contribute nothing)
-template <class T> QKAN_INLINE typename Vec<T>::V load_zero(const T* p, int64_t n0, int64_t N) {
-  typename Vec<T>::V v;
-  constexpr int W = Vec<T>::W;
-  if (n0 + W <= N) {
-    std::memcpy(&v, p + n0, sizeof(v));
-  } else {
-    for (int m = 0; m < W; ++m) v[m] = n0 + m < N ? p[n0 + m] : T(0);
-  }
-  return v;
-}
-
-template <class T> QKAN_INLINE void store(T* p, int64_t n0, int64_t N, typename Vec<T>::V v) {
-  constexpr int W = Vec<T>::W;
-  if (n0 + W <= N) {
-    std::memcpy(p + n0, &v, sizeof(v));
-  } else {
-    for (int m = 0; n0 + m < N; ++m) p[n0 + m] = v[m];
-  }
-}
+using namespace qkan;
 
 struct Dims {
   int64_t N, O, I, R, measure, enc, arccos, mode, threads, backward;
@@ -163,6 +36,7 @@ template <class T> struct Args {
   T* out;
   const T* gout;
   T *g_table, *g_w, *g_b, *g_scale, *g_x;
+  const T* xmax;     // max |x| of every input row (I,)
   const T *er, *ei;  // phases e^{i phi} (I, R, N) when they do not depend on the output (enc 0, 1)
 };
 
@@ -170,12 +44,12 @@ template <class T> struct Args {
 inline int64_t n_acc(const Dims& d) { return d.P() + 2 * d.R + 1; }
 
 // The phase of rep l for W samples: e = cos phi + i sin phi, or phi + i sqrt(1 - phi^2)
-template <class T> QKAN_INLINE void phase(const Dims& d, typename Vec<T>::V phi, typename Vec<T>::V& er, typename Vec<T>::V& ei) {
+template <class T, bool Checked> QKAN_INLINE void phase(const Dims& d, typename Vec<T>::V phi, typename Vec<T>::V& er, typename Vec<T>::V& ei) {
   if (d.arccos) {
     er = phi;
     ei = vsqrt<T>(T(1) - phi * phi);
   } else {
-    vsincos<T>(phi, ei, er);
+    vsincos<T, Checked>(phi, ei, er);
   }
 }
 
@@ -191,7 +65,7 @@ template <class T> QKAN_INLINE void phases_impl(const Dims& d, const Args<T>& a,
       for (int64_t n0 = 0; n0 < d.N; n0 += W) {
         V x = load(a.x + i * d.N, n0, d.N);
         V vr, vi;
-        phase<T>(d, x * w + b, vr, vi);
+        phase<T, true>(d, x * w + b, vr, vi);
         store(pr, n0, d.N, vr);
         store(pi, n0, d.N, vi);
       }
@@ -199,162 +73,179 @@ template <class T> QKAN_INLINE void phases_impl(const Dims& d, const Args<T>& a,
   }
 }
 
-// Work item (j, chunk): output j, samples [n_begin, n_end) (multiples of W except at N).
-// acc: per-thread scratch of n_acc vectors; states: 6 R vectors; partial: this item's gradient sums.
-template <class T>
-QKAN_INLINE void item_impl(const Dims& d, const Args<T>& a, int64_t j, int64_t n_begin, int64_t n_end, typename Vec<T>::V* acc,
+// One edge (j, i) over samples [n_begin, n_end); Checked: encoding angles may exceed the fast sin/cos range.
+template <class T, bool Checked>
+QKAN_INLINE void edge_impl(const Dims& d, const Args<T>& a, int64_t j, int64_t i, int64_t n_begin, int64_t n_end, typename Vec<T>::V* acc,
                            typename Vec<T>::V* st, T* partial, T* gx) {
   using V = typename Vec<T>::V;
   constexpr int W = Vec<T>::W;
   const int64_t N = d.N, I = d.I, R = d.R, P = d.P(), NA = n_acc(d);
   const bool bwd = d.backward != 0, amp = d.measure == 1;
-  for (int64_t i = 0; i < I; ++i) {
-    const int64_t e = j * I + i;
-    const T* p = a.table + e * P;
-    const T* Mp = p + 4 + 8 * (R - 1);
-    const T scale = d.mode == 0 ? a.scale[e] : T(1);
-    const T* ew = d.enc == 2 ? a.w + e * R : d.enc == 1 ? a.w + i * R : nullptr;
-    const T* eb = d.enc == 2 ? a.b + e * R : nullptr;
-    if (bwd)
-      for (int64_t m = 0; m < NA; ++m) acc[m] = splat<T>(0);
-    for (int64_t n0 = n_begin; n0 < n_end; n0 += W) {
-      V x = load(a.x + i * N, n0, N);
-      V ar = splat<T>(p[0]), ai = splat<T>(p[1]), br = splat<T>(p[2]), bi = splat<T>(p[3]);
-      for (int64_t l = 0; l < R; ++l) {
-        if (l) {
-          const T* v = p + 4 + 8 * (l - 1);
-          V nar = v[0] * ar - v[1] * ai + v[2] * br - v[3] * bi;
-          V nai = v[0] * ai + v[1] * ar + v[2] * bi + v[3] * br;
-          V nbr = v[4] * ar - v[5] * ai + v[6] * br - v[7] * bi;
-          V nbi = v[4] * ai + v[5] * ar + v[6] * bi + v[7] * br;
-          ar = nar, ai = nai, br = nbr, bi = nbi;
-        }
-        V er, ei;
-        if (d.enc == 2) {
-          phase<T>(d, x * ew[l] + eb[l], er, ei);
-        } else {
-          er = load(a.er + (i * R + l) * N, n0, N);
-          ei = load(a.ei + (i * R + l) * N, n0, N);
-        }
-        V t = br * er - bi * ei;
-        bi = br * ei + bi * er;
-        br = t;
-        if (bwd) {
-          V* s = st + 6 * l;
-          s[0] = ar, s[1] = ai, s[2] = br, s[3] = bi, s[4] = er, s[5] = ei;
-        }
+  const int64_t e = j * I + i;
+  const T* p = a.table + e * P;
+  const T* Mp = p + 4 + 8 * (R - 1);
+  const T scale = d.mode == 0 ? a.scale[e] : T(1);
+  const T* ew = d.enc == 2 ? a.w + e * R : d.enc == 1 ? a.w + i * R : nullptr;
+  const T* eb = d.enc == 2 ? a.b + e * R : nullptr;
+  if (bwd)
+    for (int64_t m = 0; m < NA; ++m) acc[m] = splat<T>(0);
+  for (int64_t n0 = n_begin; n0 < n_end; n0 += W) {
+    V x = load(a.x + i * N, n0, N);
+    V ar = splat<T>(p[0]), ai = splat<T>(p[1]), br = splat<T>(p[2]), bi = splat<T>(p[3]);
+    for (int64_t l = 0; l < R; ++l) {
+      if (l) {
+        const T* v = p + 4 + 8 * (l - 1);
+        V nar = v[0] * ar - v[1] * ai + v[2] * br - v[3] * bi;
+        V nai = v[0] * ai + v[1] * ar + v[2] * bi + v[3] * br;
+        V nbr = v[4] * ar - v[5] * ai + v[6] * br - v[7] * bi;
+        V nbi = v[4] * ai + v[5] * ar + v[6] * bi + v[7] * br;
+        ar = nar, ai = nai, br = nbr, bi = nbi;
       }
-      // readout
-      V f, Gar, Gai, Gbr, Gbi;
-      V ua_r, ua_i, ub_r, ub_i, na, nb;  // amplitude: a' = m00 a + m01 b, b' = m10 a + m11 b
-      if (!amp) {
-        V cr = Mp[1] * br - Mp[2] * bi, ci = Mp[1] * bi + Mp[2] * br;  // m01 b
-        f = Mp[0] * (ar * ar + ai * ai - br * br - bi * bi) + T(2) * (ar * cr + ai * ci);
+      V er, ei;
+      if (d.enc == 2) {
+        phase<T, Checked>(d, x * ew[l] + eb[l], er, ei);
       } else {
-        const T* m = Mp;
-        ua_r = m[0] * ar - m[1] * ai + m[2] * br - m[3] * bi;
-        ua_i = m[0] * ai + m[1] * ar + m[2] * bi + m[3] * br;
-        ub_r = m[4] * ar - m[5] * ai + m[6] * br - m[7] * bi;
-        ub_i = m[4] * ai + m[5] * ar + m[6] * bi + m[7] * br;
-        na = vsqrt<T>(ua_r * ua_r + ua_i * ua_i);
-        nb = vsqrt<T>(ub_r * ub_r + ub_i * ub_i);
-        f = na - nb;
+        er = load(a.er + (i * R + l) * N, n0, N);
+        ei = load(a.ei + (i * R + l) * N, n0, N);
       }
-      if (!bwd) {
-        if (d.mode == 0) {
-          T* y = a.out + j * N;
-          store(y, n0, N, load_zero(y, n0, N) + scale * f);
-        } else {
-          store(a.out + e * N, n0, N, f);
-        }
-        continue;
+      V t = br * er - bi * ei;
+      bi = br * ei + bi * er;
+      br = t;
+      if (bwd) {
+        V* s = st + 6 * l;
+        s[0] = ar, s[1] = ai, s[2] = br, s[3] = bi, s[4] = er, s[5] = ei;
       }
-      // backward: g = dL/df
-      V g;
+    }
+    // readout
+    V f, Gar, Gai, Gbr, Gbi;
+    V ua_r, ua_i, ub_r, ub_i, na, nb;  // amplitude: a' = m00 a + m01 b, b' = m10 a + m11 b
+    if (!amp) {
+      V cr = Mp[1] * br - Mp[2] * bi, ci = Mp[1] * bi + Mp[2] * br;  // m01 b
+      f = Mp[0] * (ar * ar + ai * ai - br * br - bi * bi) + T(2) * (ar * cr + ai * ci);
+    } else {
+      const T* m = Mp;
+      ua_r = m[0] * ar - m[1] * ai + m[2] * br - m[3] * bi;
+      ua_i = m[0] * ai + m[1] * ar + m[2] * bi + m[3] * br;
+      ub_r = m[4] * ar - m[5] * ai + m[6] * br - m[7] * bi;
+      ub_i = m[4] * ai + m[5] * ar + m[6] * bi + m[7] * br;
+      na = vsqrt<T>(ua_r * ua_r + ua_i * ua_i);
+      nb = vsqrt<T>(ub_r * ub_r + ub_i * ub_i);
+      f = na - nb;
+    }
+    if (!bwd) {
       if (d.mode == 0) {
-        V gy = load_zero(a.gout + j * N, n0, N);
-        acc[NA - 1] += gy * f;
-        g = gy * scale;
+        T* y = a.out + j * N;
+        store(y, n0, N, load_zero(y, n0, N) + scale * f);
       } else {
-        g = load_zero(a.gout + e * N, n0, N);
+        store(a.out + e * N, n0, N, f);
       }
-      V* accM = acc + 4 + 8 * (R - 1);
-      if (!amp) {  // G = 2 g M psi; dM00 = g (|a|^2 - |b|^2); dM01 = 2 g a conj(b)
-        const T m00 = Mp[0], m1r = Mp[1], m1i = Mp[2];
-        V g2 = g + g;
-        Gar = g2 * (m00 * ar + m1r * br - m1i * bi);
-        Gai = g2 * (m00 * ai + m1r * bi + m1i * br);
-        Gbr = g2 * (m1r * ar + m1i * ai - m00 * br);
-        Gbi = g2 * (m1r * ai - m1i * ar - m00 * bi);
-        accM[0] += g * (ar * ar + ai * ai - br * br - bi * bi);
-        accM[1] += g2 * (ar * br + ai * bi);
-        accM[2] += g2 * (ai * br - ar * bi);
-      } else {  // G_a' = g a'/|a'|, G_b' = -g b'/|b'|; G_psi = M^dag G'; dM_rc = G'_r conj(psi_c)
-        V za = na > 0 ? g / na : splat<T>(0);
-        V zb = nb > 0 ? -g / nb : splat<T>(0);
-        V gar = za * ua_r, gai = za * ua_i, gbr = zb * ub_r, gbi = zb * ub_i;
-        const T* m = Mp;
-        Gar = m[0] * gar + m[1] * gai + m[4] * gbr + m[5] * gbi;
-        Gai = m[0] * gai - m[1] * gar + m[4] * gbi - m[5] * gbr;
-        Gbr = m[2] * gar + m[3] * gai + m[6] * gbr + m[7] * gbi;
-        Gbi = m[2] * gai - m[3] * gar + m[6] * gbi - m[7] * gbr;
-        V gr[2] = {gar, gbr}, gi[2] = {gai, gbi};
+      continue;
+    }
+    // backward: g = dL/df
+    V g;
+    if (d.mode == 0) {
+      V gy = load_zero(a.gout + j * N, n0, N);
+      acc[NA - 1] += gy * f;
+      g = gy * scale;
+    } else {
+      g = load_zero(a.gout + e * N, n0, N);
+    }
+    V* accM = acc + 4 + 8 * (R - 1);
+    if (!amp) {  // G = 2 g M psi; dM00 = g (|a|^2 - |b|^2); dM01 = 2 g a conj(b)
+      const T m00 = Mp[0], m1r = Mp[1], m1i = Mp[2];
+      V g2 = g + g;
+      Gar = g2 * (m00 * ar + m1r * br - m1i * bi);
+      Gai = g2 * (m00 * ai + m1r * bi + m1i * br);
+      Gbr = g2 * (m1r * ar + m1i * ai - m00 * br);
+      Gbi = g2 * (m1r * ai - m1i * ar - m00 * bi);
+      accM[0] += g * (ar * ar + ai * ai - br * br - bi * bi);
+      accM[1] += g2 * (ar * br + ai * bi);
+      accM[2] += g2 * (ai * br - ar * bi);
+    } else {  // G_a' = g a'/|a'|, G_b' = -g b'/|b'|; G_psi = M^dag G'; dM_rc = G'_r conj(psi_c)
+      V za = na > 0 ? g / na : splat<T>(0);
+      V zb = nb > 0 ? -g / nb : splat<T>(0);
+      V gar = za * ua_r, gai = za * ua_i, gbr = zb * ub_r, gbi = zb * ub_i;
+      const T* m = Mp;
+      Gar = m[0] * gar + m[1] * gai + m[4] * gbr + m[5] * gbi;
+      Gai = m[0] * gai - m[1] * gar + m[4] * gbi - m[5] * gbr;
+      Gbr = m[2] * gar + m[3] * gai + m[6] * gbr + m[7] * gbi;
+      Gbi = m[2] * gai - m[3] * gar + m[6] * gbi - m[7] * gbr;
+      V gr[2] = {gar, gbr}, gi[2] = {gai, gbi};
+      for (int r = 0; r < 2; ++r) {
+        accM[4 * r + 0] += gr[r] * ar + gi[r] * ai;  // G'_r conj(a)
+        accM[4 * r + 1] += gi[r] * ar - gr[r] * ai;
+        accM[4 * r + 2] += gr[r] * br + gi[r] * bi;  // G'_r conj(b)
+        accM[4 * r + 3] += gi[r] * br - gr[r] * bi;
+      }
+    }
+    V dx = splat<T>(0);
+    for (int64_t l = R - 1; l >= 0; --l) {
+      const V* s = st + 6 * l;
+      const V bor = s[2], boi = s[3], er = s[4], ei = s[5];
+      V dphi;
+      if (!d.arccos) {
+        dphi = Gbi * bor - Gbr * boi;
+      } else {  // G_e = conj(b_in) G_b with b_in = b_out conj(e); dL/dp = Re G_e - Im G_e p / sqrt(1 - p^2)
+        V bir = bor * er + boi * ei, bii = boi * er - bor * ei;
+        V Ger = bir * Gbr + bii * Gbi, Gei = bir * Gbi - bii * Gbr;
+        dphi = Ger - Gei * er / ei;
+      }
+      V t = Gbr * er + Gbi * ei;  // G_b_in = conj(e) G_b_out
+      Gbi = Gbi * er - Gbr * ei;
+      Gbr = t;
+      V* accE = acc + P;
+      accE[l] += x * dphi;      // w_l
+      accE[R + l] += dphi;      // b_l
+      dx += (ew ? ew[l] : T(1)) * dphi;
+      if (l) {
+        const V* si = st + 6 * (l - 1);
+        const V sar = si[0], sai = si[1], sbr = si[2], sbi = si[3];
+        V* av = acc + 4 + 8 * (l - 1);
+        V Gr[2] = {Gar, Gbr}, Gi[2] = {Gai, Gbi};
         for (int r = 0; r < 2; ++r) {
-          accM[4 * r + 0] += gr[r] * ar + gi[r] * ai;  // G'_r conj(a)
-          accM[4 * r + 1] += gi[r] * ar - gr[r] * ai;
-          accM[4 * r + 2] += gr[r] * br + gi[r] * bi;  // G'_r conj(b)
-          accM[4 * r + 3] += gi[r] * br - gr[r] * bi;
+          av[4 * r + 0] += Gr[r] * sar + Gi[r] * sai;
+          av[4 * r + 1] += Gi[r] * sar - Gr[r] * sai;
+          av[4 * r + 2] += Gr[r] * sbr + Gi[r] * sbi;
+          av[4 * r + 3] += Gi[r] * sbr - Gr[r] * sbi;
         }
-      }
-      V dx = splat<T>(0);
-      for (int64_t l = R - 1; l >= 0; --l) {
-        const V* s = st + 6 * l;
-        const V bor = s[2], boi = s[3], er = s[4], ei = s[5];
-        V dphi;
-        if (!d.arccos) {
-          dphi = Gbi * bor - Gbr * boi;
-        } else {  // G_e = conj(b_in) G_b with b_in = b_out conj(e); dL/dp = Re G_e - Im G_e p / sqrt(1 - p^2)
-          V bir = bor * er + boi * ei, bii = boi * er - bor * ei;
-          V Ger = bir * Gbr + bii * Gbi, Gei = bir * Gbi - bii * Gbr;
-          dphi = Ger - Gei * er / ei;
-        }
-        V t = Gbr * er + Gbi * ei;  // G_b_in = conj(e) G_b_out
-        Gbi = Gbi * er - Gbr * ei;
-        Gbr = t;
-        V* accE = acc + P;
-        accE[l] += x * dphi;      // w_l
-        accE[R + l] += dphi;      // b_l
-        dx += (ew ? ew[l] : T(1)) * dphi;
-        if (l) {
-          const V* si = st + 6 * (l - 1);
-          const V sar = si[0], sai = si[1], sbr = si[2], sbi = si[3];
-          V* av = acc + 4 + 8 * (l - 1);
-          V Gr[2] = {Gar, Gbr}, Gi[2] = {Gai, Gbi};
-          for (int r = 0; r < 2; ++r) {
-            av[4 * r + 0] += Gr[r] * sar + Gi[r] * sai;
-            av[4 * r + 1] += Gi[r] * sar - Gr[r] * sai;
-            av[4 * r + 2] += Gr[r] * sbr + Gi[r] * sbi;
-            av[4 * r + 3] += Gi[r] * sbr - Gr[r] * sbi;
-          }
-          const T* v = p + 4 + 8 * (l - 1);  // G_in = V^dag G_out
-          V nar = v[0] * Gar + v[1] * Gai + v[4] * Gbr + v[5] * Gbi;
-          V nai = v[0] * Gai - v[1] * Gar + v[4] * Gbi - v[5] * Gbr;
-          V nbr = v[2] * Gar + v[3] * Gai + v[6] * Gbr + v[7] * Gbi;
-          V nbi = v[2] * Gai - v[3] * Gar + v[6] * Gbi - v[7] * Gbr;
-          Gar = nar, Gai = nai, Gbr = nbr, Gbi = nbi;
-        }
-      }
-      acc[0] += Gar, acc[1] += Gai, acc[2] += Gbr, acc[3] += Gbi;
-      store(gx + i * N, n0, N, load_zero(gx + i * N, n0, N) + dx);
-    }
-    if (bwd) {
-      T* out = partial + i * NA;
-      for (int64_t m = 0; m < NA; ++m) {
-        T sum = 0;
-        for (int k = 0; k < W; ++k) sum += acc[m][k];
-        out[m] = sum;
+        const T* v = p + 4 + 8 * (l - 1);  // G_in = V^dag G_out
+        V nar = v[0] * Gar + v[1] * Gai + v[4] * Gbr + v[5] * Gbi;
+        V nai = v[0] * Gai - v[1] * Gar + v[4] * Gbi - v[5] * Gbr;
+        V nbr = v[2] * Gar + v[3] * Gai + v[6] * Gbr + v[7] * Gbi;
+        V nbi = v[2] * Gai - v[3] * Gar + v[6] * Gbi - v[7] * Gbr;
+        Gar = nar, Gai = nai, Gbr = nbr, Gbi = nbi;
       }
     }
+    acc[0] += Gar, acc[1] += Gai, acc[2] += Gbr, acc[3] += Gbi;
+    store(gx + i * N, n0, N, load_zero(gx + i * N, n0, N) + dx);
+  }
+  if (bwd) {
+    T* out = partial + i * NA;
+    for (int64_t m = 0; m < NA; ++m) {
+      T sum = 0;
+      for (int k = 0; k < W; ++k) sum += acc[m][k];
+      out[m] = sum;
+    }
+  }
+}
+
+// Work item (j, chunk): output j, samples [n_begin, n_end) (multiples of W except at N), every input in order.
+// acc: per-thread scratch of n_acc vectors; st: 6 R vectors; partial: this item's gradient sums (I, n_acc).
+template <class T>
+QKAN_INLINE void item_impl(const Dims& d, const Args<T>& a, int64_t j, int64_t n_begin, int64_t n_end, typename Vec<T>::V* acc,
+                           typename Vec<T>::V* st, T* partial, T* gx) {
+  for (int64_t i = 0; i < d.I; ++i) {
+    bool checked = false;  // |w_l x + b_l| <= |w_l| max|x| + |b_l| decides once per edge
+    if (d.enc == 2 && !d.arccos) {
+      for (int64_t l = 0; l < d.R; ++l) {
+        const int64_t k = (j * d.I + i) * d.R + l;
+        checked |= !(std::fabs(double(a.w[k])) * double(a.xmax[i]) + std::fabs(double(a.b[k])) <= 0.99 * double(Traits<T>::limit));
+      }
+    }
+    if (checked)
+      edge_impl<T, true>(d, a, j, i, n_begin, n_end, acc, st, partial, gx);
+    else
+      edge_impl<T, false>(d, a, j, i, n_begin, n_end, acc, st, partial, gx);
   }
 }
 
@@ -383,20 +274,15 @@ inline void item(const Dims& d, const Args<float>& a, int64_t j, int64_t n0, int
   item_f32(d, a, j, n0, n1, acc, st, partial, gx);
 }
 
-// Run body(t, begin, end) over [0, count) split into `threads` contiguous ranges.
-template <class F> void parallel(int64_t threads, int64_t count, F body) {
-  threads = std::max<int64_t>(1, std::min(threads, count));
-  std::vector<std::thread> pool;
-  for (int64_t t = 1; t < threads; ++t) pool.emplace_back(body, t, count * t / threads, count * (t + 1) / threads);
-  body(0, 0, count / threads);
-  for (auto& th : pool) th.join();
-}
-
 template <class T> void run(const Dims& d, Args<T> a) {
   using V = typename Vec<T>::V;
   constexpr int W = Vec<T>::W;
   const int64_t N = d.N, O = d.O, I = d.I, R = d.R, P = d.P(), NA = n_acc(d);
   const int64_t T_ = std::max<int64_t>(1, d.threads);
+  std::vector<T> xmax(I, T(0));
+  for (int64_t i = 0; i < I; ++i)
+    for (int64_t n = 0; n < N; ++n) xmax[i] = std::max(xmax[i], std::fabs(a.x[i * N + n]));
+  a.xmax = xmax.data();
   std::vector<T> phase_buf;
   if (d.enc != 2 && N > 0) {
     phase_buf.resize(2 * I * R * N);
@@ -485,4 +371,4 @@ extern "C" int qkan_su2(int double_precision, const int64_t* dims, void* const* 
   return 0;
 }
 
-extern "C" int qkan_abi_version() { return 1; }
+extern "C" int qkan_abi_version() { return 2; }
