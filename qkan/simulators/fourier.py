@@ -84,6 +84,11 @@ def compile_coefficients(
     """
     assert ansatz.closed_form, "compile_coefficients needs a closed-form ansatz"
     points, D = _sampling(reps, multi, theta.dtype, theta.device)
+    if enc_bias is None and not multi and _use_native(theta):  # fused compile, the same sample points and DFT
+        from qkan.simulators.native.fourier_ops import fourier_compile
+
+        coeffs = fourier_compile(ansatz, theta, reps, D, points).movedim(0, -1)  # (*edge, C)
+        return coeffs[..., 0], coeffs[..., 1 : reps + 1], coeffs[..., reps + 1 :]
     edge_dims = [1] * (theta.dim() - 2)
     angles = []
     for l in range(reps):
@@ -93,6 +98,13 @@ def compile_coefficients(
     coeffs = torch.tensordot(D, f, dims=1).movedim(0, -1)  # (*edge, 1 + 2K)
     K = (D.shape[0] - 1) // 2
     return coeffs[..., 0], coeffs[..., 1 : K + 1], coeffs[..., K + 1 :]
+
+
+def _use_native(t: torch.Tensor) -> bool:
+    """The native kernels run for t: CPU float32/float64 and qkan.simulators.native available."""
+    from qkan.simulators import native
+
+    return t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and native.available()
 
 
 class _FourierFeatures(torch.autograd.Function):
@@ -124,7 +136,16 @@ class _FourierFeatures(torch.autograd.Function):
 
 
 def fourier_features(x: torch.Tensor, freq: torch.Tensor) -> torch.Tensor:
-    """Fourier feature map: x (N, I), freq (K,) or (K, I) -> (N, 2K, I) = [cos(Omega x); sin(Omega x)]."""
+    """Fourier feature map: x (N, I), freq (K,) or (K, I) -> (N, 2K, I) = [cos(Omega x); sin(Omega x)].
+
+    Integer frequencies 1..K (the fixed encoding) use the native kernel where available: one
+    sin/cos per input and the angle-addition recurrence.
+    """
+    K = freq.shape[0]
+    if freq.dim() == 1 and not freq.requires_grad and _use_native(x) and torch.equal(freq, torch.arange(1, K + 1).to(freq)):
+        from qkan.simulators.native.fourier_ops import harmonic_features
+
+        return harmonic_features(x, K)
     if freq.dim() == 1:
         freq = freq.unsqueeze(-1).expand(-1, x.shape[-1])
     return _FourierFeatures.apply(x, freq)

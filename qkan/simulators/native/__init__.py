@@ -1,7 +1,7 @@
 """Native CPU kernels, built on first use with the system C++ compiler and called through ctypes.
 
 The C++ sources (su2_kernel.cpp: the per-sample part; prepare_kernel.cpp: theta -> the
-prepared circuit table) have a plain C ABI and needs no torch headers, so a build takes
+prepared circuit table; fourier_kernel.cpp: the closed-form compile and features) have a plain C ABI and needs no torch headers, so a build takes
 seconds. The shared library is cached under ``$QKAN_CACHE_DIR``, else ``$XDG_CACHE_HOME/qkan``,
 else ``~/.cache/qkan``, named by a hash of the source, the compiler and the flags; a build
 writes a temporary file and renames it into place, so concurrent processes never load a half
@@ -28,11 +28,11 @@ __all__ = ["SOURCES", "FLAGS", "cache_dir", "library_path", "build", "load", "av
 
 _HERE = Path(__file__).parent
 #: compiled together into one library; the header is part of the hash
-SOURCES = (_HERE / "su2_kernel.cpp", _HERE / "prepare_kernel.cpp")
-_HEADERS = (_HERE / "simd.h",)
+SOURCES = (_HERE / "su2_kernel.cpp", _HERE / "prepare_kernel.cpp", _HERE / "fourier_kernel.cpp")
+_HEADERS = (_HERE / "simd.h", _HERE / "circuit.h")
 FLAGS = ("-O3", "-std=gnu++17", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=fast", "-pthread", "-Wno-psabi")
 #: bumped with the C ABI; checked after loading
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 _lock = threading.Lock()
 _state: dict = {}  # "lib": ctypes.CDLL | None, "reason": str | None, "path": Path
@@ -106,6 +106,9 @@ def load() -> ctypes.CDLL | None:
                 p64 = ctypes.POINTER(ctypes.c_int64)
                 lib.qkan_prepare.argtypes = [ctypes.c_int, p64, p64, ctypes.POINTER(ctypes.c_void_p)]
                 lib.qkan_prepare.restype = ctypes.c_int
+                for fn in (lib.qkan_fourier_compile, lib.qkan_fourier_features):
+                    fn.argtypes = [ctypes.c_int, p64, ctypes.POINTER(ctypes.c_void_p)]
+                    fn.restype = ctypes.c_int
                 _state["lib"], _state["path"] = lib, path
             except (OSError, RuntimeError) as err:
                 _state["reason"] = str(err)

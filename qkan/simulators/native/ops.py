@@ -1,13 +1,15 @@
-"""Torch side of the native SU(2) kernel: the prepared-circuit table and the autograd Function.
+"""Torch side of the native SU(2) kernels: autograd Functions around the C ABI.
 
-The batch-independent part of every edge (qkan.simulators.su2.prepare, in torch, so autograd
-carries gradients from it to theta) is packed into a real table (O, I, P); the kernel does the
-per-sample part and returns gradients to the table, the encodings, the edge scales and x.
+The batch-independent part of every edge (qkan.simulators.su2.prepare) becomes a real table
+(P per edge, see prepared_table for the layout) by qkan_prepare, whose backward returns
+gradients to theta; qkan_su2 does the per-sample part and returns gradients to the table, the
+encodings, the edge scales and x.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -16,7 +18,7 @@ from qkan.circuits.ansatz import Ansatz
 from qkan.simulators import native
 from qkan.simulators.su2 import Prepared
 
-__all__ = ["prepared_table", "native_table", "su2_native", "supports"]
+__all__ = ["prepared_table", "native_table", "su2_native", "supports", "program", "prepare_call", "table_width", "check", "ptr"]
 
 #: encoding codes of the C ABI
 ENC_FIXED, ENC_INPUT, ENC_EDGE = 0, 1, 2
@@ -28,7 +30,9 @@ def supports(x: torch.Tensor) -> bool:
 
 
 def prepared_table(prepared: Prepared, measure: str) -> torch.Tensor:
-    """Pack a Prepared circuit into reals: (*edge, P), P = 4 + 8 (R-1) + (3 for "z", 8 for "amplitude").
+    """Pack a torch-prepared circuit into reals: (*edge, P), P = 4 + 8 (R-1) + (3 for "z", 8 for "amplitude").
+
+    The layout the kernels read (native_table computes the same natively).
 
     Order: psi (a, b); per data rotation l = 1..R-1 the gate entries V00, V01, V10, V11;
     then m00 (real part), m01 for "z" or F00, F01, F10, F11 for "amplitude"; each complex
@@ -44,68 +48,72 @@ def prepared_table(prepared: Prepared, measure: str) -> torch.Tensor:
 _GATE_CODES = {"RX": 0, "RY": 1, "RZ": 2, "H": 3, "X": 4, "Z": 5}
 
 
-def _program(ansatz: Ansatz) -> list[int]:
+@functools.lru_cache(maxsize=None)
+def program(ansatz: Ansatz) -> tuple[int, ...]:
     """An ansatz as the integer gate program of qkan_prepare."""
     out = []
     for gates in (ansatz.rep_gates, ansatz.final_gates):
         out.append(len(gates))
         for g in gates:
             out += [_GATE_CODES[g.name], -1 if g.param is None else g.param]
-    return out + [_GATE_CODES[ansatz.encoding_gate]]
+    return (*out, _GATE_CODES[ansatz.encoding_gate])
 
 
 class _PrepareNative(torch.autograd.Function):
-    """theta (n_slots, k, E) -> table (P, E) (qkan_prepare)."""
+    """theta (E, n_slots, k) -> table (P, E) (qkan_prepare)."""
 
     @staticmethod
-    def forward(ctx, thetaT, program, reps, measure, threads):
-        n_slots, k, E = thetaT.shape
-        P = 4 + 8 * (reps - 1) + (3 if measure == 0 else 8)
-        table = torch.empty(P, E, dtype=thetaT.dtype)
-        ctx.save_for_backward(thetaT)
+    def forward(ctx, theta, program, reps, measure, threads):
+        table = torch.empty(table_width(reps, measure), theta.shape[0], dtype=theta.dtype)
+        prepare_call(theta, table, None, None, program, reps, measure, threads)
+        ctx.save_for_backward(theta)
         ctx.args = (program, reps, measure, threads)
-        _prepare_call(thetaT, table, None, None, program, reps, measure, threads)
         return table
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        (thetaT,) = ctx.saved_tensors
-        g_theta = torch.empty_like(thetaT)
-        _prepare_call(thetaT, None, grad.contiguous(), g_theta, *ctx.args)
+        (theta,) = ctx.saved_tensors
+        g_theta = torch.empty_like(theta)
+        prepare_call(theta, None, grad.contiguous(), g_theta, *ctx.args)
         return g_theta, None, None, None, None
 
 
-def _prepare_call(thetaT, table, g_table, g_theta, program, reps, measure, threads) -> None:
-    n_slots, k, E = thetaT.shape
+def table_width(reps: int, measure: int) -> int:
+    """P: reals per prepared edge (measure 0 "z", 1 "amplitude")."""
+    return 4 + 8 * (reps - 1) + (3 if measure == 0 else 8)
+
+
+def prepare_call(theta, table, g_table, g_theta, program, reps: int, measure: int, threads: int) -> None:
+    """qkan_prepare: forward (table given) or backward (g_table, g_theta given); theta (E, n_slots, k) contiguous."""
+    E, n_slots, k = theta.shape
     dims = (ctypes.c_int64 * 7)(E, reps, n_slots, k, measure, int(g_table is not None), threads)
     prog = (ctypes.c_int64 * len(program))(*program)
-    ptrs = (ctypes.c_void_p * 4)(*[_ptr(t) for t in (thetaT, table, g_table, g_theta)])
-    code = native.load().qkan_prepare(int(thetaT.dtype == torch.float64), dims, prog, ptrs)
-    if code:
-        raise MemoryError(f"qkan native prepare failed (code {code})")
+    ptrs = (ctypes.c_void_p * 4)(*[ptr(t) for t in (theta, table, g_table, g_theta)])
+    check(native.load().qkan_prepare(int(theta.dtype == torch.float64), dims, prog, ptrs), "prepare")
 
 
 def native_table(ansatz: Ansatz, theta: torch.Tensor, reps: int, measure: str) -> torch.Tensor:
     """prepared_table(prepare(...)) by the native kernel: theta (*edge, n_slots, k) -> (*edge, P)."""
-    edge = theta.shape[:-2]
-    thetaT = theta.reshape(-1, *theta.shape[-2:]).permute(1, 2, 0).contiguous()
-    code = 0 if measure == "z" else 1
-    table = _PrepareNative.apply(thetaT, tuple(_program(ansatz)), reps, code, torch.get_num_threads())
-    return table.t().reshape(*edge, -1)
+    flat = theta.reshape(-1, *theta.shape[-2:]).contiguous()
+    table = _PrepareNative.apply(flat, program(ansatz), reps, 0 if measure == "z" else 1, torch.get_num_threads())
+    return table.t().reshape(*theta.shape[:-2], -1)
 
 
-def _ptr(t: torch.Tensor | None) -> int | None:
+def check(code: int, what: str) -> None:
+    if code:
+        raise MemoryError(f"qkan native {what} failed (code {code})")
+
+
+def ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
 def _call(double: bool, dims: list[int], ptrs: list[torch.Tensor | None]) -> None:
     lib = native.load()
     c_dims = (ctypes.c_int64 * 10)(*dims)
-    c_ptrs = (ctypes.c_void_p * 12)(*[_ptr(t) for t in ptrs])
-    code = lib.qkan_su2(int(double), c_dims, c_ptrs)
-    if code:
-        raise MemoryError(f"qkan native kernel failed (code {code}: {'allocation' if code == 1 else 'threads'})")
+    c_ptrs = (ctypes.c_void_p * 12)(*[ptr(t) for t in ptrs])
+    check(lib.qkan_su2(int(double), c_dims, c_ptrs), "su2 kernel")
 
 
 class _SU2Native(torch.autograd.Function):

@@ -12,7 +12,7 @@
 //   dims: E (edges), R, n_slots, k, measure (0 z, 1 amplitude), backward, threads.
 //   program: n_rep, (code, param) * n_rep, n_final, (code, param) * n_final, encoding code;
 //            codes 0 RX, 1 RY, 2 RZ, 3 H, 4 X, 5 Z; param -1 for fixed gates.
-//   ptrs: theta (n_slots, k, E), table (P, E) (forward output), g_table (P, E), g_theta (n_slots, k, E).
+//   ptrs: theta (E, n_slots, k), table (P, E) (forward output), g_table (P, E), g_theta (E, n_slots, k).
 
 #include "simd.h"
 
@@ -57,20 +57,13 @@ template <class T> struct Alg {
     return s;
   }
 
-  // The gate `code` at `angle`; deriv: its derivative in the angle (entries are linear in
-  // c = cos a/2 and s = sin a/2, so d/da replaces (c, s) by (-s/2, c/2)).
-  static QKAN_INLINE M gate(int64_t code, V angle, bool deriv) {
+  // The gate `code` given c = cos(a/2), s = sin(a/2) of its angle (fixed gates ignore them).
+  // Entries are linear in (c, s), so (c, s) -> (-s/2, c/2) gives the derivative in the angle.
+  static QKAN_INLINE M gate(int64_t code, V c, V s) {
     const T h = T(0.70710678118654752440);
     if (code == 3) return {{{cr(h), cr(h)}, {cr(h), cr(-h)}}};
     if (code == 4) return {{{cz(), cr(1)}, {cr(1), cz()}}};
     if (code == 5) return {{{cr(1), cz()}, {cz(), cr(-1)}}};
-    V s, c;
-    vsincos<T, true>(angle * T(0.5), s, c);
-    if (deriv) {
-      V t = c;
-      c = s * T(-0.5);
-      s = t * T(0.5);
-    }
     const V z = splat<T>(0);
     if (code == 0) return {{{{c, z}, {z, -s}}, {{z, -s}, {c, z}}}};  // RX
     if (code == 1) return {{{{c, z}, {-s, z}}, {{s, z}, {c, z}}}};   // RY
@@ -106,26 +99,47 @@ template <class T> QKAN_INLINE typename Alg<T>::M frame(int64_t encoding) {
   return {{{A::cr(h), A::cr(h)}, {ih, {splat<T>(0), splat<T>(-h)}}}};  // S H
 }
 
-// Product of a gate list with the angles of one slot; `deriv` >= 0 differentiates that gate.
+constexpr int kMaxGates = 8;
+
+// The gates of one slot (first acts first) and, where dg is given, their derivatives in their angles.
 template <class T>
-QKAN_INLINE typename Alg<T>::M product(const Job<T>& J, const int64_t* gates, int64_t n, int64_t slot, int64_t e0, int64_t deriv) {
-  using A = Alg<T>;
-  typename A::M U = A::eye();
-  for (int64_t g = 0; g < n; ++g) {
-    const int64_t param = gates[2 * g + 1];
-    typename A::V angle = param >= 0 ? load(J.theta + (slot * J.k + param) * J.E, e0, J.E) : splat<T>(0);
-    U = A::matmul(A::gate(gates[2 * g], angle, g == deriv), U);
+QKAN_INLINE void slot_gates(const Job<T>& J, const int64_t* gates, int64_t n, int64_t slot, int64_t e0, typename Alg<T>::M* g,
+                            typename Alg<T>::M* dg) {
+  using V = typename Alg<T>::V;
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t param = gates[2 * j + 1];
+    V s = splat<T>(0), c = splat<T>(1);
+    if (param >= 0) vsincos<T, true>(gather(J.theta + slot * J.k + param, e0, J.E, J.n_slots * J.k) * T(0.5), s, c);
+    g[j] = Alg<T>::gate(gates[2 * j], c, s);
+    if (dg && param >= 0) dg[j] = Alg<T>::gate(gates[2 * j], s * T(-0.5), c * T(0.5));
   }
+}
+
+// g[n-1] ... g[0], with g[swap] replaced by `replacement` when swap >= 0.
+template <class T>
+QKAN_INLINE typename Alg<T>::M chain(const typename Alg<T>::M* g, int64_t n, int64_t swap = -1, const typename Alg<T>::M* replacement = nullptr) {
+  if (n == 0) return Alg<T>::eye();
+  typename Alg<T>::M U = swap == 0 ? *replacement : g[0];
+  for (int64_t j = 1; j < n; ++j) U = Alg<T>::matmul(j == swap ? *replacement : g[j], U);
   return U;
+}
+
+// The product of one slot's gates.
+template <class T> QKAN_INLINE typename Alg<T>::M product(const Job<T>& J, const int64_t* gates, int64_t n, int64_t slot, int64_t e0) {
+  typename Alg<T>::M g[kMaxGates];
+  slot_gates(J, gates, n, slot, e0, g, static_cast<typename Alg<T>::M*>(nullptr));
+  return chain<T>(g, n);
 }
 
 // Accumulate dL/dtheta of one slot's gates given the gradient G of their product.
 template <class T>
 QKAN_INLINE void slot_backward(const Job<T>& J, const int64_t* gates, int64_t n, int64_t slot, int64_t e0, const typename Alg<T>::M& G,
                                typename Alg<T>::V* gtheta) {
-  for (int64_t g = 0; g < n; ++g) {
-    const int64_t param = gates[2 * g + 1];
-    if (param >= 0) gtheta[slot * J.k + param] += Alg<T>::dot(G, product(J, gates, n, slot, e0, g));
+  typename Alg<T>::M g[kMaxGates], dg[kMaxGates];
+  slot_gates(J, gates, n, slot, e0, g, dg);
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t param = gates[2 * j + 1];
+    if (param >= 0) gtheta[slot * J.k + param] += Alg<T>::dot(G, chain<T>(g, n, j, dg + j));
   }
 }
 
@@ -145,15 +159,18 @@ template <class T> QKAN_INLINE void prepare_impl(const Job<T>& J, int64_t e0) {
   const int64_t R = J.R, vrow = 4, mrow = 4 + 8 * (R - 1);
   const Program& p = J.prog;
   const Mx Wf = frame<T>(p.encoding), Wd = A::dagger(Wf);
+  const bool rz = p.encoding == 2;  // W = I: skip the frame products
+  auto left = [&](const Mx& X) { return rz ? X : A::matmul(Wd, X); };   // W^dag X
+  auto right = [&](const Mx& X) { return rz ? X : A::matmul(X, Wf); };  // X W
   const T h = T(0.70710678118654752440);
-  const Mx F = p.n_fin ? product(J, p.fin, p.n_fin, R, e0, -1) : A::eye();
-  const Mx Fw = A::matmul(F, Wf);
+  const Mx F = p.n_fin ? product(J, p.fin, p.n_fin, R, e0) : A::eye();
+  const Mx Fw = right(F);
   if (!J.backward) {
-    const Mx U0 = A::matmul(Wd, product(J, p.rep, p.n_rep, 0, e0, -1));
+    const Mx U0 = left(product(J, p.rep, p.n_rep, 0, e0));
     store_c(J, 0, e0, A::scl(A::add(U0.m[0][0], U0.m[0][1]), h));
     store_c(J, 2, e0, A::scl(A::add(U0.m[1][0], U0.m[1][1]), h));
     for (int64_t l = 1; l < R; ++l) {
-      const Mx Vl = A::matmul(A::matmul(Wd, product(J, p.rep, p.n_rep, l, e0, -1)), Wf);
+      const Mx Vl = right(left(product(J, p.rep, p.n_rep, l, e0)));
       for (int r = 0; r < 4; ++r) store_c(J, vrow + 8 * (l - 1) + 2 * r, e0, Vl.m[r / 2][r % 2]);
     }
     if (J.measure == 0) {
@@ -169,13 +186,13 @@ template <class T> QKAN_INLINE void prepare_impl(const Job<T>& J, int64_t e0) {
   for (int64_t m = 0; m < J.n_slots * J.k; ++m) gtheta[m] = splat<T>(0);
   // psi = W^dag U_0 h, h = (1, 1)/sqrt 2: G_U0 = (W G_psi) h^T
   const Mx Gpsi = {{{load_c(J, 0, e0), A::cz()}, {load_c(J, 2, e0), A::cz()}}};
-  Mx WG = A::matmul(Wf, Gpsi);
+  const Mx WG = rz ? Gpsi : A::matmul(Wf, Gpsi);
   const Mx GU0 = {{{A::scl(WG.m[0][0], h), A::scl(WG.m[0][0], h)}, {A::scl(WG.m[1][0], h), A::scl(WG.m[1][0], h)}}};
   slot_backward(J, p.rep, p.n_rep, 0, e0, GU0, gtheta);
   for (int64_t l = 1; l < R; ++l) {  // V_l = W^dag U_l W: G_U = W G_V W^dag
     Mx GV;
     for (int r = 0; r < 4; ++r) GV.m[r / 2][r % 2] = load_c(J, vrow + 8 * (l - 1) + 2 * r, e0);
-    slot_backward(J, p.rep, p.n_rep, l, e0, A::matmul(A::matmul(Wf, GV), Wd), gtheta);
+    slot_backward(J, p.rep, p.n_rep, l, e0, rz ? GV : A::matmul(A::matmul(Wf, GV), Wd), gtheta);
   }
   if (p.n_fin) {
     Mx GFw;
@@ -189,9 +206,9 @@ template <class T> QKAN_INLINE void prepare_impl(const Job<T>& J, int64_t e0) {
     } else {
       for (int r = 0; r < 4; ++r) GFw.m[r / 2][r % 2] = load_c(J, mrow + 2 * r, e0);
     }
-    slot_backward(J, p.fin, p.n_fin, R, e0, A::matmul(GFw, Wd), gtheta);
+    slot_backward(J, p.fin, p.n_fin, R, e0, rz ? GFw : A::matmul(GFw, Wd), gtheta);
   }
-  for (int64_t m = 0; m < J.n_slots * J.k; ++m) store(J.g_theta + m * J.E, e0, J.E, gtheta[m]);
+  for (int64_t m = 0; m < J.n_slots * J.k; ++m) scatter(J.g_theta + m, e0, J.E, J.n_slots * J.k, gtheta[m]);
 }
 
 QKAN_CLONES void prepare_f64(const Job<double>& J, int64_t e0, int64_t e1) {
@@ -206,7 +223,7 @@ inline void prepare_range(const Job<float>& J, int64_t e0, int64_t e1) { prepare
 template <class T> int run(const int64_t* dims, const int64_t* program, void* const* ptrs) {
   Job<T> J;
   J.E = dims[0], J.R = dims[1], J.n_slots = dims[2], J.k = dims[3], J.measure = dims[4], J.backward = dims[5];
-  if (J.n_slots * J.k > 64) return 3;
+  if (J.n_slots * J.k > 64 || program[0] > kMaxGates || program[1 + 2 * program[0]] > kMaxGates) return 3;
   J.prog.n_rep = program[0];
   J.prog.rep = program + 1;
   J.prog.n_fin = program[1 + 2 * J.prog.n_rep];

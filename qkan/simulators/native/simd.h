@@ -137,6 +137,17 @@ template <class T> QKAN_INLINE void store(T* p, int64_t n0, int64_t N, typename 
   }
 }
 
+// W lanes from p[(n0 + m) * stride] (padded with the last valid one)
+template <class T> QKAN_INLINE typename Vec<T>::V gather(const T* p, int64_t n0, int64_t N, int64_t stride) {
+  typename Vec<T>::V v;
+  for (int m = 0; m < Vec<T>::W; ++m) v[m] = p[std::min<int64_t>(n0 + m, N - 1) * stride];
+  return v;
+}
+
+template <class T> QKAN_INLINE void scatter(T* p, int64_t n0, int64_t N, int64_t stride, typename Vec<T>::V v) {
+  for (int m = 0; m < Vec<T>::W && n0 + m < N; ++m) p[(n0 + m) * stride] = v[m];
+}
+
 // Run body(t, begin, end) over [0, count) split into `threads` contiguous ranges.
 template <class F> void parallel(int64_t threads, int64_t count, F body) {
   threads = std::max<int64_t>(1, std::min(threads, count));

@@ -20,7 +20,7 @@
 //         g_table (O, I, P), g_w (O, I, R), g_b (O, I, R), g_scale (O, I), g_x (I, N).
 //   Inputs are contiguous and transposed so that samples are the innermost dimension.
 
-#include "simd.h"
+#include "circuit.h"
 
 namespace {
 
@@ -38,6 +38,12 @@ template <class T> struct Args {
   T *g_table, *g_w, *g_b, *g_scale, *g_x;
   const T* xmax;     // max |x| of every input row (I,)
   const T *er, *ei;  // phases e^{i phi} (I, R, N) when they do not depend on the output (enc 0, 1)
+};
+
+// The state after data rotation l and its phase, kept per sample block for the adjoint pass.
+template <class T> struct Step {
+  Qubit<typename Vec<T>::V> q;
+  typename Vec<T>::V er, ei;
 };
 
 // Number of accumulators per edge in backward: table entries, then w and b per rep, then scale.
@@ -76,7 +82,7 @@ template <class T> QKAN_INLINE void phases_impl(const Dims& d, const Args<T>& a,
 // One edge (j, i) over samples [n_begin, n_end); Checked: encoding angles may exceed the fast sin/cos range.
 template <class T, bool Checked>
 QKAN_INLINE void edge_impl(const Dims& d, const Args<T>& a, int64_t j, int64_t i, int64_t n_begin, int64_t n_end, typename Vec<T>::V* acc,
-                           typename Vec<T>::V* st, T* partial, T* gx) {
+                           Step<T>* st, T* partial, T* gx) {
   using V = typename Vec<T>::V;
   constexpr int W = Vec<T>::W;
   const int64_t N = d.N, I = d.I, R = d.R, P = d.P(), NA = n_acc(d);
@@ -90,17 +96,10 @@ QKAN_INLINE void edge_impl(const Dims& d, const Args<T>& a, int64_t j, int64_t i
   if (bwd)
     for (int64_t m = 0; m < NA; ++m) acc[m] = splat<T>(0);
   for (int64_t n0 = n_begin; n0 < n_end; n0 += W) {
-    V x = load(a.x + i * N, n0, N);
-    V ar = splat<T>(p[0]), ai = splat<T>(p[1]), br = splat<T>(p[2]), bi = splat<T>(p[3]);
+    const V x = load(a.x + i * N, n0, N);
+    Qubit<V> q = {splat<T>(p[0]), splat<T>(p[1]), splat<T>(p[2]), splat<T>(p[3])};
     for (int64_t l = 0; l < R; ++l) {
-      if (l) {
-        const T* v = p + 4 + 8 * (l - 1);
-        V nar = v[0] * ar - v[1] * ai + v[2] * br - v[3] * bi;
-        V nai = v[0] * ai + v[1] * ar + v[2] * bi + v[3] * br;
-        V nbr = v[4] * ar - v[5] * ai + v[6] * br - v[7] * bi;
-        V nbi = v[4] * ai + v[5] * ar + v[6] * bi + v[7] * br;
-        ar = nar, ai = nai, br = nbr, bi = nbi;
-      }
+      if (l) q = apply(p + 4 + 8 * (l - 1), q);
       V er, ei;
       if (d.enc == 2) {
         phase<T, Checked>(d, x * ew[l] + eb[l], er, ei);
@@ -108,30 +107,10 @@ QKAN_INLINE void edge_impl(const Dims& d, const Args<T>& a, int64_t j, int64_t i
         er = load(a.er + (i * R + l) * N, n0, N);
         ei = load(a.ei + (i * R + l) * N, n0, N);
       }
-      V t = br * er - bi * ei;
-      bi = br * ei + bi * er;
-      br = t;
-      if (bwd) {
-        V* s = st + 6 * l;
-        s[0] = ar, s[1] = ai, s[2] = br, s[3] = bi, s[4] = er, s[5] = ei;
-      }
+      rotate(q, er, ei);
+      if (bwd) st[l] = {q, er, ei};
     }
-    // readout
-    V f, Gar, Gai, Gbr, Gbi;
-    V ua_r, ua_i, ub_r, ub_i, na, nb;  // amplitude: a' = m00 a + m01 b, b' = m10 a + m11 b
-    if (!amp) {
-      V cr = Mp[1] * br - Mp[2] * bi, ci = Mp[1] * bi + Mp[2] * br;  // m01 b
-      f = Mp[0] * (ar * ar + ai * ai - br * br - bi * bi) + T(2) * (ar * cr + ai * ci);
-    } else {
-      const T* m = Mp;
-      ua_r = m[0] * ar - m[1] * ai + m[2] * br - m[3] * bi;
-      ua_i = m[0] * ai + m[1] * ar + m[2] * bi + m[3] * br;
-      ub_r = m[4] * ar - m[5] * ai + m[6] * br - m[7] * bi;
-      ub_i = m[4] * ai + m[5] * ar + m[6] * bi + m[7] * br;
-      na = vsqrt<T>(ua_r * ua_r + ua_i * ua_i);
-      nb = vsqrt<T>(ub_r * ub_r + ub_i * ub_i);
-      f = na - nb;
-    }
+    const V f = readout<T>(Mp, amp, q);
     if (!bwd) {
       if (d.mode == 0) {
         T* y = a.out + j * N;
@@ -141,82 +120,27 @@ QKAN_INLINE void edge_impl(const Dims& d, const Args<T>& a, int64_t j, int64_t i
       }
       continue;
     }
-    // backward: g = dL/df
-    V g;
+    V g;  // dL/df
     if (d.mode == 0) {
-      V gy = load_zero(a.gout + j * N, n0, N);
+      const V gy = load_zero(a.gout + j * N, n0, N);
       acc[NA - 1] += gy * f;
       g = gy * scale;
     } else {
       g = load_zero(a.gout + e * N, n0, N);
     }
-    V* accM = acc + 4 + 8 * (R - 1);
-    if (!amp) {  // G = 2 g M psi; dM00 = g (|a|^2 - |b|^2); dM01 = 2 g a conj(b)
-      const T m00 = Mp[0], m1r = Mp[1], m1i = Mp[2];
-      V g2 = g + g;
-      Gar = g2 * (m00 * ar + m1r * br - m1i * bi);
-      Gai = g2 * (m00 * ai + m1r * bi + m1i * br);
-      Gbr = g2 * (m1r * ar + m1i * ai - m00 * br);
-      Gbi = g2 * (m1r * ai - m1i * ar - m00 * bi);
-      accM[0] += g * (ar * ar + ai * ai - br * br - bi * bi);
-      accM[1] += g2 * (ar * br + ai * bi);
-      accM[2] += g2 * (ai * br - ar * bi);
-    } else {  // G_a' = g a'/|a'|, G_b' = -g b'/|b'|; G_psi = M^dag G'; dM_rc = G'_r conj(psi_c)
-      V za = na > 0 ? g / na : splat<T>(0);
-      V zb = nb > 0 ? -g / nb : splat<T>(0);
-      V gar = za * ua_r, gai = za * ua_i, gbr = zb * ub_r, gbi = zb * ub_i;
-      const T* m = Mp;
-      Gar = m[0] * gar + m[1] * gai + m[4] * gbr + m[5] * gbi;
-      Gai = m[0] * gai - m[1] * gar + m[4] * gbi - m[5] * gbr;
-      Gbr = m[2] * gar + m[3] * gai + m[6] * gbr + m[7] * gbi;
-      Gbi = m[2] * gai - m[3] * gar + m[6] * gbi - m[7] * gbr;
-      V gr[2] = {gar, gbr}, gi[2] = {gai, gbi};
-      for (int r = 0; r < 2; ++r) {
-        accM[4 * r + 0] += gr[r] * ar + gi[r] * ai;  // G'_r conj(a)
-        accM[4 * r + 1] += gi[r] * ar - gr[r] * ai;
-        accM[4 * r + 2] += gr[r] * br + gi[r] * bi;  // G'_r conj(b)
-        accM[4 * r + 3] += gi[r] * br - gr[r] * bi;
-      }
-    }
+    Qubit<V> G = readout_backward<T>(Mp, amp, q, g, acc + 4 + 8 * (R - 1));
     V dx = splat<T>(0);
     for (int64_t l = R - 1; l >= 0; --l) {
-      const V* s = st + 6 * l;
-      const V bor = s[2], boi = s[3], er = s[4], ei = s[5];
-      V dphi;
-      if (!d.arccos) {
-        dphi = Gbi * bor - Gbr * boi;
-      } else {  // G_e = conj(b_in) G_b with b_in = b_out conj(e); dL/dp = Re G_e - Im G_e p / sqrt(1 - p^2)
-        V bir = bor * er + boi * ei, bii = boi * er - bor * ei;
-        V Ger = bir * Gbr + bii * Gbi, Gei = bir * Gbi - bii * Gbr;
-        dphi = Ger - Gei * er / ei;
-      }
-      V t = Gbr * er + Gbi * ei;  // G_b_in = conj(e) G_b_out
-      Gbi = Gbi * er - Gbr * ei;
-      Gbr = t;
-      V* accE = acc + P;
-      accE[l] += x * dphi;      // w_l
-      accE[R + l] += dphi;      // b_l
+      const V dphi = rotate_backward(G, st[l].q, st[l].er, st[l].ei, d.arccos);
+      acc[P + l] += x * dphi;  // w_l
+      acc[P + R + l] += dphi;  // b_l
       dx += (ew ? ew[l] : T(1)) * dphi;
       if (l) {
-        const V* si = st + 6 * (l - 1);
-        const V sar = si[0], sai = si[1], sbr = si[2], sbi = si[3];
-        V* av = acc + 4 + 8 * (l - 1);
-        V Gr[2] = {Gar, Gbr}, Gi[2] = {Gai, Gbi};
-        for (int r = 0; r < 2; ++r) {
-          av[4 * r + 0] += Gr[r] * sar + Gi[r] * sai;
-          av[4 * r + 1] += Gi[r] * sar - Gr[r] * sai;
-          av[4 * r + 2] += Gr[r] * sbr + Gi[r] * sbi;
-          av[4 * r + 3] += Gi[r] * sbr - Gr[r] * sbi;
-        }
-        const T* v = p + 4 + 8 * (l - 1);  // G_in = V^dag G_out
-        V nar = v[0] * Gar + v[1] * Gai + v[4] * Gbr + v[5] * Gbi;
-        V nai = v[0] * Gai - v[1] * Gar + v[4] * Gbi - v[5] * Gbr;
-        V nbr = v[2] * Gar + v[3] * Gai + v[6] * Gbr + v[7] * Gbi;
-        V nbi = v[2] * Gai - v[3] * Gar + v[6] * Gbi - v[7] * Gbr;
-        Gar = nar, Gai = nai, Gbr = nbr, Gbi = nbi;
+        outer_acc(acc + 4 + 8 * (l - 1), G, st[l - 1].q);
+        G = apply_dagger(p + 4 + 8 * (l - 1), G);
       }
     }
-    acc[0] += Gar, acc[1] += Gai, acc[2] += Gbr, acc[3] += Gbi;
+    acc[0] += G.ar, acc[1] += G.ai, acc[2] += G.br, acc[3] += G.bi;
     store(gx + i * N, n0, N, load_zero(gx + i * N, n0, N) + dx);
   }
   if (bwd) {
@@ -233,7 +157,7 @@ QKAN_INLINE void edge_impl(const Dims& d, const Args<T>& a, int64_t j, int64_t i
 // acc: per-thread scratch of n_acc vectors; st: 6 R vectors; partial: this item's gradient sums (I, n_acc).
 template <class T>
 QKAN_INLINE void item_impl(const Dims& d, const Args<T>& a, int64_t j, int64_t n_begin, int64_t n_end, typename Vec<T>::V* acc,
-                           typename Vec<T>::V* st, T* partial, T* gx) {
+                           Step<T>* st, T* partial, T* gx) {
   for (int64_t i = 0; i < d.I; ++i) {
     bool checked = false;  // |w_l x + b_l| <= |w_l| max|x| + |b_l| decides once per edge
     if (d.enc == 2 && !d.arccos) {
@@ -256,20 +180,20 @@ QKAN_CLONES void phases_f32(const Dims& d, const Args<float>& a, float* er, floa
   phases_impl<float>(d, a, er, ei, i0, i1);
 }
 QKAN_CLONES void item_f64(const Dims& d, const Args<double>& a, int64_t j, int64_t n0, int64_t n1, Vec<double>::V* acc,
-                          Vec<double>::V* st, double* partial, double* gx) {
+                          Step<double>* st, double* partial, double* gx) {
   item_impl<double>(d, a, j, n0, n1, acc, st, partial, gx);
 }
 QKAN_CLONES void item_f32(const Dims& d, const Args<float>& a, int64_t j, int64_t n0, int64_t n1, Vec<float>::V* acc,
-                          Vec<float>::V* st, float* partial, float* gx) {
+                          Step<float>* st, float* partial, float* gx) {
   item_impl<float>(d, a, j, n0, n1, acc, st, partial, gx);
 }
 inline void phases(const Dims& d, const Args<double>& a, double* er, double* ei, int64_t i0, int64_t i1) { phases_f64(d, a, er, ei, i0, i1); }
 inline void phases(const Dims& d, const Args<float>& a, float* er, float* ei, int64_t i0, int64_t i1) { phases_f32(d, a, er, ei, i0, i1); }
-inline void item(const Dims& d, const Args<double>& a, int64_t j, int64_t n0, int64_t n1, Vec<double>::V* acc, Vec<double>::V* st,
+inline void item(const Dims& d, const Args<double>& a, int64_t j, int64_t n0, int64_t n1, Vec<double>::V* acc, Step<double>* st,
                  double* partial, double* gx) {
   item_f64(d, a, j, n0, n1, acc, st, partial, gx);
 }
-inline void item(const Dims& d, const Args<float>& a, int64_t j, int64_t n0, int64_t n1, Vec<float>::V* acc, Vec<float>::V* st,
+inline void item(const Dims& d, const Args<float>& a, int64_t j, int64_t n0, int64_t n1, Vec<float>::V* acc, Step<float>* st,
                  float* partial, float* gx) {
   item_f32(d, a, j, n0, n1, acc, st, partial, gx);
 }
@@ -303,7 +227,7 @@ template <class T> void run(const Dims& d, Args<T> a) {
     // vector scratch, aligned by hand (std::allocator need not honour the vectors' alignment)
     std::vector<char> raw((NA + 6 * R + 1) * sizeof(V));
     V* acc = reinterpret_cast<V*>((reinterpret_cast<uintptr_t>(raw.data()) + sizeof(V) - 1) / sizeof(V) * sizeof(V));
-    V* st = acc + NA;
+    Step<T>* st = reinterpret_cast<Step<T>*>(acc + NA);  // 6 vectors each
     T* gx = t == 0 ? a.g_x : gx_buf.data() + (t - 1) * I * N;
     for (int64_t k = k0; k < k1; ++k) {
       const int64_t j = k / C, c = k % C;
@@ -371,4 +295,4 @@ extern "C" int qkan_su2(int double_precision, const int64_t* dims, void* const* 
   return 0;
 }
 
-extern "C" int qkan_abi_version() { return 2; }
+extern "C" int qkan_abi_version() { return 3; }
