@@ -113,11 +113,9 @@ def test_dtype_and_qkan_options_pass_through():
     "kwargs, match",
     [
         (dict(in_dim=0, out_dim=4), r"`in_dim` must be an int >= 1; got 0"),
-        (dict(in_dim=4, out_dim=2.5), r"`out_dim` must be an int >= 1; got 2.5"),
         (dict(in_dim=4, out_dim=4, latent_in=0), r"`latent_in` must be an int >= 1; got 0"),
         (dict(in_dim=4, out_dim=4, latent_out=-1), r"`latent_out` must be an int >= 1; got -1"),
         (dict(in_dim=4, out_dim=4, hidden=[3, 0]), r"`hidden` must be an int >= 1; got 0"),
-        (dict(in_dim=4, out_dim=4, hidden=3), r"`hidden` must be a list of layer widths; got 3"),
         (dict(in_dim=4, out_dim=4, squash="sigmoid"), r"`squash` must be one of \['none', 'tanh', 'layernorm'\]; got 'sigmoid'"),
         (dict(in_dim=4, out_dim=4, width=[2, 2]), r"`width` is set by HQKAN"),
         (dict(in_dim=4, out_dim=4, ansatz="zz"), r"`ansatz` must be one of"),
@@ -128,11 +126,23 @@ def test_constructor_validation(kwargs, match):
         HQKAN(**kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(in_dim=4, out_dim=2.5), r"`out_dim` must be an int >= 1; got 2.5"),
+        (dict(in_dim=4, out_dim=4, hidden=3), r"`hidden` must be a list of layer widths; got 3"),
+    ],
+)
+def test_constructor_type_errors(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        HQKAN(**kwargs)
+
+
 def test_forward_validation():
     hq = HQKAN(4, 2, seed=0)
     with pytest.raises(ValueError, match=r"`x` must have shape \(\*, 4\); got \(3, 5\)"):
         hq(torch.randn(3, 5))
-    with pytest.raises(ValueError, match=r"`x` must be a torch.Tensor; got list"):
+    with pytest.raises(TypeError, match=r"`x` must be a torch.Tensor; got list"):
         hq([1.0, 2.0, 3.0, 4.0])
 
 
