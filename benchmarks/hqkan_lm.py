@@ -1,7 +1,7 @@
 """Character-level GPT with MLP vs HQKAN feed-forward blocks at a fixed token budget (CPU).
 
     python benchmarks/hqkan_lm.py [--quick] [--tokens 600000] [--threads 1]
-    python benchmarks/hqkan_lm.py --write-corpus      # regenerate qkan/_files/corpus.txt
+    python benchmarks/hqkan_lm.py --write-corpus      # regenerate examples/corpus.txt
 
 Variants: the MLP (d -> 4d -> d, GELU), an MLP bottleneck of hidden width ceil(log2 d) (about
 an HQKAN block's parameters), and HQKAN with each input squash. Every variant starts from the
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--write-corpus", action="store_true", help="write qkan/_files/corpus.txt and exit")
+    parser.add_argument("--write-corpus", action="store_true", help="write examples/corpus.txt and exit")
     args = parser.parse_args(argv)
     if args.write_corpus:
         CORPUS.write_text(make_corpus(), encoding="utf-8")
