@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +12,12 @@ import pytest
 import torch
 from torch import nn
 
-from qkan.gpt import CharGPT, CharTokenizer, evaluate_lm, lm_batch, load_corpus, train_lm
 from qkan.hqkan import HQKAN, FFNReport, replace_ffn
 from qkan.testing import reference_layer
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "examples"))  # the character GPT demo lives outside the package
+from char_gpt import CharGPT, CharTokenizer, evaluate_lm, lm_batch, load_corpus, train_lm  # noqa: E402
 
 
 def _n(module: nn.Module) -> int:
@@ -319,13 +320,13 @@ def test_state_dict_round_trip_of_model_with_hqkan_blocks():
 
 
 # ----------------------------------------------------------------------------- char GPT
-def test_corpus_is_packaged_small_and_reproducible():
+def test_corpus_is_small_and_reproducible(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     text = load_corpus()
     assert 100_000 < len(text.encode("utf-8")) <= 200_000
-    spec = importlib.util.spec_from_file_location("_bench_hqkan_lm", ROOT / "benchmarks" / "hqkan_lm.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    assert bench.make_corpus() == text
+    from hqkan_lm import make_corpus
+
+    assert make_corpus() == text
 
 
 def test_tokenizer_round_trip_and_validation():
