@@ -10,16 +10,12 @@ comparable across equations. Both models get the same optimizer (LBFGS) and step
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
-import time
-from pathlib import Path
 
 import torch
 from torch import nn
 
+import _harness as h
 from qkan import QKAN
 from qkan.data import FEYNMAN, feynman
 
@@ -52,9 +48,8 @@ def train_mlp(model: nn.Module, data: dict, steps: int) -> float:
         return float(torch.sqrt(((model(data["test_input"]) - data["test_label"]) ** 2).mean()))
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="3 equations, 200 samples, 3 steps")
+def main(argv: list[str] | None = None) -> dict:
+    parser = h.make_parser("feynman", __doc__)
     parser.add_argument("--equations", type=int, default=20, help="first N equations of qkan.data.FEYNMAN")
     parser.add_argument("--steps", type=int, default=50, help="LBFGS steps per model")
     parser.add_argument("--reps", type=int, default=3)
@@ -62,18 +57,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--samples", type=int, default=1000, help="train and test samples each")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest for these small models)")
-    args = parser.parse_args(argv)
-    if args.quick:
+    args = h.parse_args(parser, argv)
+    if args.quick:  # 3 equations, 200 samples, 3 steps
         args.equations, args.samples, args.steps = 3, 200, 3
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
 
     rows = []
-    print(f"Feynman sweep: QKAN [n, {args.hidden}, 1] reps={args.reps} vs matched MLP, LBFGS {args.steps} steps, "
-          f"{args.samples} samples, {args.dtype}; test RMSE in standardised label units")
-    print(f"{'equation':<10}{'n':>3}{'QKAN params':>12}{'MLP params':>11}{'QKAN RMSE':>11}{'MLP RMSE':>10}{'QKAN s':>8}{'MLP s':>7}")
     for name in list(FEYNMAN)[: args.equations]:
         data = feynman(name, train_num=args.samples, test_num=args.samples, seed=args.seed, normalize=True, dtype=dtype)
         mean, std = data["train_label"].mean(), data["train_label"].std()
@@ -82,24 +71,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
         n = data["train_input"].shape[1]
         torch.manual_seed(args.seed)
         qkan = QKAN([n, args.hidden, 1], reps=args.reps, seed=args.seed, dtype=dtype)
-        t0 = time.perf_counter()
-        q_rmse = qkan.fit(data, steps=args.steps, progress=False, log=args.steps)["test_rmse"][-1]
-        t1 = time.perf_counter()
+        with h.Stopwatch() as q_time:
+            q_rmse = qkan.fit(data, steps=args.steps, progress=False, log=args.steps)["test_rmse"][-1]
         mlp = matched_mlp(n, n_params(qkan), dtype)
-        m_rmse = train_mlp(mlp, data, args.steps)
-        t2 = time.perf_counter()
-        row = {"equation": name, "n_var": n, "qkan_params": n_params(qkan), "mlp_params": n_params(mlp),
-               "qkan_rmse": q_rmse, "mlp_rmse": m_rmse, "qkan_seconds": t1 - t0, "mlp_seconds": t2 - t1}
-        rows.append(row)
-        print(f"{name:<10}{n:>3}{row['qkan_params']:>12}{row['mlp_params']:>11}{q_rmse:>11.2e}{m_rmse:>10.2e}"
-              f"{t1 - t0:>8.1f}{t2 - t1:>7.1f}", flush=True)
+        with h.Stopwatch() as m_time:
+            m_rmse = train_mlp(mlp, data, args.steps)
+        rows.append({"equation": name, "n_var": n, "qkan_params": n_params(qkan), "mlp_params": n_params(mlp),
+                     "qkan_rmse": q_rmse, "mlp_rmse": m_rmse, "qkan_seconds": q_time.wall_s,
+                     "mlp_seconds": m_time.wall_s, "qkan_cpu_seconds": q_time.cpu_s, "mlp_cpu_seconds": m_time.cpu_s})
+    h.print_table(rows, [("equation", "equation", ""), ("n_var", "n", ""), ("qkan_params", "QKAN params", ""),
+                         ("mlp_params", "MLP params", ""), ("qkan_rmse", "QKAN RMSE", ".2e"),
+                         ("mlp_rmse", "MLP RMSE", ".2e"), ("qkan_seconds", "QKAN s", ".1f"),
+                         ("mlp_seconds", "MLP s", ".1f")],
+                  f"Feynman sweep: QKAN [n, {args.hidden}, 1] reps={args.reps} vs matched MLP, LBFGS {args.steps} "
+                  f"steps, {args.samples} samples, {args.dtype}; test RMSE in standardised label units")
     wins = sum(r["qkan_rmse"] < r["mlp_rmse"] for r in rows)
-    geo = lambda key: math.exp(sum(math.log(max(r[key], 1e-300)) for r in rows) / len(rows))  # noqa: E731
-    print(f"geometric mean RMSE: QKAN {geo('qkan_rmse'):.2e}, MLP {geo('mlp_rmse'):.2e}; QKAN better on {wins}/{len(rows)}")
-    out = Path(__file__).resolve().parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "feynman.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
-    return rows
+    geo = {key: math.exp(sum(math.log(max(r[key], 1e-300)) for r in rows) / len(rows)) for key in ("qkan_rmse", "mlp_rmse")}
+    print(f"geometric mean RMSE: QKAN {geo['qkan_rmse']:.2e}, MLP {geo['mlp_rmse']:.2e}; QKAN better on {wins}/{len(rows)}")
+    return h.save(args, "feynman", rows, geometric_mean_rmse=geo, qkan_wins=wins)
 
 
 if __name__ == "__main__":

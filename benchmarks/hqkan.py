@@ -14,17 +14,10 @@ MLP's large GEMMs gained nothing (1903 ms vs 1849 ms); pass --threads to compare
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import statistics
-import time
-from pathlib import Path
-
 import torch
 from torch import nn
 
-RESULTS = Path(__file__).resolve().parent / "results"
+import _harness as h
 
 
 def _blocks(d: int) -> dict[str, nn.Module]:
@@ -46,52 +39,33 @@ def _fwd_bwd(block: nn.Module, x: torch.Tensor) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="two timed rounds instead of ten")
+    parser = h.make_parser("hqkan", __doc__)
     parser.add_argument("--d-model", type=int, default=768)
     parser.add_argument("--seq", type=int, default=256)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=10, help="timed rounds (after one warm-up round)")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.repeats = 2
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    torch.set_num_threads(args.threads)
+    args = h.parse_args(parser, argv)
+    if args.quick:  # two timed rounds of a quarter of the sequence
+        args.repeats, args.seq = 2, 64
 
     blocks = _blocks(args.d_model)
     x = torch.randn(args.batch, args.seq, args.d_model, requires_grad=True)  # (B, T, d)
-    times: dict[str, list[float]] = {name: [] for name in blocks}
-    for round_ in range(args.repeats + 1):
-        for name, block in blocks.items():
-            start = time.perf_counter()
-            _fwd_bwd(block, x)
-            if round_:  # round 0 warms up
-                times[name].append(time.perf_counter() - start)
+    times = h.time_round_robin({name: lambda b=block: _fwd_bwd(b, x) for name, block in blocks.items()}, args.repeats)
     mlp_name = next(iter(blocks))
-    mlp_time = statistics.median(times[mlp_name])
     mlp_params = sum(p.numel() for p in blocks[mlp_name].parameters())
     rows = []
     for name, block in blocks.items():
-        t = statistics.median(times[name])
+        t = times[name]
         params = sum(p.numel() for p in block.parameters())
-        rows.append(dict(block=name, params=params, param_reduction=mlp_params / params, seconds=t,
-                         tokens_per_s=args.batch * args.seq / t, speedup=mlp_time / t))
-
-    print(f"FFN forward+backward, x ({args.batch}, {args.seq}, {args.d_model}) float32, "
-          f"{args.threads} threads, CPU, median of {args.repeats}")
-    header = f"{'block':<32}{'params':>12}{'x fewer':>9}{'ms':>10}{'tokens/s':>12}{'speedup':>9}"
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(f"{r['block']:<32}{r['params']:>12,}{r['param_reduction']:>9.0f}{1e3 * r['seconds']:>10.1f}"
-              f"{r['tokens_per_s']:>12,.0f}{r['speedup']:>9.1f}")
-    result = dict(benchmark="hqkan", config=vars(args), torch=torch.__version__, rows=rows)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "hqkan.json"
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
-    return result
+        rows.append(dict(block=name, params=params, param_reduction=mlp_params / params, **t.ms(),
+                         tokens_per_s=args.batch * args.seq / t.wall_s, speedup=times[mlp_name].wall_s / t.wall_s,
+                         cpu_speedup=times[mlp_name].cpu_s / t.cpu_s))
+    h.print_table(rows, [("block", "block", ""), ("params", "params", ","), ("param_reduction", "x fewer", ".0f"),
+                         ("wall_ms", "ms", ".1f"), ("cpu_ms", "cpu ms", ".1f"), ("tokens_per_s", "tokens/s", ",.0f"),
+                         ("speedup", "speedup", ".1f"), ("cpu_speedup", "cpu speedup", ".1f")],
+                  f"FFN forward+backward, x ({args.batch}, {args.seq}, {args.d_model}) float32, "
+                  f"{args.threads} threads, CPU, median of {args.repeats}")
+    return h.save(args, "hqkan", rows)
 
 
 if __name__ == "__main__":

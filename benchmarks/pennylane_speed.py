@@ -9,41 +9,19 @@ same numbers:
   published qkan package does (written here; the QNode is built once, which favours the loop),
 - closed form: qkan's Fourier evaluator (no circuits).
 
-Every circuit number comes from circuits PennyLane executes on the named device.
+Every circuit number comes from circuits PennyLane executes on the named device. Times are
+medians after a warm-up; ratios use CPU time (steadier than wall time on a shared machine).
 
     python benchmarks/pennylane_speed.py [--quick] [--threads 1]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
-import time
-from pathlib import Path
-
 import torch
 
+import _harness as h
+
 __all__ = ["main"]
-
-RESULTS = Path(__file__).resolve().parent / "results" / "pennylane_speed.json"
-
-
-def _time(fn, repeats: int) -> tuple[float, float]:
-    """Best wall time and best CPU time (process_time) of fn() in ms, after one warm-up call.
-
-    On a shared machine other processes only ever add wall time; CPU time of this (single
-    threaded) process is the less disturbed measure, so ratios use it.
-    """
-    fn()
-    wall = cpu = float("inf")
-    for _ in range(repeats):
-        w0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        wall = min(wall, time.perf_counter() - w0)
-        cpu = min(cpu, time.process_time() - c0)
-    return wall * 1e3, cpu * 1e3
 
 
 def _per_edge_loop(layer, device: str, diff_method: str):
@@ -79,83 +57,52 @@ def _step(layer, forward, x):
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark, print a table and write benchmarks/results/pennylane_speed.json."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and only default.qubit (well under a minute)")
-    parser.add_argument("--threads", type=int, default=1, help="torch / OpenMP threads (default 1)")
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    torch.set_num_threads(args.threads)
+    parser = h.make_parser("pennylane_speed", __doc__)
+    parser.add_argument("--batch", type=int, default=None, help="samples (default 64; quick 16)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs (default 30; quick 3)")
+    args = h.parse_args(parser, argv)
 
     import pennylane as qml
 
     from qkan import QKANLayer
 
-    # best-of-n timings: a shared machine only ever adds time; circuits are cheap to repeat
-    repeats = args.repeats or (10 if args.quick else 30)
+    repeats = args.repeats or (3 if args.quick else 30)
     devices = [("default.qubit", "backprop")]
     if not args.quick:  # parameter-shift: qkan's batched rule vs PennyLane's per QNode call
         devices += [("default.qubit", "parameter-shift"), ("lightning.qubit", "adjoint")]
+    batch = args.batch or (16 if args.quick else 64)
     layer = QKANLayer(4, 4, reps=3, seed=0)
-    x = torch.rand(args.batch, 4, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    x = torch.rand(batch, 4, generator=torch.Generator().manual_seed(0)) * 2 - 1
 
     rows = []
     layer.set_evaluator("fourier")
-    closed_wall, closed_cpu = _time(_step(layer, layer, x), repeats * 4)
+    closed = h.time_fn(_step(layer, layer, x), repeats * 4)
     for device, diff_method in devices:
         layer.set_evaluator("pennylane", device=device, diff_method=diff_method)
         y_broadcast = layer(x).detach()
         slow = device != "default.qubit" or diff_method != "backprop"  # lightning: one tape per circuit
-        broadcast_wall, broadcast_cpu = _time(_step(layer, layer, x), 3 if slow else repeats)
+        broadcast = h.time_fn(_step(layer, layer, x), 3 if slow else repeats)
         loop = _per_edge_loop(layer, device, diff_method)
         y_loop = loop(x).detach()
-        loop_wall, loop_cpu = _time(_step(layer, loop, x), 3 if slow else max(3, repeats // 3))
-        rows.append(
-            dict(
-                device=device,
-                diff_method=diff_method,
-                broadcast_cpu_ms=broadcast_cpu,
-                per_edge_loop_cpu_ms=loop_cpu,
-                closed_form_cpu_ms=closed_cpu,
-                broadcast_wall_ms=broadcast_wall,
-                per_edge_loop_wall_ms=loop_wall,
-                closed_form_wall_ms=closed_wall,
-                loop_over_broadcast=loop_cpu / broadcast_cpu,
-                broadcast_over_closed_form=broadcast_cpu / closed_cpu,
-                max_abs_diff_broadcast_vs_loop=float((y_broadcast - y_loop).abs().max()),
-            )
-        )
+        per_edge = h.time_fn(_step(layer, loop, x), 3 if slow else max(3, repeats // 3))
+        rows.append(dict(
+            device=device, diff_method=diff_method,
+            **broadcast.ms("broadcast_"), **per_edge.ms("per_edge_loop_"), **closed.ms("closed_form_"),
+            loop_over_broadcast=per_edge.cpu_s / broadcast.cpu_s,
+            broadcast_over_closed_form=broadcast.cpu_s / closed.cpu_s,
+            max_abs_diff_broadcast_vs_loop=float((y_broadcast - y_loop).abs().max()),
+        ))  # fmt: skip
     layer.set_evaluator("auto")
 
-    print(f"QKAN layer 4->4, R=3, batch {args.batch}, forward+backward, float32, {args.threads} thread(s)")
-    print("best CPU time in ms (best wall time in brackets); ratios from CPU time")
-    header = f"{'device':<16} {'diff':<15} {'broadcast':>17} {'per-edge loop':>17} {'closed form':>15} {'loop/bcast':>10} {'bcast/closed':>12}"
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        cells = [
-            f"{r[k + '_cpu_ms']:.2f} ({r[k + '_wall_ms']:.2f})" for k in ("broadcast", "per_edge_loop", "closed_form")
-        ]
-        print(
-            f"{r['device']:<16} {r['diff_method']:<15} {cells[0]:>17} {cells[1]:>17} {cells[2]:>15} "
-            f"{r['loop_over_broadcast']:>9.1f}x {r['broadcast_over_closed_form']:>11.0f}x"
-        )
-    result = dict(
-        benchmark="pennylane_speed",
-        layer=dict(in_dim=4, out_dim=4, reps=3, ansatz="pz", batch=args.batch),
-        threads=args.threads,
-        repeats=repeats,
-        pennylane=qml.__version__,
-        torch=torch.__version__,
-        machine=platform.processor() or platform.machine(),
-        rows=rows,
-    )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
-    return result
+    h.print_table(rows, [("device", "device", ""), ("diff_method", "diff", ""),
+                         ("broadcast_cpu_ms", "broadcast cpu ms", ".2f"), ("broadcast_wall_ms", "wall", ".2f"),
+                         ("per_edge_loop_cpu_ms", "per-edge loop cpu ms", ".2f"), ("per_edge_loop_wall_ms", "wall", ".2f"),
+                         ("closed_form_cpu_ms", "closed form cpu ms", ".2f"), ("closed_form_wall_ms", "wall", ".2f"),
+                         ("loop_over_broadcast", "loop/bcast", ".1f"), ("broadcast_over_closed_form", "bcast/closed", ".0f")],
+                  f"QKAN layer 4->4, R=3, batch {batch}, forward+backward, float32, {args.threads} thread(s), "
+                  f"median times; ratios from CPU time")
+    return h.save(args, "pennylane_speed", rows, pennylane=qml.__version__,
+                  layer=dict(in_dim=4, out_dim=4, reps=3, ansatz="pz", batch=batch), repeats=repeats)
 
 
 if __name__ == "__main__":

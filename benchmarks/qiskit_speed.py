@@ -15,91 +15,78 @@ theta (8 angles) and the 3 encoded angles of every (sample, edge): 2 * 11 * B * 
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
-import time
-from pathlib import Path
-
 import torch
+
+import _harness as h
 
 __all__ = ["main"]
 
-RESULTS = Path(__file__).resolve().parent / "results" / "qiskit_speed.json"
-
 
 def _measure(layer, x: torch.Tensor, repeats: int) -> dict:
-    """Best-of-`repeats` forward and backward wall times (s) and the circuits/jobs each used."""
-    ev = layer._evaluator
-    counts = lambda: (ev.circuits_submitted, ev.jobs_submitted) if ev is not None else (0, 0)  # noqa: E731
-    fwd = bwd = float("inf")
+    """Median forward and backward wall/CPU times (s) and the circuits/jobs each used.
+
+    Circuit and job counts are read from the layer's evaluator where it keeps them (Qiskit's);
+    the closed form runs no circuits.
+    """
+    ev = layer.get_evaluator()
+    counted = hasattr(ev, "circuits_submitted")
+    counts = lambda: (ev.circuits_submitted, ev.jobs_submitted) if counted else (0, 0)  # noqa: E731
+    layer(x).square().sum().backward()  # warm-up (transpilation, caches)
+    fwd, bwd = [], []
     for _ in range(repeats):
         c0 = counts()
-        t0 = time.perf_counter()
-        y = layer(x)
-        t1 = time.perf_counter()
+        with h.Stopwatch() as f:
+            y = layer(x)
         c1 = counts()
-        y.square().sum().backward()
-        t2 = time.perf_counter()
+        with h.Stopwatch() as b:
+            y.square().sum().backward()
         c2 = counts()
-        fwd, bwd = min(fwd, t1 - t0), min(bwd, t2 - t1)
+        fwd.append(f)
+        bwd.append(b)
+    fwd, bwd = h.Timing.median(fwd), h.Timing.median(bwd)
     row = {
-        "forward_s": fwd,
-        "backward_s": bwd,
-        "circuits_forward": c1[0] - c0[0],
-        "jobs_forward": c1[1] - c0[1],
-        "circuits_backward": c2[0] - c1[0],
-        "jobs_backward": c2[1] - c1[1],
-    }
+        "forward_s": fwd.wall_s, "backward_s": bwd.wall_s, "forward_cpu_s": fwd.cpu_s, "backward_cpu_s": bwd.cpu_s,
+        "circuits_forward": c1[0] - c0[0], "jobs_forward": c1[1] - c0[1],
+        "circuits_backward": c2[0] - c1[0], "jobs_backward": c2[1] - c1[1],
+    }  # fmt: skip
     total = row["circuits_forward"] + row["circuits_backward"]
-    row["circuits_per_s"] = total / (fwd + bwd) if total else None
+    row["circuits_per_s"] = total / (row["forward_s"] + row["backward_s"]) if total else None
     return row
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="batch 8")
-    parser.add_argument("--batch", type=int, default=64)
+    parser = h.make_parser("qiskit_speed", __doc__)
+    parser.add_argument("--batch", type=int, default=None, help="samples (default 64; quick 2)")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--shots", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs after one warm-up")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.batch = 8
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    torch.set_num_threads(args.threads)
+    args = h.parse_args(parser, argv)
+    batch = args.batch or (2 if args.quick else 64)
 
     from qkan import QKANLayer
 
     gen = torch.Generator().manual_seed(args.seed)
-    x = (torch.rand(args.batch, 4, generator=gen, dtype=torch.float64) * 2 - 1).requires_grad_()
+    x = (torch.rand(batch, 4, generator=gen, dtype=torch.float64) * 2 - 1).requires_grad_()
     modes = {
         "aer exact": {"threads": args.threads},
         f"aer shots={args.shots}": {"threads": args.threads, "shots": args.shots, "seed": args.seed},
         "closed form": None,
     }
-    rows = {}
+    rows = []
     for name, options in modes.items():
         layer = QKANLayer(4, 4, args.reps, seed=args.seed, dtype=torch.float64)
         if options is not None:
             layer.set_evaluator("qiskit", **options)
-        rows[name] = _measure(layer, x, args.repeats)
+        rows.append({"mode": name, **_measure(layer, x, args.repeats)})
 
-    print(f"QKANLayer 4->4, reps={args.reps}, pz, batch={args.batch}, float64, {args.threads} thread(s), "
-          f"best of {args.repeats}")
-    head = ["mode", "circ/fwd", "jobs/fwd", "fwd [s]", "circ/bwd", "jobs/bwd", "bwd [s]", "circ/s"]
-    print(f"{head[0]:<16}" + "".join(f"{h:>10}" for h in head[1:]))
-    for name, r in rows.items():
-        rate = f"{r['circuits_per_s']:.0f}" if r["circuits_per_s"] else "-"
-        print(f"{name:<16}{r['circuits_forward']:>10}{r['jobs_forward']:>10}{r['forward_s']:>10.4f}"
-              f"{r['circuits_backward']:>10}{r['jobs_backward']:>10}{r['backward_s']:>10.4f}{rate:>10}")
-    result = {"args": vars(args), "machine": platform.platform(), "processor": platform.processor(), "rows": rows}
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2))
-    return result
+    h.print_table(rows, [("mode", "mode", ""), ("circuits_forward", "circ/fwd", ""), ("jobs_forward", "jobs/fwd", ""),
+                         ("forward_s", "fwd [s]", ".4f"), ("circuits_backward", "circ/bwd", ""),
+                         ("jobs_backward", "jobs/bwd", ""), ("backward_s", "bwd [s]", ".4f"),
+                         ("circuits_per_s", "circ/s", ".0f")],
+                  f"QKANLayer 4->4, reps={args.reps}, pz, batch={batch}, float64, {args.threads} thread(s), "
+                  f"median of {args.repeats}")
+    return h.save(args, "qiskit_speed", rows)
 
 
 if __name__ == "__main__":

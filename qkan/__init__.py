@@ -11,6 +11,7 @@ from qkan.hqkan import HQKAN, FFNReport, replace_ffn
 from qkan.interpret import attribution, prune, regularization
 from qkan.layers import QKANLayer
 from qkan.models import QKAN
+from qkan.simulators.base import register_evaluator
 from qkan.simulators.qiskit import QiskitJobError
 from qkan.symbolic import model_formulas
 
@@ -27,6 +28,7 @@ __all__ = [
     "kanqas",
     "model_formulas",
     "prune",
+    "register_evaluator",
     "regularization",
     "replace_ffn",
     "__version__",

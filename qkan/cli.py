@@ -86,7 +86,11 @@ def _add_fit_parser(sub) -> None:
 
 
 def _add_bench_parser(sub) -> None:
-    p = sub.add_parser("bench", help="run the benchmarks/ scripts and print their tables")
+    folder = _benchmarks_dir()
+    names = ", ".join(_benchmark_names(folder)) if folder.is_dir() else f"none (no benchmarks/ folder at {folder})"
+    p = sub.add_parser("bench", help="run the benchmarks/ scripts and print their tables",
+                       description=f"Run the scripts in the repository's benchmarks/ folder.\n\nbenchmarks: {names}",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="*", help="benchmark names (file stems); default: all")
     p.add_argument("--quick", action="store_true", help="small runs (passes --quick to every script)")
     p.set_defaults(func=_cmd_bench)
@@ -247,11 +251,16 @@ def _benchmarks_dir() -> Path:
     return Path(qkan.__file__).resolve().parent.parent / "benchmarks"
 
 
+def _benchmark_names(folder: Path) -> list[str]:
+    """The benchmark scripts in `folder` (file stems; modules starting with _ are helpers)."""
+    return sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_"))
+
+
 def _cmd_bench(args) -> int:
     folder = _benchmarks_dir()
     if not folder.is_dir():
         return _fail(f"qkan bench: error: no benchmarks/ folder at {folder}; `qkan bench` runs from a source checkout of qkan")
-    available = sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_"))
+    available = _benchmark_names(folder)
     unknown = [n for n in args.names if n not in available]
     if unknown:
         return _fail(f"qkan bench: error: unknown benchmark(s) {unknown}; available: {available}")

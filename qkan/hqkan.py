@@ -107,7 +107,7 @@ class HQKAN(nn.Module):
         check_int("latent_in", latent_in)
         check_int("latent_out", latent_out)
         if not isinstance(hidden, (list, tuple)):
-            raise ValueError(f"`hidden` must be a list of layer widths; got {hidden!r}")
+            raise TypeError(f"`hidden` must be a list of layer widths; got {hidden!r}")
         for width in hidden:
             check_int("hidden", width)
         if squash not in SQUASHES:
@@ -135,7 +135,7 @@ class HQKAN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(*, in_dim) -> (*, out_dim)."""
         if not isinstance(x, torch.Tensor):
-            raise ValueError(f"`x` must be a torch.Tensor; got {type(x).__name__}")
+            raise TypeError(f"`x` must be a torch.Tensor; got {type(x).__name__}")
         if x.dim() < 1 or x.shape[-1] != self.in_dim:
             raise ValueError(f"`x` must have shape (*, {self.in_dim}); got {tuple(x.shape)}")
         z = self.squash(self.encoder(x))  # (*, latent_in)

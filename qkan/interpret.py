@@ -13,16 +13,15 @@ threshold.
 
 from __future__ import annotations
 
-import copy
 from typing import Iterator, NamedTuple
 
 import torch
 from torch import nn
 
 from qkan._checks import check_number
-from qkan.layers import BASES, QKANLayer
+from qkan.layers import QKANLayer
 
-__all__ = ["base_values", "edge_activations", "regularization", "Attribution", "attribution", "PrunePlan", "prune_plan", "prune"]
+__all__ = ["edge_activations", "regularization", "Attribution", "attribution", "PrunePlan", "prune_plan", "prune"]
 
 
 def _check_batch(model: nn.Module, x) -> torch.Tensor:
@@ -34,23 +33,12 @@ def _check_batch(model: nn.Module, x) -> torch.Tensor:
     return x
 
 
-def base_values(layer: QKANLayer, x: torch.Tensor) -> torch.Tensor | None:
-    """base(x_i) of a layer: (N, I) -> (N, I), or None when the layer has no base activation."""
-    fn = layer.base if callable(layer.base) else BASES[layer.base]
-    return None if fn is None else fn(x)
-
-
 def edge_activations(layer: QKANLayer, x: torch.Tensor) -> torch.Tensor:
     """Full edge contributions phi_ji(x_i) of one layer: x (N, I) -> (N, O, I).
 
     Masked edges are exactly 0, and ``edge_activations(layer, x).sum(-1) + bias`` is ``layer(x)``.
     """
-    f = layer.edge_outputs(x)  # (N, O, I)
-    phi = layer.mask * layer.post_weight * (f + layer.post_bias)
-    base = base_values(layer, x)
-    if base is not None:
-        phi = phi + (layer.mask * layer.base_weight) * base.unsqueeze(-2)  # (N, 1, I) against (O, I)
-    return phi
+    return layer.edge_contributions(layer.edge_outputs(x), x.reshape(-1, layer.in_dim))
 
 
 def _layer_activations(model: nn.Module, x: torch.Tensor) -> Iterator[tuple[QKANLayer, torch.Tensor]]:
@@ -189,12 +177,7 @@ def _sliced(param: torch.Tensor | None, rows: torch.Tensor, cols: torch.Tensor) 
 
 def _slice_layer(layer: QKANLayer, rows: torch.Tensor, cols: torch.Tensor, mask: torch.Tensor) -> QKANLayer:
     """A new QKANLayer with the outputs `rows` and inputs `cols` of `layer` and mask[rows][:, cols]."""
-    new = QKANLayer(
-        len(cols), len(rows), layer.reps, ansatz=layer.ansatz.name, encoding=layer.encoding, base=layer.base,
-        group=layer.group, measure=layer.measure, bias=layer.bias is not None, seed=layer.seed,
-        device=layer.theta.device, dtype=layer.theta.dtype,
-    )  # fmt: skip
-    new._evaluator, new._evaluator_name = layer._evaluator, layer._evaluator_name  # same evaluator and options
+    new = layer.derived(in_dim=len(cols), out_dim=len(rows))
     with torch.no_grad():
         for name, param in new.named_parameters():
             source = getattr(layer, name)
@@ -224,7 +207,7 @@ def prune(model: nn.Module, node_th: float = 1e-2, edge_th: float = 3e-2, x: tor
     layers = [
         _slice_layer(layer, plan.nodes[l + 1], plan.nodes[l], plan.masks[l]) for l, layer in enumerate(model.layers)
     ]
-    pruned = copy.deepcopy(model)
-    pruned.layers = nn.ModuleList(layers)
-    pruned.width = [len(n) for n in plan.nodes]
+    pruned = type(model).from_layers(layers)
+    if model.reference_input is not None:
+        pruned.reference_input = model.reference_input[:, plan.nodes[0]]
     return pruned

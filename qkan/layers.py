@@ -8,17 +8,18 @@ f_ji is a single-qubit data re-uploading circuit (shared/design/daruan.md, arXiv
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qkan._checks import check_choice, check_int
+from qkan._checks import check_bool, check_choice, check_int, check_type
 from qkan.circuits.ansatz import get_ansatz
-from qkan.simulators import make_evaluator
+from qkan.simulators.base import Evaluator, make_evaluator
 
-__all__ = ["QKANLayer", "BASES", "ENCODINGS", "GROUPS", "MEASURES"]
+__all__ = ["QKANLayer", "BASES", "ENCODINGS", "GROUPS", "MEASURES", "MAX_REPS"]
 
 BASES: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
     "silu": F.silu,
@@ -31,6 +32,8 @@ BASES: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
 ENCODINGS = ("fixed", "edge", "input")
 GROUPS = (None, "input", "output", "all")
 MEASURES = ("z", "amplitude")
+#: largest `reps` accepted (the Fourier degree of an edge; beyond it a typo would ask for gigabytes)
+MAX_REPS = 1000
 
 
 class QKANLayer(nn.Module):
@@ -92,17 +95,21 @@ class QKANLayer(nn.Module):
         super().__init__()
         check_int("in_dim", in_dim)
         check_int("out_dim", out_dim)
-        check_int("reps", reps)
+        check_int("reps", reps, high=MAX_REPS)
         self.ansatz = get_ansatz(ansatz)
         check_choice("encoding", encoding, ENCODINGS)
         check_choice("group", group, GROUPS)
         check_choice("measure", measure, MEASURES)
+        check_bool("bias", bias)
+        check_int("seed", seed, low=0, high=2**63 - 1, allow_none=True)
+        if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+            raise (ValueError if isinstance(dtype, torch.dtype) else TypeError)(
+                f"`dtype` must be a real floating torch dtype (float64, float32, bfloat16, float16) or None; got {dtype!r}"
+            )
         if base is None:
             base = "none"
         if not callable(base):
             check_choice("base", base, list(BASES))
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ValueError(f"`seed` must be an int or None; got {seed!r}")
         self.in_dim, self.out_dim, self.reps = in_dim, out_dim, reps
         self.encoding, self.group, self.measure, self.seed = encoding, group, measure, seed
         self.base = base
@@ -155,7 +162,9 @@ class QKANLayer(nn.Module):
         """Choose how the edges are evaluated; parameters are untouched. Returns self.
 
         Args:
-            name: "auto" | "fourier" | "su2" | "pennylane" | "qiskit".
+            name: "auto" (closed form where it exists, else su2) or a registered evaluator name
+                (``qkan.simulators.available_evaluators()``: "fourier", "su2", "pennylane",
+                "qiskit" and any added with ``qkan.register_evaluator``).
             **options: evaluator options. PennyLane: device, diff_method, shots, seed, plus
                 device options such as backend=. Qiskit: backend, shots or precision,
                 optimization_level, seed, max_pub_size, max_circuits_per_job, threads.
@@ -164,14 +173,14 @@ class QKANLayer(nn.Module):
             if options:
                 raise ValueError(f"evaluator 'auto' takes no options; got {sorted(options)}")
             fourier = make_evaluator("fourier")
-            self._evaluator = fourier if fourier.unsupported(self) is None else make_evaluator("su2")
+            evaluator = fourier if fourier.unsupported(self) is None else make_evaluator("su2")
         else:
             evaluator = make_evaluator(name, **options)
             reason = evaluator.unsupported(self)
             if reason:
                 raise ValueError(f"evaluator {name!r} cannot run this layer: {reason}")
-            self._evaluator = evaluator
-        self._evaluator_name = name
+        self._evaluator = evaluator
+        self._evaluator_choice = (name, dict(options))
         return self
 
     @property
@@ -179,14 +188,63 @@ class QKANLayer(nn.Module):
         """Name of the evaluator in use ("auto" resolved to "fourier" or "su2")."""
         return self.get_evaluator().name
 
-    def get_evaluator(self):
+    def get_evaluator(self) -> Evaluator:
         """The evaluator object in use ("auto" resolved): its options and counters, e.g. Qiskit's jobs_submitted."""
         return self._evaluator
+
+    def evaluator_choice(self) -> tuple[str, dict]:
+        """(name, options) as given to set_evaluator: what a derived layer (extend, prune) re-creates."""
+        name, options = self._evaluator_choice
+        return name, dict(options)
 
     # ------------------------------------------------------------------------------ the formula
     def encoding_parameters(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(enc_weight, enc_bias), (None, None) for the fixed encoding."""
         return self.enc_weight, self.enc_bias
+
+    def encoded_angles(self, x: torch.Tensor, rep: int | None = None) -> torch.Tensor:
+        """phi = w x + b, the encoded data of every edge and repetition (before any arccos).
+
+        Args:
+            x: (N, I) inputs.
+            rep: one repetition l, or None for all.
+        Returns:
+            (N, O'', I, R), or (N, O'', I) for one rep: O'' = O for encoding "edge", else 1
+            (for the fixed encoding phi is x itself, broadcast over the reps).
+        """
+        xs = x.unsqueeze(1)  # (N, 1, I)
+        if self.enc_weight is None:
+            return xs if rep is not None else xs.unsqueeze(-1).expand(-1, -1, -1, self.reps)
+        if rep is not None:
+            return torch.addcmul(self.enc_bias[..., rep], self.enc_weight[..., rep], xs)
+        return torch.addcmul(self.enc_bias, self.enc_weight, xs.unsqueeze(-1))
+
+    def check_edge(self, edge) -> tuple[int, int]:
+        """Validate an edge index (j, i), 0 <= j < out_dim, 0 <= i < in_dim, and return it as ints."""
+        expected = f"a pair (j, i) of ints with 0 <= j < {self.out_dim} and 0 <= i < {self.in_dim}"
+        if not isinstance(edge, (tuple, list)) or len(edge) != 2 or any(
+            isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in edge
+        ):
+            raise TypeError(f"`edge` must be {expected}; got {edge!r}")
+        if not (0 <= edge[0] < self.out_dim and 0 <= edge[1] < self.in_dim):
+            raise ValueError(f"`edge` must be {expected}; got {tuple(edge)!r}")
+        return int(edge[0]), int(edge[1])
+
+    def edge_parameters(self, edge: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The circuit parameters of edge (j, i): theta (n_slots, k), w (R,), b (R,).
+
+        w = 1 and b = 0 for the fixed encoding.
+        """
+        j, i = self.check_edge(edge)
+        theta = self.edge_theta()[j, i]
+        if self.enc_weight is None:
+            return theta, theta.new_ones(self.reps), theta.new_zeros(self.reps)
+        O = self.out_dim
+        return theta, self.enc_weight.expand(O, -1, -1)[j, i], self.enc_bias.expand(O, -1, -1)[j, i]
+
+    def edge_theta(self) -> torch.Tensor:
+        """theta of every edge: (O, I, n_slots, k), an expanded view where edges share a circuit (group)."""
+        return self.theta.expand(self.out_dim, self.in_dim, *self.theta.shape[2:])
 
     def edge_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(scale = m * c (O, I), const (O,)): y = sum_i scale_ji f_ji + const + base term."""
@@ -207,14 +265,28 @@ class QKANLayer(nn.Module):
         scale, const = self.edge_weights()
         return torch.einsum("noi,oi->no", f, scale) + const + self.base_term(x)
 
-    def _check_input(self, x) -> torch.Tensor:
-        """Validate x (*, I) and flatten it to (N, I)."""
-        if not isinstance(x, torch.Tensor):
-            raise ValueError(f"`x` must be a torch.Tensor; got {type(x).__name__}")
+    def edge_contributions(self, f: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Each edge's full term m (c (f + d) + beta base(x)): f (N, O, I), x (N, I) -> (N, O, I).
+
+        Summed over inputs (plus the output bias) it is combine_edges(f, x).
+        """
+        phi = self.mask * self.post_weight * (f + self.post_bias)
+        if self._base_fn is not None:
+            phi = phi + (self.mask * self.base_weight) * self._base_fn(x).unsqueeze(-2)  # (N, 1, I) against (O, I)
+        return phi
+
+    def check_input(self, x) -> torch.Tensor:
+        """Validate x (*, I) and flatten it to (N, I); the public entry's one check of its input.
+
+        TypeError for a non-tensor or a non-floating dtype, ValueError for a wrong shape, a dtype
+        other than the parameters' (outside autocast) or non-finite values. On CUDA the
+        finiteness check is asynchronous (no host-device synchronisation).
+        """
+        check_type("x", x, torch.Tensor)
+        if not x.is_floating_point():
+            raise TypeError(f"`x` must be a floating-point tensor; got {x.dtype}")
         if x.dim() < 1 or x.shape[-1] != self.in_dim:
             raise ValueError(f"`x` must have shape (*, {self.in_dim}); got {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise ValueError(f"`x` must be a floating-point tensor; got {x.dtype}")
         if x.dtype != self.theta.dtype and torch.is_autocast_enabled(x.device.type):
             x = x.to(self.theta.dtype)  # autocast: features in the parameters' precision, matmuls in bf16/fp16
         if x.dtype != self.theta.dtype:
@@ -222,30 +294,36 @@ class QKANLayer(nn.Module):
                 f"`x` has dtype {x.dtype} but the layer's parameters are {self.theta.dtype}; "
                 f"convert one of them (e.g. layer.to({x.dtype}))"
             )
-        if not torch.isfinite(x).all():
-            raise ValueError("`x` contains NaN or infinite values")
-        x = x.reshape(-1, self.in_dim)
-        if self.ansatz.arccos:
-            with torch.no_grad():
-                w, b = self.encoding_parameters()
-                phi = x if w is None else w * x[:, None, :, None] + b  # (N, I) or (N, O', I, R)
-                worst = phi.abs().max().item() if phi.numel() else 0.0
-            if worst > 1:
-                raise ValueError(
-                    f"`x` gives encoding angles phi = w*x + b outside [-1, 1] (max |phi| = {worst:.4g}); "
-                    "the 'px' ansatz applies arccos(phi): rescale the inputs into [-1, 1]"
-                )
-        return x
+        _assert(torch.isfinite(x).all(), "`x` contains NaN or infinite values")
+        return x.reshape(-1, self.in_dim)
+
+    def _check_domain(self, x: torch.Tensor) -> None:
+        """arccos ansaetze need |phi| <= 1 for every encoded angle (x (N, I) validated)."""
+        if not self.ansatz.arccos or x.numel() == 0:
+            return
+        with torch.no_grad():
+            worst = self.encoded_angles(x).abs().amax()
+        _assert(
+            worst <= 1,
+            "`x` gives encoding angles phi = w*x + b outside [-1, 1] (max |phi| = {:.4g}); "
+            "the 'px' ansatz applies arccos(phi): rescale the inputs into [-1, 1]",
+            worst,
+        )
+
+    def evaluate(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer on already validated inputs (see check_input): (N, I) -> (N, O)."""
+        self._check_domain(x)
+        return self.get_evaluator().forward(self, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(*, in_dim) -> (*, out_dim)."""
-        x2 = self._check_input(x)
-        y = self.get_evaluator().forward(self, x2)
+        y = self.evaluate(self.check_input(x))
         return y.reshape(*x.shape[:-1], self.out_dim)
 
     def edge_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """f_ji(x_i) before any weights: (*, in_dim) -> (*, out_dim, in_dim)."""
-        x2 = self._check_input(x)
+        x2 = self.check_input(x)
+        self._check_domain(x2)
         f = self.get_evaluator().edge_outputs(self, x2)
         return f.reshape(*x.shape[:-1], self.out_dim, self.in_dim)
 
@@ -281,10 +359,8 @@ class QKANLayer(nn.Module):
 
         return layer_circuit(self, edge)
 
-    def config(self) -> dict:
-        """Constructor arguments that rebuild this layer (with its evaluator name)."""
-        if callable(self.base):
-            raise ValueError("a layer with a custom callable `base` has no serialisable config")
+    def settings(self) -> dict:
+        """Constructor arguments of this layer (base may be a callable), without placement or evaluator."""
         return dict(
             in_dim=self.in_dim,
             out_dim=self.out_dim,
@@ -298,10 +374,39 @@ class QKANLayer(nn.Module):
             seed=self.seed,
         )
 
+    def config(self) -> dict:
+        """Plain-typed constructor arguments that rebuild this layer (settings() with a named base)."""
+        if callable(self.base):
+            raise ValueError("a layer with a custom callable `base` has no serialisable config")
+        return self.settings()
+
+    def derived(self, **changes) -> QKANLayer:
+        """A new layer with this one's settings, device, dtype and evaluator choice, `changes` applied.
+
+        Parameters are freshly initialised (the caller copies what it keeps). This is the one rule
+        for what carries over to layers made from this one (QKAN.extend, prune).
+        """
+        new = QKANLayer(**{**self.settings(), **changes}, device=self.theta.device, dtype=self.theta.dtype)
+        name, options = self.evaluator_choice()
+        return new.set_evaluator(name, **options)
+
     def extra_repr(self) -> str:
         base = getattr(self.base, "__name__", "callable") if callable(self.base) else self.base
         return (
             f"in_dim={self.in_dim}, out_dim={self.out_dim}, reps={self.reps}, ansatz={self.ansatz.name!r}, "
             f"encoding={self.encoding!r}, base={base!r}, group={self.group!r}, measure={self.measure!r}, "
-            f"evaluator={self._evaluator_name!r}"
+            f"evaluator={self._evaluator_choice[0]!r}"
         )
+
+
+def _assert(ok: torch.Tensor, message: str, value: torch.Tensor | None = None) -> None:
+    """Raise ValueError(message) unless the 0-dim bool `ok`; on CUDA an asynchronous device assert.
+
+    `message` may hold one ``{}`` field for `value` (read on the host only when the check fails).
+    """
+    if ok.device.type == "meta":  # shapes only: nothing to check
+        return
+    if ok.device.type == "cuda":
+        torch._assert_async(ok, message.replace("{:.4g}", "?"))
+    elif not bool(ok):
+        raise ValueError(message.format(float(value)) if value is not None else message)

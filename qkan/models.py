@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qkan._checks import check_int
+from qkan._io import atomic_save, load_checkpoint
 from qkan.layers import QKANLayer
 
 __all__ = ["QKAN"]
@@ -57,25 +58,61 @@ class QKAN(nn.Module):
 
     def __init__(self, width: list[int], reps: int = 3, **layer_options) -> None:
         super().__init__()
-        if not isinstance(width, (list, tuple)) or len(width) < 2:
+        if not isinstance(width, (list, tuple)):
+            raise TypeError(f"`width` must be a list of at least two layer sizes; got {type(width).__name__}")
+        if len(width) < 2:
             raise ValueError(f"`width` must be a list of at least two layer sizes; got {width!r}")
+        for k, w in enumerate(width):
+            check_int(f"width[{k}]", w)
         seed = layer_options.pop("seed", None)
+        check_int("seed", seed, low=0, high=2**63 - 1 - len(width), allow_none=True)
         if "dtype" in layer_options:
             layer_options["dtype"] = _parse_dtype(layer_options["dtype"])
-        self.width = [int(w) for w in width]
-        self.reps = reps
-        self.layer_options = dict(layer_options)
-        self.seed = seed
-        self.layers = nn.ModuleList(
+        layers = [
             QKANLayer(i, o, reps, seed=None if seed is None else seed + k, **layer_options)
-            for k, (i, o) in enumerate(zip(self.width[:-1], self.width[1:]))
-        )
+            for k, (i, o) in enumerate(zip(width[:-1], width[1:]))
+        ]
+        self._adopt(layers)
+
+    def _adopt(self, layers: list[QKANLayer]) -> None:
+        """Take `layers` as this model's stack (all model state is derived from them)."""
+        self.layers = nn.ModuleList(layers)
+        self.register_buffer("reference_input", None)
+
+    @classmethod
+    def from_layers(cls, layers: list[QKANLayer]) -> QKAN:
+        """A QKAN made of existing layers (consecutive sizes must match; all share reps)."""
+        if not layers or not all(isinstance(layer, QKANLayer) for layer in layers):
+            raise TypeError("`layers` must be a non-empty list of QKANLayer")
+        for k, (a, b) in enumerate(zip(layers[:-1], layers[1:])):
+            if a.out_dim != b.in_dim:
+                raise ValueError(f"`layers[{k + 1}]` takes {b.in_dim} inputs but layers[{k}] gives {a.out_dim} outputs")
+        model = cls.__new__(cls)
+        nn.Module.__init__(model)
+        model._adopt(list(layers))
+        return model
+
+    @property
+    def width(self) -> list[int]:
+        """Node counts per layer of nodes: [in, hidden..., out] (derived from the layers)."""
+        return [self.layers[0].in_dim] + [layer.out_dim for layer in self.layers]
+
+    @property
+    def reps(self) -> int:
+        """DARUAN repetitions per edge (every layer has the same)."""
+        return self.layers[0].reps
+
+    @property
+    def seed(self) -> int | None:
+        """The initialisation seed (layer k was seeded with seed + k)."""
+        return self.layers[0].seed
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(*, width[0]) -> (*, width[-1])."""
+        """(*, width[0]) -> (*, width[-1]); the input is validated once here."""
+        h = self.layers[0].check_input(x)
         for layer in self.layers:
-            x = layer(x)
-        return x
+            h = layer.evaluate(h)
+        return h.reshape(*x.shape[:-1], self.width[-1])
 
     def set_evaluator(self, name: str = "auto", **options) -> QKAN:
         """Switch every layer's evaluator (same parameters). Returns self."""
@@ -92,19 +129,13 @@ class QKAN(nn.Module):
     def config(self) -> dict:
         """Plain-typed constructor arguments: ``QKAN(**model.config())`` rebuilds this model.
 
-        The evaluator is a runtime choice and is not part of the config (a rebuilt model uses
-        "auto"); the parameters' dtype is recorded by name.
+        Derived from the layers. The evaluator is a runtime choice and is not part of the config
+        (a rebuilt model uses "auto"); the parameters' dtype is recorded by name.
         """
-        for layer in self.layers:
-            layer.config()  # raises for a custom callable base
-        options = {k: v for k, v in self.layer_options.items() if k not in _RUNTIME_OPTIONS}
-        return {
-            "width": list(self.width),
-            "reps": int(self.reps),
-            "seed": self.seed,
-            **options,
-            "dtype": str(self._factory["dtype"]).removeprefix("torch."),
-        }
+        options = self.layers[0].config()
+        for key in ("in_dim", "out_dim"):
+            options.pop(key)
+        return {"width": self.width, **options, "dtype": str(self._factory["dtype"]).removeprefix("torch.")}
 
     # -------------------------------------------------------------------------------- training
     def fit(
@@ -162,7 +193,7 @@ class QKAN(nn.Module):
         if reg > 0:
             from qkan.interpret import regularization
         x_train, y_train = data["train_input"], data["train_label"]
-        self.reference_input = x_train[:1024].detach()
+        self.reference_input = x_train[:1024].detach().clone()
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         n = x_train.shape[0]
         metric = "acc" if classify else "rmse"
@@ -269,33 +300,27 @@ class QKAN(nn.Module):
           so every new repetition is the identity (real: X RY(pi) Z RY(0) = -I).
         - px is refused: the identity needs arccos(phi) = 0, i.e. phi = 1, where arccos has an
           infinite derivative, so the extended model could not be trained.
+        Which rule applies is the ansatz spec's ``extension`` field.
 
-        Returns a new model built from the same layer options, dtype and device (an evaluator
-        chosen later with set_evaluator is not carried over); self is unchanged.
+        Returns a new model with the same layer settings, dtype, device and evaluator choice
+        (``QKANLayer.derived``, the rule prune follows too); self is unchanged.
         """
         check_int("reps", reps)
         if reps <= self.reps:
             raise ValueError(f"`reps` must be greater than the current reps ({self.reps}); got {reps}")
         first = self.layers[0]
-        name, trainable = first.ansatz.name, first.encoding != "fixed"
-        if name == "px":
-            raise ValueError(
-                "extend() does not support ansatz 'px': a new repetition is the identity only at phi = 1, "
-                "where arccos(phi) has an infinite derivative"
-            )
-        if name in ("mix", "real") and not trainable:
-            raise ValueError(
-                f"extend() needs a trainable encoding ('edge' or 'input') for ansatz {name!r}: its new repetitions "
-                "are made the identity with encoding weight 0; with encoding='fixed' they would change the function"
-            )
-        new = QKAN(self.width, reps, seed=self.seed, **self.layer_options)
-        new.to(**self._factory)
+        problem = first.ansatz.extension_problem(first.encoding != "fixed")
+        if problem:
+            raise ValueError(f"extend() {problem}")
+        layers = []
         with torch.no_grad():
-            for old_layer, new_layer in zip(self.layers, new.layers):
-                _extend_layer(old_layer, new_layer)
-        if hasattr(self, "reference_input"):
-            new.reference_input = self.reference_input
-        return new
+            for old in self.layers:
+                new = old.derived(reps=reps)
+                _extend_layer(old, new)
+                layers.append(new)
+        model = QKAN.from_layers(layers)
+        model.reference_input = self.reference_input
+        return model
 
     # ------------------------------------------------------------------------ other helpers
     def prune(self, node_th: float = 1e-2, edge_th: float = 3e-2, x: torch.Tensor | None = None) -> QKAN:
@@ -318,25 +343,20 @@ class QKAN(nn.Module):
 
     # --------------------------------------------------------------------------------- save/load
     def save(self, path: str | Path) -> None:
-        """Write config and state_dict to `path` (torch.save; loadable with weights_only=True)."""
+        """Write config and state_dict to `path` atomically (loadable with weights_only=True)."""
         state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
-        torch.save({"format": _FORMAT, "config": self.config(), "state_dict": state}, Path(path))
+        atomic_save({"format": _FORMAT, "config": self.config(), "state_dict": state}, path)
 
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device | None = "cpu") -> QKAN:
         """Rebuild a model written by :meth:`save` (no code is executed while loading)."""
-        path = Path(path)
-        try:
-            blob = torch.load(path, map_location=map_location, weights_only=True)
-        except FileNotFoundError:
-            raise ValueError(f"cannot load a QKAN from {str(path)!r}: no such file") from None
-        except Exception as err:  # torch raises several types for corrupt or foreign files
-            raise ValueError(f"cannot load a QKAN from {str(path)!r}: not a readable qkan checkpoint ({err})") from None
-        if not isinstance(blob, dict) or blob.get("format") != _FORMAT or not isinstance(blob.get("config"), dict):
-            raise ValueError(f"cannot load a QKAN from {str(path)!r}: not a qkan checkpoint (missing format {_FORMAT!r})")
+        blob = load_checkpoint(path, "a QKAN", _FORMAT, map_location)
         try:
             model = cls(**blob["config"])
-            model.load_state_dict(blob["state_dict"])
+            state = blob["state_dict"]
+            if "reference_input" in state:
+                model.reference_input = torch.empty_like(state["reference_input"])
+            model.load_state_dict(state)
         except (TypeError, ValueError, RuntimeError, KeyError) as err:
             raise ValueError(f"cannot load a QKAN from {str(path)!r}: inconsistent checkpoint ({err})") from None
         return model
@@ -344,14 +364,12 @@ class QKAN(nn.Module):
 
 def _extend_layer(old: QKANLayer, new: QKANLayer) -> None:
     """Copy `old` into the wider-in-reps `new` layer so both compute the same function."""
-    R, name = old.reps, old.ansatz.name
-    theta = torch.zeros_like(new.theta)  # (O', I', n_slots', k)
+    R, spec = old.reps, old.ansatz
+    theta = torch.full_like(new.theta, spec.pad_angle)  # (O', I', n_slots', k)
     theta[..., : old.theta.shape[-2], :] = old.theta  # reps 0..R-1 and the old final slot -> slot R
-    if name == "real":
-        theta[..., R:, :] = math.pi  # X RY(pi) Z RY(0) = -I
     new.theta.copy_(theta)
     if old.enc_weight is not None:
-        if name in ("mix", "real"):  # RY(0) data rotations: identity
+        if spec.extension == "identity":  # data rotations at phi = 0: identity
             new.enc_weight.zero_()
             new.enc_bias.zero_()
         new.enc_weight[..., :R] = old.enc_weight

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from qkan._checks import check_int
 from qkan.interpret import attribution, edge_activations
 from qkan.layers import QKANLayer
 
@@ -64,8 +65,7 @@ def plot_model(model: nn.Module, path=None, x: torch.Tensor | None = None, *, n_
     Returns:
         the matplotlib Figure.
     """
-    if isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 2:
-        raise ValueError(f"`n_points` must be an int >= 2; got {n_points!r}")
+    check_int("n_points", n_points, low=2)
     x = _sample_input(model, x)
     scores = attribution(model, x).edges
     widths = [model.layers[0].in_dim] + [layer.out_dim for layer in model.layers]
@@ -132,11 +132,9 @@ def plot_edge(layer: QKANLayer, j: int, i: int, path=None, *, x_range: tuple[flo
     Returns:
         the matplotlib Figure.
     """
-    for arg, value, size in (("j", j, layer.out_dim), ("i", i, layer.in_dim)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
-            raise ValueError(f"`{arg}` must be an int in [0, {size}); got {value!r}")
-    if isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 2:
-        raise ValueError(f"`n_points` must be an int >= 2; got {n_points!r}")
+    check_int("j", j, low=0, high=layer.out_dim - 1)
+    check_int("i", i, low=0, high=layer.in_dim - 1)
+    check_int("n_points", n_points, low=2)
     if x_range is None:
         x_range = (-1.0, 1.0) if layer.ansatz.arccos else (-math.pi, math.pi)
     if len(x_range) != 2 or not x_range[0] < x_range[1]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from qkan._checks import check_number
+from qkan._checks import check_int, check_number
 from qkan.layers import QKANLayer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,10 +72,9 @@ def _edge_series(layer: QKANLayer, j: int, i: int) -> tuple[float, list, list, l
     reason = FourierEvaluator().unsupported(layer)
     if reason:
         raise ValueError(f"this layer has no exact trigonometric formula: {reason}")
-    theta = layer.theta[min(j, layer.theta.shape[0] - 1), min(i, layer.theta.shape[1] - 1)].detach().double()
-    bias = layer.enc_bias[0, i].detach().double()  # (R,)
+    theta, w, bias = (t.detach().double() for t in layer.edge_parameters((j, i)))  # (n_slots, k), (R,), (R,)
     a0, a, b = compile_coefficients(layer.ansatz, theta, layer.reps, bias, multi=True)
-    freq = frequency_vectors(layer.reps).double() @ layer.enc_weight[0, i].detach().double()  # (K,)
+    freq = frequency_vectors(layer.reps).double() @ w  # (K,)
     return a0.item(), a.tolist(), b.tolist(), [sympy.Float(w) for w in freq.tolist()]
 
 
@@ -94,9 +93,8 @@ def edge_formula(layer: QKANLayer, j: int, i: int, tol: float = 1e-8, x: sympy.E
     import sympy
 
     tol = check_number("tol", tol)
-    for arg, value, size in (("j", j, layer.out_dim), ("i", i, layer.in_dim)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
-            raise ValueError(f"`{arg}` must be an int in [0, {size}); got {value!r}")
+    check_int("j", j, low=0, high=layer.out_dim - 1)
+    check_int("i", i, low=0, high=layer.in_dim - 1)
     x = sympy.Symbol("x", real=True) if x is None else x
     if layer.mask[j, i].item() == 0:
         return sympy.Integer(0)

@@ -95,6 +95,18 @@ def test_bench_without_folder(monkeypatch, tmp_path, capsys):
     assert "no benchmarks/ folder at" in capsys.readouterr().err
 
 
+def test_bench_help_lists_the_benchmarks(monkeypatch, tmp_path, capsys):
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    for name in ("alpha.py", "beta.py", "_helper.py", "notes.txt"):
+        (folder / name).write_text("")
+    monkeypatch.setattr(cli, "_benchmarks_dir", lambda: folder)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["bench", "-h"])
+    assert exit_info.value.code == 0
+    assert "benchmarks: alpha, beta\n" in capsys.readouterr().out
+
+
 def test_bench_runs_scripts_as_subprocesses(monkeypatch, tmp_path, capfd):
     folder = tmp_path / "benchmarks"
     folder.mkdir()

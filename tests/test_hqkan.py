@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +12,12 @@ import pytest
 import torch
 from torch import nn
 
-from qkan.gpt import CharGPT, CharTokenizer, evaluate_lm, lm_batch, load_corpus, train_lm
 from qkan.hqkan import HQKAN, FFNReport, replace_ffn
 from qkan.testing import reference_layer
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "examples"))  # the character GPT demo lives outside the package
+from char_gpt import CharGPT, CharTokenizer, evaluate_lm, lm_batch, load_corpus, train_lm  # noqa: E402
 
 
 def _n(module: nn.Module) -> int:
@@ -113,11 +114,9 @@ def test_dtype_and_qkan_options_pass_through():
     "kwargs, match",
     [
         (dict(in_dim=0, out_dim=4), r"`in_dim` must be an int >= 1; got 0"),
-        (dict(in_dim=4, out_dim=2.5), r"`out_dim` must be an int >= 1; got 2.5"),
         (dict(in_dim=4, out_dim=4, latent_in=0), r"`latent_in` must be an int >= 1; got 0"),
         (dict(in_dim=4, out_dim=4, latent_out=-1), r"`latent_out` must be an int >= 1; got -1"),
         (dict(in_dim=4, out_dim=4, hidden=[3, 0]), r"`hidden` must be an int >= 1; got 0"),
-        (dict(in_dim=4, out_dim=4, hidden=3), r"`hidden` must be a list of layer widths; got 3"),
         (dict(in_dim=4, out_dim=4, squash="sigmoid"), r"`squash` must be one of \['none', 'tanh', 'layernorm'\]; got 'sigmoid'"),
         (dict(in_dim=4, out_dim=4, width=[2, 2]), r"`width` is set by HQKAN"),
         (dict(in_dim=4, out_dim=4, ansatz="zz"), r"`ansatz` must be one of"),
@@ -128,11 +127,23 @@ def test_constructor_validation(kwargs, match):
         HQKAN(**kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(in_dim=4, out_dim=2.5), r"`out_dim` must be an int >= 1; got 2.5"),
+        (dict(in_dim=4, out_dim=4, hidden=3), r"`hidden` must be a list of layer widths; got 3"),
+    ],
+)
+def test_constructor_type_errors(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        HQKAN(**kwargs)
+
+
 def test_forward_validation():
     hq = HQKAN(4, 2, seed=0)
     with pytest.raises(ValueError, match=r"`x` must have shape \(\*, 4\); got \(3, 5\)"):
         hq(torch.randn(3, 5))
-    with pytest.raises(ValueError, match=r"`x` must be a torch.Tensor; got list"):
+    with pytest.raises(TypeError, match=r"`x` must be a torch.Tensor; got list"):
         hq([1.0, 2.0, 3.0, 4.0])
 
 
@@ -309,13 +320,13 @@ def test_state_dict_round_trip_of_model_with_hqkan_blocks():
 
 
 # ----------------------------------------------------------------------------- char GPT
-def test_corpus_is_packaged_small_and_reproducible():
+def test_corpus_is_small_and_reproducible(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     text = load_corpus()
     assert 100_000 < len(text.encode("utf-8")) <= 200_000
-    spec = importlib.util.spec_from_file_location("_bench_hqkan_lm", ROOT / "benchmarks" / "hqkan_lm.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    assert bench.make_corpus() == text
+    from hqkan_lm import make_corpus
+
+    assert make_corpus() == text
 
 
 def test_tokenizer_round_trip_and_validation():

@@ -335,14 +335,12 @@ def test_public_exports():
     "kwargs,match",
     [
         (dict(reps=0), r"`reps` must be an int >= 1; got 0"),
-        (dict(reps=1.5), r"`reps` must be an int >= 1"),
         (dict(ansatz="foo"), r"`ansatz` must be one of .*'pz'.*got 'foo'"),
         (dict(encoding="per-edge"), r"`encoding` must be one of .*got 'per-edge'"),
         (dict(evaluator="quantum"), r"`evaluator` must be 'auto' or one of .*got 'quantum'"),
         (dict(measure="x"), r"`measure` must be one of"),
         (dict(group="rows"), r"`group` must be one of"),
         (dict(base="softmax"), r"`base` must be one of"),
-        (dict(seed="a"), r"`seed` must be an int or None"),
         (dict(evaluator="fourier", encoding="edge"), r"evaluator 'fourier' cannot run this layer: per-edge"),
         (dict(evaluator="fourier", ansatz="px"), r"arccos"),
         (dict(evaluator="fourier", measure="amplitude"), r"measure 'amplitude'"),
@@ -355,7 +353,40 @@ def test_bad_construction(kwargs, match):
         QKANLayer(**args)
 
 
-@pytest.mark.parametrize("in_dim,out_dim", [(0, 2), (2, -1), (2.0, 2)])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(reps=1.5), r"`reps` must be an int in \[1, 1000\]; got 1.5 \(float\)"),
+        (dict(seed="a"), r"`seed` must be an int .* or None; got 'a'"),
+        (dict(in_dim=2.7), r"`in_dim` must be an int >= 1; got 2.7"),
+        (dict(in_dim=True), r"`in_dim` must be an int >= 1; got True"),
+        (dict(bias="yes"), r"`bias` must be True or False; got 'yes'"),
+        (dict(dtype="float64"), r"`dtype` must be a real floating torch dtype"),
+    ],
+)
+def test_wrong_types_raise_type_error(kwargs, match):
+    args = dict(in_dim=2, out_dim=3)
+    args.update(kwargs)
+    with pytest.raises(TypeError, match=match):
+        QKANLayer(**args)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(reps=10**9), r"`reps` must be an int <= 1000; got 1000000000"),
+        (dict(seed=2**70), r"`seed` must be an int <= 9223372036854775807 or None"),
+        (dict(dtype=torch.complex64), r"`dtype` must be a real floating torch dtype"),
+    ],
+)
+def test_out_of_range_values(kwargs, match):
+    args = dict(in_dim=2, out_dim=3)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        QKANLayer(**args)
+
+
+@pytest.mark.parametrize("in_dim,out_dim", [(0, 2), (2, -1)])
 def test_bad_sizes(in_dim, out_dim):
     with pytest.raises(ValueError, match=r"`(in_dim|out_dim)` must be an int >= 1"):
         QKANLayer(in_dim, out_dim)
@@ -373,11 +404,11 @@ def test_bad_inputs(evaluator):
     layer = QKANLayer(3, 2, 2, evaluator=evaluator)
     with pytest.raises(ValueError, match=r"`x` must have shape \(\*, 3\); got \(4, 2\)"):
         layer(torch.rand(4, 2))
-    with pytest.raises(ValueError, match=r"`x` must be a floating-point tensor; got torch.int64"):
+    with pytest.raises(TypeError, match=r"`x` must be a floating-point tensor; got torch.int64"):
         layer(torch.ones(4, 3, dtype=torch.int64))
     with pytest.raises(ValueError, match=r"`x` has dtype torch.float64 but the layer's parameters are torch.float32"):
         layer(torch.rand(4, 3, dtype=torch.float64))
-    with pytest.raises(ValueError, match=r"`x` must be a torch.Tensor; got list"):
+    with pytest.raises(TypeError, match=r"`x` must be torch.Tensor; got list"):
         layer([[0.0, 0.0, 0.0]])
     bad = torch.rand(4, 3)
     bad[1, 2] = float("nan")

@@ -174,7 +174,7 @@ def test_extend_refusals():
             QKAN([1, 1], reps=1, ansatz=ansatz).extend(2)
     with pytest.raises(ValueError, match=r"`reps` must be greater than the current reps \(2\); got 2"):
         QKAN([1, 1], reps=2).extend(2)
-    with pytest.raises(ValueError, match=r"`reps` must be an int >= 1; got 2.5"):
+    with pytest.raises(TypeError, match=r"`reps` must be an int >= 1; got 2.5"):
         QKAN([1, 1], reps=2).extend(2.5)
 
 

@@ -76,7 +76,7 @@ def test_plot_edge_without_closed_form_and_errors(tmp_path):
     assert "daruan" in _by_gid(fig, "daruan") and not _by_gid(fig, "spectrum")
     assert any("no finite Fourier series" in t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text")))
     assert (tmp_path / "px.png").stat().st_size > 0
-    with pytest.raises(ValueError, match=r"`i` must be an int in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"`i` must be an int <= 0; got 1"):
         plot_edge(layer, 0, 1)
     with pytest.raises(ValueError, match="`x_range` must be"):
         plot_edge(layer, 0, 0, x_range=(1, -1))

@@ -74,7 +74,7 @@ def test_ansatz_circuit_parameters(ansatz):
 
 
 def test_to_qiskit_rejects_bad_edge():
-    with pytest.raises(ValueError, match=r"`edge` must be a tuple \(j, i\) with 0 <= j < 2 and 0 <= i < 3; got \(2, 0\)"):
+    with pytest.raises(ValueError, match=r"`edge` must be a pair \(j, i\) of ints with 0 <= j < 2 and 0 <= i < 3; got \(2, 0\)"):
         _layer().to_qiskit((2, 0))
 
 

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import torch
 
+from qkan._checks import require
 from qkan.circuits.ansatz import Ansatz
 
 __all__ = [
@@ -34,11 +35,7 @@ _OPS = {"RX": "RX", "RY": "RY", "RZ": "RZ", "H": "Hadamard", "X": "PauliX", "Z":
 
 def import_pennylane():
     """Import PennyLane, or ImportError with the install hint."""
-    try:
-        import pennylane as qml
-    except ImportError as err:  # pragma: no cover - pennylane is installed in the test env
-        raise ImportError('the PennyLane converter needs PennyLane: pip install "qkan[pennylane]"') from err
-    return qml
+    return require("pennylane", "pennylane", "the PennyLane converter")
 
 
 def make_device(device: Any = "default.qubit", **device_options):
@@ -150,16 +147,6 @@ def daruan_qfunc(ansatz: Ansatz, theta, phis: Sequence, wire: Any = 0) -> None:
     daruan_ops(ansatz, len(phis), gate_angles(ansatz, theta, phis), wire)
 
 
-def _check_edge(layer, edge) -> tuple[int, int]:
-    ok = isinstance(edge, (tuple, list)) and len(edge) == 2
-    ok = ok and all(isinstance(v, int) and not isinstance(v, bool) for v in edge)
-    if not ok or not (0 <= edge[0] < layer.out_dim and 0 <= edge[1] < layer.in_dim):
-        raise ValueError(
-            f"`edge` must be a pair (j, i) with 0 <= j < {layer.out_dim} and 0 <= i < {layer.in_dim}; got {edge!r}"
-        )
-    return int(edge[0]), int(edge[1])
-
-
 def _snapshot(t):
     """A float64 numpy copy of a tensor (never a view of the parameter's memory)."""
     return t.detach().cpu().to(dtype=torch.float64, copy=True).numpy()
@@ -184,23 +171,18 @@ def edge_qnode(layer, edge: tuple[int, int] = (0, 0), device: Any = "default.qub
         >>> print(qml.draw(qnode)(0.3))  # doctest: +SKIP
     """
     qml = import_pennylane()
-    j, i = _check_edge(layer, edge)
+    j, i = layer.check_edge(edge)
+    theta, w, b = (_snapshot(t) for t in layer.edge_parameters((j, i)))  # (n_slots, k), (R,), (R,)
     if layer.measure != "z":
         raise ValueError(
             f"only measure 'z' is a circuit observable; this layer has measure={layer.measure!r} (|alpha| - |beta|)"
         )
-    theta = _snapshot(layer.theta)
-    theta = theta[j if theta.shape[0] > 1 else 0, i if theta.shape[1] > 1 else 0]  # (n_slots, k)
-    w, b = layer.encoding_parameters()
-    if w is not None:
-        w = _snapshot(w)[j if w.shape[0] > 1 else 0, i]  # (R,)
-        b = _snapshot(b)[j if b.shape[0] > 1 else 0, i]
     dev = make_device(device)
     wire = device_wire(dev)
     ansatz, reps = layer.ansatz, layer.reps
 
     def daruan_edge(x):
-        phis = [x if w is None else w[l] * x + b[l] for l in range(reps)]
+        phis = [x if layer.enc_weight is None else w[l] * x + b[l] for l in range(reps)]
         daruan_qfunc(ansatz, theta, phis, wire)
         return qml.expval(qml.PauliZ(wire))
 

@@ -11,18 +11,15 @@ Qiskit is imported when a function here is first called.
 
 from __future__ import annotations
 
+from qkan._checks import check_int, require
 from qkan.circuits.ansatz import Ansatz
 
 __all__ = ["ansatz_circuit", "layer_circuit"]
 
 
 def _qiskit():
-    try:
-        import qiskit  # noqa: F401
-        from qiskit.circuit import Parameter, ParameterVector, QuantumCircuit
-    except ImportError as err:  # pragma: no cover - the test environment has qiskit
-        raise ImportError('Qiskit circuits need qiskit: pip install "qkan[qiskit]"') from err
-    return Parameter, ParameterVector, QuantumCircuit
+    circuit = require("qiskit.circuit", "qiskit", "Qiskit circuits")
+    return circuit.Parameter, circuit.ParameterVector, circuit.QuantumCircuit
 
 
 def _append(circuit, name: str, angle=None) -> None:
@@ -51,8 +48,7 @@ def ansatz_circuit(ansatz: Ansatz, reps: int, *, gate_angles: bool = False):
         of the R encoded angles. ``circuit.metadata`` holds the ansatz name and reps.
     """
     Parameter, ParameterVector, QuantumCircuit = _qiskit()
-    if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
-        raise ValueError(f"`reps` must be an int >= 1; got {reps!r}")
+    check_int("reps", reps)
     k = ansatz.k
     theta = ParameterVector("theta", ansatz.n_slots(reps) * k)
     phi = ParameterVector("phi", reps)
@@ -90,19 +86,9 @@ def layer_circuit(layer, edge: tuple[int, int] | None = None):
     circuit, theta, phi = ansatz_circuit(layer.ansatz, layer.reps)
     if edge is None:
         return circuit
-    O, I, R = layer.out_dim, layer.in_dim, layer.reps
-    if (
-        not isinstance(edge, tuple)
-        or len(edge) != 2
-        or not all(isinstance(e, int) and not isinstance(e, bool) for e in edge)
-        or not (0 <= edge[0] < O and 0 <= edge[1] < I)
-    ):
-        raise ValueError(f"`edge` must be a tuple (j, i) with 0 <= j < {O} and 0 <= i < {I}; got {edge!r}")
-    j, i = edge
-    values = layer.theta.detach().double().expand(O, I, *layer.theta.shape[2:])[j, i].reshape(-1).tolist()
-    w, b = layer.encoding_parameters()
-    w = [1.0] * R if w is None else w.detach().double().expand(O, I, R)[j, i].tolist()
-    b = [0.0] * R if b is None else b.detach().double().expand(O, I, R)[j, i].tolist()
+    j, i = layer.check_edge(edge)
+    R = layer.reps
+    values, w, b = (t.detach().double().reshape(-1).tolist() for t in layer.edge_parameters((j, i)))
     Parameter, _, _ = _qiskit()
     x = Parameter("x")
     bind = dict(zip(theta, values))

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from qkan.circuits.ansatz import Ansatz
 from qkan.simulators import su2
+from qkan.simulators.base import Evaluator
 
 __all__ = ["compile_coefficients", "frequency_vectors", "fourier_features", "FourierEvaluator", "MAX_INPUT_REPS"]
 
@@ -151,11 +152,17 @@ def fourier_features(x: torch.Tensor, freq: torch.Tensor) -> torch.Tensor:
     return _FourierFeatures.apply(x, freq)
 
 
-class FourierEvaluator:
-    """Closed form: one feature map and one matrix product per layer (measure "z" only)."""
+class FourierEvaluator(Evaluator):
+    """Closed form: one feature map and one matrix product per layer (measure "z" only).
+
+    While no gradient is needed and the angles are unchanged (inference, acting in RL), the
+    compiled coefficients are reused from a cache on this evaluator.
+    """
 
     name = "fourier"
-    supports_grad = True
+
+    def __init__(self) -> None:
+        self._cache: tuple[tuple, tuple[torch.Tensor, ...]] | None = None
 
     def unsupported(self, layer) -> str | None:
         """Why this evaluator cannot run `layer`, or None."""
@@ -169,8 +176,7 @@ class FourierEvaluator:
             return f"per-input encodings compile in O(R 3^R); reps={layer.reps} > {MAX_INPUT_REPS}"
         return None
 
-    @staticmethod
-    def _coefficients(layer, multi: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _coefficients(self, layer, multi: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """compile_coefficients for the layer; reused while no gradient is needed and the
         angles are unchanged (inference, acting in RL), keyed on the tensors' identity and version."""
         bias = layer.enc_bias if multi else None
@@ -178,11 +184,9 @@ class FourierEvaluator:
         if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
             return compile_coefficients(layer.ansatz, layer.theta, layer.reps, bias, multi)
         key = tuple((id(t), t._version, t.data_ptr(), t.dtype, t.device) for t in tensors)
-        cached = getattr(layer, "_frozen_coefficients", None)
-        if cached is None or cached[0] != key:
-            cached = (key, compile_coefficients(layer.ansatz, layer.theta, layer.reps, bias, multi))
-            layer._frozen_coefficients = cached
-        return cached[1]
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, compile_coefficients(layer.ansatz, layer.theta, layer.reps, bias, multi))
+        return self._cache[1]
 
     def _compiled(self, layer) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(a0 (O, I), ab (O, 2K, I), freq (K,) or (K, I)) for the layer's parameters."""
@@ -209,5 +213,5 @@ class FourierEvaluator:
         scale, const = layer.edge_weights()  # (O, I), (O,)
         W = (scale.unsqueeze(1) * ab).reshape(layer.out_dim, -1)  # (O, 2K*I)
         bias = const + (scale * a0).sum(-1)  # (O,)
-        phi = fourier_features(x, freq).reshape(x.shape[0], -1)  # (N, 2K*I)
+        phi = fourier_features(x, freq).reshape(x.shape[0], W.shape[1])  # (N, 2K*I)
         return F.linear(phi, W, bias) + layer.base_term(x)

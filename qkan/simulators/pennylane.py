@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from qkan.circuits.pennylane import daruan_ops, device_wire, gate_angles, import_pennylane, make_device
+from qkan.simulators.base import Evaluator
 
 __all__ = ["PennyLaneEvaluator", "DIFF_METHODS"]
 
@@ -87,7 +88,7 @@ class _BroadcastShift(torch.autograd.Function):
         return jac * grad, None, None
 
 
-class PennyLaneEvaluator:
+class PennyLaneEvaluator(Evaluator):
     """Evaluate DARUAN edges as PennyLane circuits on any device.
 
     Args:
@@ -106,7 +107,6 @@ class PennyLaneEvaluator:
     """
 
     name = "pennylane"
-    supports_grad = True
 
     def __init__(
         self,
@@ -173,13 +173,9 @@ class PennyLaneEvaluator:
     def _angles(self, layer, x: torch.Tensor) -> list[torch.Tensor]:
         """Gate angles of all N * O * I circuits: x (N, I) -> G tensors of shape (M,)."""
         N, O, I, R = x.shape[0], layer.out_dim, layer.in_dim, layer.reps
-        slots, k = layer.theta.shape[2:]
-        # theta (O', I', S, k) -> (N, O, I, S, k) -> (M, S, k); M = N * O * I, samples outermost
-        theta = layer.theta.expand(O, I, slots, k).expand(N, O, I, slots, k).reshape(-1, slots, k)
-        w, b = layer.encoding_parameters()
-        xs = x[:, None, :, None]  # (N, 1, I, 1)
-        phi = xs if w is None else w * xs + b  # (N, O' or 1, I, R)
-        phis = phi.expand(N, O, I, R).permute(3, 0, 1, 2).reshape(R, -1)  # (R, M)
+        theta = layer.edge_theta()  # (O, I, S, k)
+        theta = theta.expand(N, *theta.shape).reshape(-1, *theta.shape[2:])  # (M, S, k); M = N * O * I, samples outermost
+        phis = layer.encoded_angles(x).expand(N, O, I, R).permute(3, 0, 1, 2).reshape(R, -1)  # (R, M)
         return gate_angles(layer.ansatz, theta, list(phis), merge=True)
 
     def _run(self, layer) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
@@ -209,6 +205,3 @@ class PennyLaneEvaluator:
                 f = import_pennylane().execute([tape], self.device, diff_method=self.diff_method, interface="torch")[0]
         return f.to(dtype=x.dtype, device=x.device).reshape(N, O, I)
 
-    def forward(self, layer, x: torch.Tensor) -> torch.Tensor:
-        """(N, I) -> (N, O): the layer formula on the circuit values."""
-        return layer.combine_edges(self.edge_outputs(layer, x), x)

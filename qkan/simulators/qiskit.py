@@ -27,6 +27,7 @@ import torch
 
 from qkan._checks import check_int
 from qkan.circuits.qiskit import ansatz_circuit
+from qkan.simulators.base import Evaluator
 
 __all__ = ["QiskitEvaluator", "QiskitJobError"]
 
@@ -76,7 +77,7 @@ def _layer_name(layer) -> str:
     return f"{type(layer).__name__}({layer.extra_repr()})"
 
 
-class QiskitEvaluator:
+class QiskitEvaluator(Evaluator):
     """DARUAN edges through a Qiskit EstimatorV2 (Aer, fake or real IBM backends).
 
     Args:
@@ -97,7 +98,6 @@ class QiskitEvaluator:
     """
 
     name = "qiskit"
-    supports_grad = True
 
     def __init__(
         self,
@@ -275,17 +275,12 @@ class QiskitEvaluator:
 
     def edge_outputs(self, layer, x: torch.Tensor) -> torch.Tensor:
         """(N, I) -> (N, O, I): f_ji(x_i) estimated by the backend, differentiable by parameter shift."""
-        N, R = x.shape[0], layer.reps
-        w, b = layer.encoding_parameters()
-        xs = x[:, None, :, None]  # (N, 1, I, 1)
-        phi = xs.expand(N, 1, layer.in_dim, R) if w is None else w * xs + b  # (N, Oe, I, R)
+        N = x.shape[0]
+        phi = layer.encoded_angles(x)  # (N, Oe, I, R)
         angles = torch.arccos(phi) if layer.ansatz.arccos else phi
         f = _ShiftRule.apply(self, layer, layer.theta, angles)  # (N, O'', I)
         return f.expand(N, layer.out_dim, layer.in_dim)
 
-    def forward(self, layer, x: torch.Tensor) -> torch.Tensor:
-        """(N, I) -> (N, O): the layer formula on the backend's edge values."""
-        return layer.combine_edges(self.edge_outputs(layer, x), x)
 
 
 def _parameter_grid(theta: torch.Tensor, angles: torch.Tensor) -> np.ndarray:

@@ -17,36 +17,15 @@ from typing import NamedTuple
 import torch
 from torch.utils.checkpoint import checkpoint
 
+from qkan._checks import check_type
 from qkan.circuits.ansatz import Ansatz
+from qkan.simulators.base import Evaluator
 from qkan.simulators.gates import encoding_frame, z_observable
 
-__all__ = ["su2_edges", "Prepared", "prepare", "encoding_angle", "run", "SU2Evaluator"]
+__all__ = ["Prepared", "prepare", "run", "SU2Evaluator"]
 
 #: elements (samples x edges) per chunk: keeps each pass inside the CPU caches
 CHUNK_ELEMENTS = 1 << 18
-
-
-def su2_edges(
-    ansatz: Ansatz,
-    theta: torch.Tensor,
-    x: torch.Tensor,
-    reps: int,
-    enc_weight: torch.Tensor | None = None,
-    enc_bias: torch.Tensor | None = None,
-    measure: str = "z",
-) -> torch.Tensor:
-    """DARUAN values of every edge for every sample.
-
-    Args:
-        theta: (O', I', n_slots, k) angles (O', I' are O, I or 1 under grouping).
-        x: (N, I) inputs.
-        enc_weight, enc_bias: (O' or 1, I, R) encoding w_l, b_l, or None for w = 1, b = 0.
-        measure: "z" for <Z>, "amplitude" for |alpha| - |beta|.
-    Returns:
-        (N, O'', I) edge values, O'' = O' broadcast against the encoding's first dim.
-    """
-    angles = (encoding_angle(x, enc_weight, enc_bias, l) for l in range(reps))
-    return run(prepare(ansatz, theta, reps, measure), angles, ansatz.arccos, measure)
 
 
 class Prepared(NamedTuple):
@@ -71,12 +50,6 @@ def prepare(ansatz: Ansatz, theta: torch.Tensor, reps: int, measure: str) -> Pre
     return Prepared(psi0.unbind(0), [entries[4 * l : 4 * l + 4] for l in range(reps - 1)], M.flatten(0, 1).unbind(0))
 
 
-def encoding_angle(x: torch.Tensor, enc_weight: torch.Tensor | None, enc_bias: torch.Tensor | None, l: int) -> torch.Tensor:
-    """phi_l = w_l x + b_l: x (N, I) -> (N, 1, I) for the fixed encoding, else (N, O'', I)."""
-    xs = x.unsqueeze(1)
-    return xs if enc_weight is None else torch.addcmul(enc_bias[..., l], enc_weight[..., l], xs)
-
-
 def run(prepared: Prepared, angles: Iterable[torch.Tensor], arccos: bool, measure: str) -> torch.Tensor:
     """Per-sample part: the R data-rotation angles (each broadcasting against the edges) -> edge values."""
     a, b = prepared.psi
@@ -97,7 +70,7 @@ def run(prepared: Prepared, angles: Iterable[torch.Tensor], arccos: bool, measur
     return a.abs() - b.abs()
 
 
-class SU2Evaluator:
+class SU2Evaluator(Evaluator):
     """Fused batched 2x2 products: every ansatz, encoding and measurement.
 
     Two backends compute the same numbers: "native" (a fused C++ kernel with an analytic
@@ -111,11 +84,9 @@ class SU2Evaluator:
     """
 
     name = "su2"
-    supports_grad = True
 
     def __init__(self, native: bool | None = None) -> None:
-        if native is not None and not isinstance(native, bool):
-            raise ValueError(f"`native` must be True, False or None; got {native!r}")
+        check_type("native", native, bool, allow_none=True)
         self.native = native
         if native:
             from qkan.simulators import native as native_module
@@ -153,7 +124,9 @@ class SU2Evaluator:
         """(N, I) -> (N, O, I): f_ji(x_i)."""
         if self._native(x):
             return self._native_run(layer, x, None)
-        f = su2_edges(layer.ansatz, layer.theta, x, layer.reps, *layer.encoding_parameters(), layer.measure)
+        prepared = prepare(layer.ansatz, layer.theta, layer.reps, layer.measure)
+        angles = (layer.encoded_angles(x, l) for l in range(layer.reps))
+        f = run(prepared, angles, layer.ansatz.arccos, layer.measure)  # (N, O'', I)
         return f.expand(x.shape[0], layer.out_dim, layer.in_dim)
 
     def forward(self, layer, x: torch.Tensor) -> torch.Tensor:
@@ -162,10 +135,9 @@ class SU2Evaluator:
         if self._native(x):
             return self._native_run(layer, x, scale) + const + layer.base_term(x)
         prepared = prepare(layer.ansatz, layer.theta, layer.reps, layer.measure)
-        w, b = layer.encoding_parameters()
 
         def chunk(xc: torch.Tensor) -> torch.Tensor:  # (n, I) -> (n, O)
-            angles = (encoding_angle(xc, w, b, l) for l in range(layer.reps))
+            angles = (layer.encoded_angles(xc, l) for l in range(layer.reps))
             f = run(prepared, angles, layer.ansatz.arccos, layer.measure)  # (n, O'', I)
             return (f * scale).sum(-1)
 

@@ -1,16 +1,19 @@
 """A small GPT-style character-level language model, for trying HQKAN feed-forward blocks.
 
+A demo, not part of the qkan package: the tutorial 04_hqkan_transformer, benchmarks/hqkan_lm.py
+and tests/test_hqkan.py import it from this folder (put examples/ on sys.path).
+
 The blocks are torch.nn.TransformerEncoderLayer (pre-norm, GELU, causal mask), so
 ``qkan.replace_ffn(model)`` swaps their MLPs for HQKAN blocks without touching anything else.
-The corpus (qkan/_files/corpus.txt, ~150 KB of generated English-like prose) ships with the
-package; nothing is downloaded.
+The corpus (examples/corpus.txt, ~150 KB of generated English-like prose, written by
+``python benchmarks/hqkan_lm.py --write-corpus``) sits next to this file; nothing is downloaded.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from importlib import resources
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -19,9 +22,13 @@ from torch import nn
 __all__ = ["load_corpus", "CharTokenizer", "CharGPT", "lm_batch", "evaluate_lm", "train_lm"]
 
 
+#: the training text, next to this file
+CORPUS = Path(__file__).resolve().with_name("corpus.txt")
+
+
 def load_corpus() -> str:
-    """The packaged training text (qkan/_files/corpus.txt) as one string."""
-    return resources.files("qkan").joinpath("_files", "corpus.txt").read_text(encoding="utf-8")
+    """The training text (examples/corpus.txt) as one string."""
+    return CORPUS.read_text(encoding="utf-8")
 
 
 class CharTokenizer:

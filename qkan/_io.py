@@ -1,0 +1,81 @@
+"""Files the package writes and reads: atomic writes, loads that never execute code.
+
+Every file is written to a temporary name in the target's folder and renamed over the target
+(os.replace is atomic on POSIX and Windows), so a failed or interrupted save leaves the previous
+file intact. Checkpoints are read with ``torch.load(weights_only=True)``: tensors, numbers,
+strings, lists and dicts only.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+__all__ = ["atomic_path", "atomic_save", "atomic_write_text", "load_checkpoint", "check_writable"]
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it replaces `path`, on failure it is removed."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save(obj) to `path` atomically (the previous file survives any failure)."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def atomic_write_text(text: str, path: str | os.PathLike) -> None:
+    """Write `text` (UTF-8) to `path` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def load_checkpoint(path: str | os.PathLike, what: str, fmt: str, map_location: Any = "cpu") -> dict:
+    """Read a checkpoint dict written with format tag `fmt`; ValueError naming the file otherwise.
+
+    Args:
+        path: the file.
+        what: what is being loaded, for messages ("a QKAN", "a DDQN agent").
+        fmt: the expected value of the checkpoint's "format" entry.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"cannot load {what} from {str(path)!r}: no such file")
+    try:
+        blob = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises several types for corrupt, foreign or unsafe files
+        raise ValueError(f"cannot load {what} from {str(path)!r}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(blob, dict) or blob.get("format") != fmt:
+        raise ValueError(f"cannot load {what} from {str(path)!r}: not a qkan checkpoint (format {fmt!r} expected)")
+    return blob
+
+
+def check_writable(folder: str | os.PathLike) -> Path:
+    """Create `folder` if needed and check a file can be written there (before long work starts).
+
+    Raises:
+        ValueError naming the folder when it cannot be created or written.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".qkan-write-test"):
+            pass
+    except OSError as err:
+        raise ValueError(f"cannot write to {str(folder)!r}: {err.strerror or err}") from None
+    return folder
