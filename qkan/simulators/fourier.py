@@ -28,7 +28,7 @@ from qkan.circuits.ansatz import Ansatz
 from qkan.simulators import su2
 from qkan.simulators.base import Evaluator
 
-__all__ = ["compile_coefficients", "frequency_vectors", "fourier_features", "FourierEvaluator", "MAX_INPUT_REPS"]
+__all__ = ["compile_coefficients", "frequency_vectors", "fourier_features", "fourier_linear", "FourierEvaluator", "MAX_INPUT_REPS"]
 
 #: per-input trainable encodings compile in O(R 3^R) per edge; beyond this the SU(2) path is used
 MAX_INPUT_REPS = 5
@@ -137,19 +137,24 @@ class _FourierFeatures(torch.autograd.Function):
 
 
 def fourier_features(x: torch.Tensor, freq: torch.Tensor) -> torch.Tensor:
-    """Fourier feature map: x (N, I), freq (K,) or (K, I) -> (N, 2K, I) = [cos(Omega x); sin(Omega x)].
-
-    Integer frequencies 1..K (the fixed encoding) use the native kernel where available: one
-    sin/cos per input and the angle-addition recurrence.
-    """
-    K = freq.shape[0]
-    if freq.dim() == 1 and not freq.requires_grad and _use_native(x) and torch.equal(freq, torch.arange(1, K + 1).to(freq)):
-        from qkan.simulators.native.fourier_ops import harmonic_features
-
-        return harmonic_features(x, K)
+    """Fourier feature map: x (N, I), freq (K,) or (K, I) -> (N, 2K, I) = [cos(Omega x); sin(Omega x)]."""
     if freq.dim() == 1:
         freq = freq.unsqueeze(-1).expand(-1, x.shape[-1])
     return _FourierFeatures.apply(x, freq)
+
+
+def fourier_linear(x: torch.Tensor, freq: torch.Tensor, W: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The closed-form layer's matrix product: F.linear(fourier_features(x, freq) (N, 2K*I), W (O, 2K*I), bias (O,)).
+
+    Integer frequencies 1..K (the fixed encoding) on CPU run the native kernel: one sin/cos per
+    input, the angle-addition recurrence and the product in one autograd node.
+    """
+    K = freq.shape[0]
+    if freq.dim() == 1 and not freq.requires_grad and _use_native(x) and freq.tolist() == list(range(1, K + 1)):
+        from qkan.simulators.native.fourier_ops import harmonic_linear
+
+        return harmonic_linear(x, K, W, bias)
+    return F.linear(fourier_features(x, freq).reshape(x.shape[0], W.shape[1]), W, bias)
 
 
 class FourierEvaluator(Evaluator):
@@ -213,5 +218,4 @@ class FourierEvaluator(Evaluator):
         scale, const = layer.edge_weights()  # (O, I), (O,)
         W = (scale.unsqueeze(1) * ab).reshape(layer.out_dim, -1)  # (O, 2K*I)
         bias = const + (scale * a0).sum(-1)  # (O,)
-        phi = fourier_features(x, freq).reshape(x.shape[0], W.shape[1])  # (N, 2K*I)
-        return F.linear(phi, W, bias) + layer.base_term(x)
+        return fourier_linear(x, freq, W, bias) + layer.base_term(x)

@@ -12,7 +12,7 @@ from qkan.circuits.ansatz import Ansatz
 from qkan.simulators import native
 from qkan.simulators.native.ops import check, prepare_call, program, ptr, table_width
 
-__all__ = ["fourier_compile", "harmonic_features"]
+__all__ = ["fourier_compile", "harmonic_linear"]
 
 
 class _FourierCompile(torch.autograd.Function):
@@ -69,38 +69,50 @@ def fourier_compile(ansatz: Ansatz, theta: torch.Tensor, reps: int, D: torch.Ten
     return coeffs.reshape(D.shape[0], *theta.shape[:-2])
 
 
-class _FeaturesNative(torch.autograd.Function):
-    """x (N, I), extra (N, I) or None -> phi (N, 2K (+1), I): [cos(k x); sin(k x)] (k = 1..K) then extra."""
+class _HarmonicLinear(torch.autograd.Function):
+    """x (N, I), W (O, 2K*I), bias (O,) -> Phi(x) @ W^T + bias with Phi = [cos(k x); sin(k x)] (N, 2K, I),
+    k = 1..K: the features and the matrix product in one node (Phi is kept for backward)."""
 
     @staticmethod
-    def forward(ctx, x, extra, K, threads):
+    def forward(ctx, x, W, bias, K, threads):
         N, I = x.shape
-        phi = torch.empty(N, 2 * K + (extra is not None), I, dtype=x.dtype)
-        if extra is not None:
-            phi[:, 2 * K].copy_(extra)
+        phi = torch.empty(N, 2 * K, I, dtype=x.dtype)
         _features_call(x, phi, None, None, K, threads)
-        ctx.save_for_backward(x, phi)
-        ctx.args = (K, threads, extra is not None)
-        return phi
+        phi = phi.reshape(N, 2 * K * I)
+        ctx.save_for_backward(x, phi, W)
+        ctx.args = (K, threads)
+        return torch.addmm(bias, phi, W.t())
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        x, phi = ctx.saved_tensors
-        K, threads, has_extra = ctx.args
-        g_x = torch.empty_like(x)
-        _features_call(x, phi, grad.contiguous(), g_x, K, threads)
-        return g_x, grad[:, 2 * K] if has_extra else None, None, None
+        x, phi, W = ctx.saved_tensors
+        K, threads = ctx.args
+        g_x = g_W = g_bias = None
+        if ctx.needs_input_grad[0]:
+            g_x = torch.empty_like(x)
+            _features_call(x, phi, grad.mm(W), g_x, K, threads)
+        if ctx.needs_input_grad[1]:
+            g_W = grad.t().mm(phi)
+        if ctx.needs_input_grad[2]:
+            g_bias = grad.sum(0)
+        return g_x, g_W, g_bias, None, None
 
 
 def _features_call(x, phi, g_phi, g_x, K, threads) -> None:
     N, I = x.shape
-    dims = (ctypes.c_int64 * 6)(N, I, K, phi.shape[1], int(g_phi is not None), threads)
+    dims = (ctypes.c_int64 * 6)(N, I, K, 2 * K, int(g_phi is not None), threads)
     ptrs = (ctypes.c_void_p * 4)(*[ptr(t) for t in (x, phi, g_phi, g_x)])
     check(native.load().qkan_fourier_features(int(x.dtype == torch.float64), dims, ptrs), "fourier features")
 
 
-def harmonic_features(x: torch.Tensor, K: int, extra: torch.Tensor | None = None) -> torch.Tensor:
-    """x (N, I) -> (N, 2K, I) = [cos(k x); sin(k x)], k = 1..K, by the native kernel; `extra` (N, I)
-    is appended as slot 2K (its gradient passes through)."""
-    return _FeaturesNative.apply(x.contiguous(), extra, K, torch.get_num_threads())
+def harmonic_linear(x: torch.Tensor, K: int, W: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Phi(x) @ W^T + bias by the native features kernel and one matrix product.
+
+    Args:
+        x: (N, I) CPU float32/float64. W: (O, 2K*I), columns ordered as Phi (N, 2K, I) flattened
+            ([cos(k x_i)] for k = 1..K, then [sin(k x_i)]). bias: (O,).
+    Returns:
+        (N, O).
+    """
+    return _HarmonicLinear.apply(x.contiguous(), W.contiguous(), bias, K, torch.get_num_threads())
