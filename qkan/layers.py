@@ -260,6 +260,13 @@ class QKANLayer(nn.Module):
             return 0.0
         return F.linear(self._base_fn(x), self.mask * self.base_weight)
 
+    def base_parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(base(x) (N, I), m * beta (O, I)), whose product is base_term(x); None without a base.
+        For evaluators that fold the base term into their own matrix product."""
+        if self._base_fn is None:
+            return None
+        return self._base_fn(x), self.mask * self.base_weight
+
     def combine_edges(self, f: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The layer formula from edge values: f (N, O, I), x (N, I) -> (N, O)."""
         scale, const = self.edge_weights()

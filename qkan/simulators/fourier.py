@@ -28,7 +28,7 @@ from qkan.circuits.ansatz import Ansatz
 from qkan.simulators import su2
 from qkan.simulators.base import Evaluator
 
-__all__ = ["compile_coefficients", "frequency_vectors", "fourier_features", "fourier_linear", "FourierEvaluator", "MAX_INPUT_REPS"]
+__all__ = ["compile_coefficients", "compile_matrix", "frequency_vectors", "fourier_features", "FourierEvaluator", "MAX_INPUT_REPS"]
 
 #: per-input trainable encodings compile in O(R 3^R) per edge; beyond this the SU(2) path is used
 MAX_INPUT_REPS = 5
@@ -84,12 +84,10 @@ def compile_coefficients(
         a0 (*edge), a (*edge, n_freq), b (*edge, n_freq) real, with f = a0 + sum a cos(Omega x) + b sin(Omega x).
     """
     assert ansatz.closed_form, "compile_coefficients needs a closed-form ansatz"
-    points, D = _sampling(reps, multi, theta.dtype, theta.device)
-    if enc_bias is None and not multi and _use_native(theta):  # fused compile, the same sample points and DFT
-        from qkan.simulators.native.fourier_ops import fourier_compile
-
-        coeffs = fourier_compile(ansatz, theta, reps, D, points).movedim(0, -1)  # (*edge, C)
+    if enc_bias is None and not multi and _use_native(theta):
+        coeffs = compile_matrix(ansatz, theta, reps).movedim(0, -1)  # (*edge, 1 + 2R)
         return coeffs[..., 0], coeffs[..., 1 : reps + 1], coeffs[..., reps + 1 :]
+    points, D = _sampling(reps, multi, theta.dtype, theta.device)
     edge_dims = [1] * (theta.dim() - 2)
     angles = []
     for l in range(reps):
@@ -99,6 +97,21 @@ def compile_coefficients(
     coeffs = torch.tensordot(D, f, dims=1).movedim(0, -1)  # (*edge, 1 + 2K)
     K = (D.shape[0] - 1) // 2
     return coeffs[..., 0], coeffs[..., 1 : K + 1], coeffs[..., K + 1 :]
+
+
+def compile_matrix(ansatz: Ansatz, theta: torch.Tensor, reps: int) -> torch.Tensor:
+    """Fixed-encoding coefficients as one tensor: theta (*edge, n_slots, k) -> (1 + 2R, *edge) = [a0; a_1..a_R; b_1..b_R].
+
+    On CPU (float32/float64) the native kernels compute them in one autograd node, exactly, from
+    the amplitudes' polynomial coefficients (edges as SIMD lanes); elsewhere compile_coefficients'
+    torch path (the sampled DFT).
+    """
+    if not _use_native(theta):
+        a0, a, b = compile_coefficients(ansatz, theta, reps)
+        return torch.cat([a0.unsqueeze(-1), a, b], dim=-1).movedim(-1, 0)
+    from qkan.simulators.native.fourier_ops import fourier_compile
+
+    return fourier_compile(ansatz, theta, reps)
 
 
 def _use_native(t: torch.Tensor) -> bool:
@@ -141,20 +154,6 @@ def fourier_features(x: torch.Tensor, freq: torch.Tensor) -> torch.Tensor:
     if freq.dim() == 1:
         freq = freq.unsqueeze(-1).expand(-1, x.shape[-1])
     return _FourierFeatures.apply(x, freq)
-
-
-def fourier_linear(x: torch.Tensor, freq: torch.Tensor, W: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """The closed-form layer's matrix product: F.linear(fourier_features(x, freq) (N, 2K*I), W (O, 2K*I), bias (O,)).
-
-    Integer frequencies 1..K (the fixed encoding) on CPU run the native kernel: one sin/cos per
-    input, the angle-addition recurrence and the product in one autograd node.
-    """
-    K = freq.shape[0]
-    if freq.dim() == 1 and not freq.requires_grad and _use_native(x) and freq.tolist() == list(range(1, K + 1)):
-        from qkan.simulators.native.fourier_ops import harmonic_linear
-
-        return harmonic_linear(x, K, W, bias)
-    return F.linear(fourier_features(x, freq).reshape(x.shape[0], W.shape[1]), W, bias)
 
 
 class FourierEvaluator(Evaluator):
@@ -214,8 +213,19 @@ class FourierEvaluator(Evaluator):
 
     def forward(self, layer, x: torch.Tensor) -> torch.Tensor:
         """(N, I) -> (N, O) as F.linear(Phi (N, 2K*I), W (O, 2K*I)) plus the base term."""
+        if layer.encoding == "fixed" and _use_native(x):  # one native node: W, the features and the product
+            from qkan.simulators.native.fourier_ops import closed_form_layer
+
+            if torch.is_grad_enabled() and layer.theta.requires_grad:
+                coeffs = compile_matrix(layer.ansatz, layer.theta, layer.reps)
+            else:  # the cached compile
+                a0, a, b = self._coefficients(layer, False)
+                coeffs = torch.cat([a0.unsqueeze(-1), a, b], dim=-1).movedim(-1, 0)
+            scale, const = layer.edge_weights()
+            return closed_form_layer(x, coeffs, scale, const, layer.base_parts(x))
         a0, ab, freq = self._compiled(layer)
         scale, const = layer.edge_weights()  # (O, I), (O,)
         W = (scale.unsqueeze(1) * ab).reshape(layer.out_dim, -1)  # (O, 2K*I)
         bias = const + (scale * a0).sum(-1)  # (O,)
-        return fourier_linear(x, freq, W, bias) + layer.base_term(x)
+        phi = fourier_features(x, freq).reshape(x.shape[0], W.shape[1])  # (N, 2K*I)
+        return F.linear(phi, W, bias) + layer.base_term(x)

@@ -1,11 +1,13 @@
 // Closed form (fixed encoding), forward and backward, for qkan/simulators/fourier.py.
 //
-// qkan_fourier_compile: prepared circuits (P, E) -> Fourier coefficients (C, E), edges as SIMD
-//   lanes. Each edge is evaluated at the S sample angles x_s (the same in every rep, see
-//   fourier._sampling) and one real DFT D (C, S) reads the coefficients off. Backward: the
-//   gradient of f(x_s) is D^T g, then the circuit's adjoint back to the table.
-//   dims: E, R, S, C, measure (must be 0), backward, threads.
-//   ptrs: table (P, E), D (C, S), cs (2, S) = [cos x_s; sin x_s], coeffs (C, E), g_coeffs (C, E), g_table (P, E).
+// qkan_fourier_compile: prepared circuits (P, E) -> Fourier coefficients (1 + 2R, E), edges as
+//   SIMD lanes. With v = e^{ix}, each rep multiplies b by v (in the data rotation's eigenframe),
+//   so the amplitudes are polynomials: a(v) = sum_k alpha_k v^k, b(v) = sum_k beta_k v^k, and the
+//   V steps mix their coefficient vectors. On |v| = 1, <Z> = m00 (|a|^2 - |b|^2) + 2 Re(m01
+//   conj(a) b) has the coefficients F_d (v^d) = m00 (A_d - B_d) + m01 X_d + conj(m01 X_{-d}) with
+//   A_d = sum_j alpha_{j+d} conj(alpha_j), B_d likewise, X_d = sum_j conj(alpha_j) beta_{j+d};
+//   then a0 = F_0, a_d = 2 Re F_d, b_d = -2 Im F_d. O(R^2) per edge, exact; backward is the adjoint.
+//   dims: E, R, backward, threads. ptrs: table (P, E) (measure "z"), coeffs (1 + 2R, E), g_coeffs, g_table.
 //
 // qkan_fourier_features: x (N, I) -> phi (N, slots, I) with phi[:, k-1] = cos(k x), phi[:, K+k-1] =
 //   sin(k x) (k = 1..K; slots >= 2K, further slots untouched), by one sin/cos and the angle
@@ -19,57 +21,128 @@ namespace {
 using namespace qkan;
 
 template <class T> struct Compile {
-  int64_t E, R, S, C, backward;
-  const T *table, *D, *cs;
+  int64_t E, R, backward;
+  const T* table;
   T* coeffs;
   const T* g_coeffs;
   T* g_table;
   int64_t P() const { return 4 + 8 * (R - 1) + 3; }
 };
 
-// W edges from e0: scratch holds P table vectors, P gradient vectors and R states.
+template <class V> struct Cx {
+  V r, i;
+};
+template <class V> QKAN_INLINE Cx<V> cmul(Cx<V> a, Cx<V> b) { return {a.r * b.r - a.i * b.i, a.r * b.i + a.i * b.r}; }
+template <class V> QKAN_INLINE Cx<V> cmulc(Cx<V> a, Cx<V> b) { return {a.r * b.r + a.i * b.i, a.i * b.r - a.r * b.i}; }  // a conj(b)
+template <class V> QKAN_INLINE Cx<V> conj(Cx<V> a) { return {a.r, -a.i}; }
+template <class V> QKAN_INLINE void cadd(Cx<V>& a, Cx<V> b) { a.r += b.r, a.i += b.i; }
+
+// W edges from e0. Scratch: P table vectors, P gradient vectors, R snapshots of the polynomial
+// coefficients (alpha_k, beta_k for k = 0..R as Qubit entries), X and its gradient (2R+1 complex
+// each), and the gradient of the final coefficients (R+1 Qubit entries).
 template <class T> QKAN_INLINE void compile_impl(const Compile<T>& J, int64_t e0, typename Vec<T>::V* scratch) {
   using V = typename Vec<T>::V;
-  const int64_t P = J.P(), R = J.R;
+  using C = Cx<V>;
+  const int64_t P = J.P(), R = J.R, L = R + 1;
   V* tab = scratch;
   V* acc = scratch + P;
-  Qubit<V>* st = reinterpret_cast<Qubit<V>*>(scratch + 2 * P);
+  Qubit<V>* snap = reinterpret_cast<Qubit<V>*>(scratch + 2 * P);  // (R, L): (alpha_k, beta_k) after rep l
+  C* X = reinterpret_cast<C*>(snap + R * L);                        // X_d at X[R + d], d = -R..R
+  C* GX = X + 2 * R + 1;
   for (int64_t m = 0; m < P; ++m) tab[m] = load(J.table + m * J.E, e0, J.E);
   const V* Mp = tab + 4 + 8 * (R - 1);
-  if (J.backward)
-    for (int64_t m = 0; m < P; ++m) acc[m] = splat<T>(0);
-  V coeffs[64];  // C <= 64 (checked by the caller)
-  for (int64_t c = 0; c < J.C; ++c) coeffs[c] = splat<T>(0);
-  for (int64_t s = 0; s < J.S; ++s) {
-    const V er = splat<T>(J.cs[s]), ei = splat<T>(J.cs[J.S + s]);
-    Qubit<V> q = {tab[0], tab[1], tab[2], tab[3]};
-    for (int64_t l = 0; l < R; ++l) {
-      if (l) q = apply(tab + 4 + 8 * (l - 1), q);
-      rotate(q, er, ei);
-      st[l] = q;
+  const V z = splat<T>(0);
+  // forward: the coefficient polynomials after every rep
+  Qubit<V>* q = snap;
+  for (int64_t k = 0; k < L; ++k) q[k] = {z, z, z, z};
+  q[0] = {tab[0], tab[1], tab[2], tab[3]};
+  for (int64_t l = 0; l < R; ++l) {
+    Qubit<V>* cur = snap + l * L;
+    if (l) {
+      const Qubit<V>* prev = cur - L;
+      for (int64_t k = 0; k < L; ++k) cur[k] = k <= l ? apply(tab + 4 + 8 * (l - 1), prev[k]) : Qubit<V>{z, z, z, z};
     }
-    if (!J.backward) {
-      const V f = readout<T>(Mp, false, q);
-      for (int64_t c = 0; c < J.C; ++c) coeffs[c] += J.D[c * J.S + s] * f;
-      continue;
-    }
-    V g = splat<T>(0);  // dL/df(x_s) = sum_c D[c, s] g_c
-    for (int64_t c = 0; c < J.C; ++c) g += J.D[c * J.S + s] * load_zero(J.g_coeffs + c * J.E, e0, J.E);
-    Qubit<V> G = readout_backward<T>(Mp, false, q, g, acc + 4 + 8 * (R - 1));
-    for (int64_t l = R - 1; l >= 0; --l) {
-      rotate_backward(G, st[l], er, ei, false);
-      if (l) {
-        outer_acc(acc + 4 + 8 * (l - 1), G, st[l - 1]);
-        G = apply_dagger(tab + 4 + 8 * (l - 1), G);
+    for (int64_t k = l + 1; k > 0; --k) cur[k].br = cur[k - 1].br, cur[k].bi = cur[k - 1].bi;  // b *= v
+    cur[0].br = z, cur[0].bi = z;
+  }
+  const Qubit<V>* s = snap + (R - 1) * L;  // final: alpha_0..R-1, beta_1..R
+  const C m01 = {Mp[1], Mp[2]};
+  for (int64_t d = -R; d <= R; ++d) {  // X_d = sum_j conj(alpha_j) beta_{j+d}
+    C x = {z, z};
+    for (int64_t j = std::max<int64_t>(0, -d); j < L && j + d < L; ++j) cadd(x, cmulc(C{s[j + d].br, s[j + d].bi}, C{s[j].ar, s[j].ai}));
+    X[R + d] = x;
+  }
+  if (!J.backward) {
+    for (int64_t d = 0; d <= R; ++d) {
+      C ab = {z, z};  // A_d - B_d
+      for (int64_t j = 0; j + d < L; ++j) {
+        cadd(ab, cmulc(C{s[j + d].ar, s[j + d].ai}, C{s[j].ar, s[j].ai}));
+        const C b = cmulc(C{s[j + d].br, s[j + d].bi}, C{s[j].br, s[j].bi});
+        ab.r -= b.r, ab.i -= b.i;
+      }
+      C f = {Mp[0] * ab.r, Mp[0] * ab.i};
+      cadd(f, cmul(m01, X[R + d]));
+      cadd(f, conj(cmul(m01, X[R - d])));
+      if (d == 0) {
+        store(J.coeffs, e0, J.E, f.r);
+      } else {
+        store(J.coeffs + d * J.E, e0, J.E, T(2) * f.r);
+        store(J.coeffs + (R + d) * J.E, e0, J.E, T(-2) * f.i);
       }
     }
-    acc[0] += G.ar, acc[1] += G.ai, acc[2] += G.br, acc[3] += G.bi;
+    return;
   }
-  if (J.backward) {
-    for (int64_t m = 0; m < P; ++m) store(J.g_table + m * J.E, e0, J.E, acc[m]);
-  } else {
-    for (int64_t c = 0; c < J.C; ++c) store(J.coeffs + c * J.E, e0, J.E, coeffs[c]);
+  for (int64_t m = 0; m < P; ++m) acc[m] = z;
+  for (int64_t d = 0; d < 2 * R + 1; ++d) GX[d] = {z, z};
+  // gradients of the final polynomials: G (alpha_k, beta_k) as Qubit entries
+  Qubit<V>* G = reinterpret_cast<Qubit<V>*>(GX + 2 * R + 1);
+  for (int64_t k = 0; k < L; ++k) G[k] = {z, z, z, z};
+  V* accM = acc + 4 + 8 * (R - 1);
+  for (int64_t d = 0; d <= R; ++d) {
+    C GF;  // dL/dF_d: a0 = Re F_0; a_d = 2 Re F_d, b_d = -2 Im F_d
+    if (d == 0) {
+      GF = {load_zero(J.g_coeffs, e0, J.E), z};
+    } else {
+      GF = {T(2) * load_zero(J.g_coeffs + d * J.E, e0, J.E), T(-2) * load_zero(J.g_coeffs + (R + d) * J.E, e0, J.E)};
+    }
+    // F_d = m00 (A_d - B_d) + m01 X_d + conj(m01 X_{-d})
+    const C GY = conj(GF);  // gradient of Y = m01 X_{-d}
+    cadd(GX[R + d], cmulc(GF, m01));   // conj(m01) G_F
+    cadd(GX[R - d], cmulc(GY, m01));
+    const C gm01a = cmulc(GF, X[R + d]), gm01b = cmulc(GY, X[R - d]);  // G conj(X)
+    accM[1] += gm01a.r + gm01b.r, accM[2] += gm01a.i + gm01b.i;
+    const C GA = {Mp[0] * GF.r, Mp[0] * GF.i};
+    for (int64_t j = 0; j + d < L; ++j) {  // A_d = sum_j alpha_{j+d} conj(alpha_j), B_d likewise, with G_B = -G_A
+      const C aj = {s[j].ar, s[j].ai}, ajd = {s[j + d].ar, s[j + d].ai}, bj = {s[j].br, s[j].bi}, bjd = {s[j + d].br, s[j + d].bi};
+      const C ga1 = cmul(GA, aj), ga2 = cmul(conj(GA), ajd), gb1 = cmul(GA, bj), gb2 = cmul(conj(GA), bjd);
+      G[j + d].ar += ga1.r, G[j + d].ai += ga1.i, G[j].ar += ga2.r, G[j].ai += ga2.i;
+      G[j + d].br -= gb1.r, G[j + d].bi -= gb1.i, G[j].br -= gb2.r, G[j].bi -= gb2.i;
+      const C ab = cmulc(ajd, aj), bb = cmulc(bjd, bj);  // m00 is real: dL/dm00 = Re(conj(G_F) (A_d - B_d))
+      accM[0] += GF.r * (ab.r - bb.r) + GF.i * (ab.i - bb.i);
+    }
   }
+  for (int64_t d = -R; d <= R; ++d) {  // X_d = sum_j conj(alpha_j) beta_{j+d}
+    const C gx = GX[R + d];
+    for (int64_t j = std::max<int64_t>(0, -d); j < L && j + d < L; ++j) {
+      const C aj = {s[j].ar, s[j].ai}, bjd = {s[j + d].br, s[j + d].bi};
+      const C ga = cmul(conj(gx), bjd), gb = cmul(gx, aj);
+      G[j].ar += ga.r, G[j].ai += ga.i, G[j + d].br += gb.r, G[j + d].bi += gb.i;
+    }
+  }
+  for (int64_t l = R - 1; l >= 0; --l) {  // adjoint of the reps
+    for (int64_t k = 0; k <= l; ++k) G[k].br = G[k + 1].br, G[k].bi = G[k + 1].bi;  // undo b *= v
+    G[l + 1].br = z, G[l + 1].bi = z;
+    if (l) {
+      const V* v = tab + 4 + 8 * (l - 1);
+      const Qubit<V>* prev = snap + (l - 1) * L;
+      for (int64_t k = 0; k <= l; ++k) {
+        outer_acc(acc + 4 + 8 * (l - 1), G[k], prev[k]);
+        G[k] = apply_dagger(v, G[k]);
+      }
+    }
+  }
+  acc[0] += G[0].ar, acc[1] += G[0].ai, acc[2] += G[0].br, acc[3] += G[0].bi;
+  for (int64_t m = 0; m < P; ++m) store(J.g_table + m * J.E, e0, J.E, acc[m]);
 }
 
 template <class T> struct Features {
@@ -132,16 +205,14 @@ template <class T> int compile_run(const int64_t* dims, void* const* ptrs) {
   using V = typename Vec<T>::V;
   constexpr int W = Vec<T>::W;
   Compile<T> J;
-  J.E = dims[0], J.R = dims[1], J.S = dims[2], J.C = dims[3], J.backward = dims[5];
-  if (dims[4] != 0 || J.C > 64) return 3;
+  J.E = dims[0], J.R = dims[1], J.backward = dims[2];
   J.table = static_cast<const T*>(ptrs[0]);
-  J.D = static_cast<const T*>(ptrs[1]);
-  J.cs = static_cast<const T*>(ptrs[2]);
-  J.coeffs = static_cast<T*>(ptrs[3]);
-  J.g_coeffs = static_cast<const T*>(ptrs[4]);
-  J.g_table = static_cast<T*>(ptrs[5]);
-  const int64_t chunks = (J.E + W - 1) / W, n_scratch = 2 * J.P() + 4 * J.R + 1;
-  parallel(dims[6], chunks, [&](int64_t, int64_t c0, int64_t c1) {
+  J.coeffs = static_cast<T*>(ptrs[1]);
+  J.g_coeffs = static_cast<const T*>(ptrs[2]);
+  J.g_table = static_cast<T*>(ptrs[3]);
+  const int64_t R = J.R, chunks = (J.E + W - 1) / W;
+  const int64_t n_scratch = 2 * J.P() + 4 * R * (R + 1) + 4 * (2 * R + 1) + 4 * (R + 1) + 1;
+  parallel(dims[3], chunks, [&](int64_t, int64_t c0, int64_t c1) {
     std::vector<char> raw(n_scratch * sizeof(V));  // aligned by hand, as in su2_kernel.cpp
     V* scratch = reinterpret_cast<V*>((reinterpret_cast<uintptr_t>(raw.data()) + sizeof(V) - 1) / sizeof(V) * sizeof(V));
     compile_range(J, c0 * W, std::min(J.E, c1 * W), scratch);

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import functools
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -12,107 +11,130 @@ from qkan.circuits.ansatz import Ansatz
 from qkan.simulators import native
 from qkan.simulators.native.ops import check, prepare_call, program, ptr, table_width
 
-__all__ = ["fourier_compile", "harmonic_linear"]
+__all__ = ["fourier_compile", "closed_form_layer"]
 
 
 class _FourierCompile(torch.autograd.Function):
-    """theta (E, n_slots, k) -> coefficients (C, E): qkan_prepare then qkan_fourier_compile, one node."""
+    """theta (E, n_slots, k) -> coefficients (1 + 2R, E): qkan_prepare then qkan_fourier_compile, one node."""
 
     @staticmethod
-    def forward(ctx, theta, D, cs, prog, reps, threads):
+    def forward(ctx, theta, prog, reps, threads):
         table = torch.empty(table_width(reps, 0), theta.shape[0], dtype=theta.dtype)
         prepare_call(theta, table, None, None, prog, reps, 0, threads)
-        coeffs = torch.empty(D.shape[0], theta.shape[0], dtype=theta.dtype)
-        _compile_call(table, D, cs, coeffs, None, None, reps, threads)
-        ctx.save_for_backward(theta, table, D, cs)
+        coeffs = torch.empty(1 + 2 * reps, theta.shape[0], dtype=theta.dtype)
+        _compile_call(table, coeffs, None, None, reps, threads)
+        ctx.save_for_backward(theta, table)
         ctx.args = (prog, reps, threads)
         return coeffs
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        theta, table, D, cs = ctx.saved_tensors
+        theta, table = ctx.saved_tensors
         prog, reps, threads = ctx.args
         g_table = torch.empty_like(table)
-        _compile_call(table, D, cs, None, grad.contiguous(), g_table, reps, threads)
+        _compile_call(table, None, grad.contiguous(), g_table, reps, threads)
         g_theta = torch.empty_like(theta)
         prepare_call(theta, None, g_table, g_theta, prog, reps, 0, threads)
-        return g_theta, None, None, None, None, None
+        return g_theta, None, None, None
 
 
-def _compile_call(table, D, cs, coeffs, g_coeffs, g_table, reps, threads) -> None:
-    C, S = D.shape
-    dims = (ctypes.c_int64 * 7)(table.shape[1], reps, S, C, 0, int(g_coeffs is not None), threads)
-    ptrs = (ctypes.c_void_p * 6)(*[ptr(t) for t in (table, D, cs, coeffs, g_coeffs, g_table)])
+def _compile_call(table, coeffs, g_coeffs, g_table, reps, threads) -> None:
+    dims = (ctypes.c_int64 * 4)(table.shape[1], reps, int(g_coeffs is not None), threads)
+    ptrs = (ctypes.c_void_p * 4)(*[ptr(t) for t in (table, coeffs, g_coeffs, g_table)])
     check(native.load().qkan_fourier_compile(int(table.dtype == torch.float64), dims, ptrs), "fourier compile")
 
 
-@functools.lru_cache(maxsize=None)
-def _cos_sin(points: torch.Tensor) -> torch.Tensor:
-    """(2, S) = [cos x; sin x] of the sample angles x = points[:, 0] (a cached, never modified tensor)."""
-    x = points[:, 0]
-    return torch.stack([torch.cos(x), torch.sin(x)]).contiguous()
-
-
-def fourier_compile(ansatz: Ansatz, theta: torch.Tensor, reps: int, D: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+def fourier_compile(ansatz: Ansatz, theta: torch.Tensor, reps: int) -> torch.Tensor:
     """Fourier coefficients of every edge (measure "z", fixed encoding) by the native kernels.
 
     Args:
-        theta: (*edge, n_slots, k) angles.
-        D: (C, S) the real DFT and points (S, R) the sample angles, equal in every rep
-            (qkan.simulators.fourier._sampling; cached tensors, so their cos/sin are cached too).
+        theta: (*edge, n_slots, k) angles of a closed-form ansatz.
     Returns:
-        (C, *edge): D @ f(x_s) for every edge.
+        (1 + 2R, *edge) = [a0; a_1..a_R; b_1..b_R]: f = a0 + sum_d a_d cos(d x) + b_d sin(d x).
     """
     flat = theta.reshape(-1, *theta.shape[-2:]).contiguous()
-    coeffs = _FourierCompile.apply(flat, D, _cos_sin(points), program(ansatz), reps, torch.get_num_threads())
-    return coeffs.reshape(D.shape[0], *theta.shape[:-2])
+    coeffs = _FourierCompile.apply(flat, program(ansatz), reps, torch.get_num_threads())
+    return coeffs.reshape(1 + 2 * reps, *theta.shape[:-2])
 
 
-class _HarmonicLinear(torch.autograd.Function):
-    """x (N, I), W (O, 2K*I), bias (O,) -> Phi(x) @ W^T + bias with Phi = [cos(k x); sin(k x)] (N, 2K, I),
-    k = 1..K: the features and the matrix product in one node (Phi is kept for backward)."""
+class _ClosedFormLayer(torch.autograd.Function):
+    """The fixed-encoding layer in one node (see closed_form_layer): the weight matrix W (O, S, I),
+    the native features Phi (N, S, I) and one matrix product, S = 2K (+1 with a base term);
+    backward by hand from the kept Phi and W (nothing of size N*O*I exists)."""
 
     @staticmethod
-    def forward(ctx, x, W, bias, K, threads):
-        N, I = x.shape
-        phi = torch.empty(N, 2 * K, I, dtype=x.dtype)
+    def forward(ctx, x, coeffs, scale, const, base_x, base_w, threads):
+        (N, I), (O, _), C = x.shape, scale.shape, coeffs.shape[0]
+        K = (C - 1) // 2
+        S = 2 * K + (base_x is not None)
+        edges = coeffs.expand(C, O, I)
+        W = torch.empty(O, S, I, dtype=x.dtype)
+        torch.mul(edges[1:].transpose(0, 1), scale.unsqueeze(1), out=W[:, : 2 * K])
+        phi = torch.empty(N, S, I, dtype=x.dtype)
+        if base_x is not None:
+            W[:, 2 * K] = base_w
+            phi[:, 2 * K] = base_x
         _features_call(x, phi, None, None, K, threads)
-        phi = phi.reshape(N, 2 * K * I)
-        ctx.save_for_backward(x, phi, W)
-        ctx.args = (K, threads)
+        bias = const + (scale * edges[0]).sum(1)
+        phi, W = phi.view(N, -1), W.view(O, -1)
+        ctx.save_for_backward(x, phi, W, coeffs, scale)
+        ctx.args = (K, S, threads)
         return torch.addmm(bias, phi, W.t())
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        x, phi, W = ctx.saved_tensors
-        K, threads = ctx.args
-        g_x = g_W = g_bias = None
-        if ctx.needs_input_grad[0]:
+        x, phi, W, coeffs, scale = ctx.saved_tensors
+        K, S, threads = ctx.args
+        (N, I), (O, _), C = x.shape, scale.shape, coeffs.shape[0]
+        g_x = g_coeffs = g_scale = g_base_x = g_base_w = None
+        g_const = grad.sum(0)
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[4]:
+            g_phi = grad.mm(W).view(N, S, I)
             g_x = torch.empty_like(x)
-            _features_call(x, phi, grad.mm(W), g_x, K, threads)
-        if ctx.needs_input_grad[1]:
-            g_W = grad.t().mm(phi)
-        if ctx.needs_input_grad[2]:
-            g_bias = grad.sum(0)
-        return g_x, g_W, g_bias, None, None
+            _features_call(x, phi, g_phi, g_x, K, threads)
+            g_base_x = g_phi[:, 2 * K] if S > 2 * K else None
+        gW = grad.t().mm(phi).view(O, S, I)  # dL/dW
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            edges = coeffs.expand(C, O, I)
+            g_edges = torch.empty(C, O, I, dtype=x.dtype)
+            torch.mul(g_const.unsqueeze(1), scale, out=g_edges[0])
+            torch.mul(gW[:, : 2 * K].transpose(0, 1), scale, out=g_edges[1:])
+            g_coeffs = g_edges.sum_to_size(coeffs.shape)
+            g_scale = (gW[:, : 2 * K] * edges[1:].transpose(0, 1)).sum(1) + g_const.unsqueeze(1) * edges[0]
+        if S > 2 * K:
+            g_base_w = gW[:, 2 * K]
+        return g_x, g_coeffs, g_scale, g_const, g_base_x, g_base_w, None
 
 
 def _features_call(x, phi, g_phi, g_x, K, threads) -> None:
+    """qkan_fourier_features on phi (N, S, I) (slots 2K.. untouched); backward when g_phi (N, S, I) is given."""
     N, I = x.shape
-    dims = (ctypes.c_int64 * 6)(N, I, K, 2 * K, int(g_phi is not None), threads)
+    dims = (ctypes.c_int64 * 6)(N, I, K, phi.numel() // max(1, N * I), int(g_phi is not None), threads)
     ptrs = (ctypes.c_void_p * 4)(*[ptr(t) for t in (x, phi, g_phi, g_x)])
     check(native.load().qkan_fourier_features(int(x.dtype == torch.float64), dims, ptrs), "fourier features")
 
 
-def harmonic_linear(x: torch.Tensor, K: int, W: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """Phi(x) @ W^T + bias by the native features kernel and one matrix product.
+def closed_form_layer(
+    x: torch.Tensor,
+    coeffs: torch.Tensor,
+    scale: torch.Tensor,
+    const: torch.Tensor,
+    base: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """The fixed-encoding layer from Fourier coefficients, natively, as one matrix product.
+
+        y_j = sum_i scale_ji (a0_ji + sum_k a_kji cos(k x_i) + b_kji sin(k x_i)) + const_j
+              (+ sum_i base_w_ji base_x_i)
 
     Args:
-        x: (N, I) CPU float32/float64. W: (O, 2K*I), columns ordered as Phi (N, 2K, I) flattened
-            ([cos(k x_i)] for k = 1..K, then [sin(k x_i)]). bias: (O,).
+        x: (N, I) CPU float32/float64.
+        coeffs: (1 + 2K, O', I') = [a0; a_1..a_K; b_1..b_K], O', I' = O, I or 1 (grouping).
+        scale: (O, I) edge weights. const: (O,).
+        base: (base_x (N, I), base_w (O, I)) for a base term folded into the same product, or None.
     Returns:
         (N, O).
     """
-    return _HarmonicLinear.apply(x.contiguous(), W.contiguous(), bias, K, torch.get_num_threads())
+    base_x, base_w = base if base is not None else (None, None)
+    return _ClosedFormLayer.apply(x.contiguous(), coeffs, scale, const, base_x, base_w, torch.get_num_threads())
