@@ -213,7 +213,8 @@ class FourierEvaluator(Evaluator):
 
     def forward(self, layer, x: torch.Tensor) -> torch.Tensor:
         """(N, I) -> (N, O) as F.linear(Phi (N, 2K*I), W (O, 2K*I)) plus the base term."""
-        if layer.encoding == "fixed" and _use_native(x):  # one native node: W, the features and the product
+        if layer.encoding == "fixed" and _use_native(x) and not torch.is_autocast_enabled(x.device.type):
+            # one native node: W, the features and the product (under autocast the torch path runs the product in bf16/fp16)
             from qkan.simulators.native.fourier_ops import closed_form_layer
 
             if torch.is_grad_enabled() and layer.theta.requires_grad:

@@ -77,7 +77,7 @@ class _ClosedFormLayer(torch.autograd.Function):
             phi[:, 2 * K] = base_x
         _features_call(x, phi, None, None, K, threads)
         bias = const + (scale * edges[0]).sum(1)
-        phi, W = phi.view(N, -1), W.view(O, -1)
+        phi, W = phi.view(N, S * I), W.view(O, S * I)
         ctx.save_for_backward(x, phi, W, coeffs, scale)
         ctx.args = (K, S, threads)
         return torch.addmm(bias, phi, W.t())
