@@ -151,7 +151,7 @@ def test_native_thread_count_changes_only_rounding(encoding, evaluator):
         torch.set_num_threads(n)
         try:  # O = 1 < threads: the kernel splits the samples too
             layer = QKANLayer(37, 1, 3, encoding=encoding, evaluator=evaluator, dtype=torch.float64, seed=0)
-            x = _inputs(203, 37)
+            x = _inputs(1100, 37)  # enough work for 3 threads (the kernels use fewer on small problems)
             results.append([layer(x).detach(), *_grads(layer, x)])
         finally:
             torch.set_num_threads(threads)

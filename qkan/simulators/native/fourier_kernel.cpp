@@ -212,7 +212,7 @@ template <class T> int compile_run(const int64_t* dims, void* const* ptrs) {
   J.g_table = static_cast<T*>(ptrs[3]);
   const int64_t R = J.R, chunks = (J.E + W - 1) / W;
   const int64_t n_scratch = 2 * J.P() + 4 * R * (R + 1) + 4 * (2 * R + 1) + 4 * (R + 1) + 1;
-  parallel(dims[3], chunks, [&](int64_t, int64_t c0, int64_t c1) {
+  parallel(useful_threads(dims[3], chunks, 32), chunks, [&](int64_t, int64_t c0, int64_t c1) {
     std::vector<char> raw(n_scratch * sizeof(V));  // aligned by hand, as in su2_kernel.cpp
     V* scratch = reinterpret_cast<V*>((reinterpret_cast<uintptr_t>(raw.data()) + sizeof(V) - 1) / sizeof(V) * sizeof(V));
     compile_range(J, c0 * W, std::min(J.E, c1 * W), scratch);
@@ -227,7 +227,7 @@ template <class T> int features_run(const int64_t* dims, void* const* ptrs) {
   J.phi = static_cast<T*>(ptrs[1]);
   J.g_phi = static_cast<const T*>(ptrs[2]);
   J.g_x = static_cast<T*>(ptrs[3]);
-  parallel(dims[5], J.N, [&](int64_t, int64_t n0, int64_t n1) { features_range(J, n0, n1); });
+  parallel(useful_threads(dims[5], J.N, 1 + (1 << 13) / std::max<int64_t>(1, J.I * J.K)), J.N, [&](int64_t, int64_t n0, int64_t n1) { features_range(J, n0, n1); });
   return 0;
 }
 

@@ -235,7 +235,7 @@ template <class T> int run(const int64_t* dims, const int64_t* program, void* co
   J.g_theta = static_cast<T*>(ptrs[3]);
   constexpr int W = Vec<T>::W;
   const int64_t chunks = (J.E + W - 1) / W;
-  parallel(dims[6], chunks, [&](int64_t, int64_t c0, int64_t c1) { prepare_range(J, c0 * W, std::min(J.E, c1 * W)); });
+  parallel(useful_threads(dims[6], chunks, 32), chunks, [&](int64_t, int64_t c0, int64_t c1) { prepare_range(J, c0 * W, std::min(J.E, c1 * W)); });
   return 0;
 }
 

@@ -148,6 +148,12 @@ template <class T> QKAN_INLINE void scatter(T* p, int64_t n0, int64_t N, int64_t
   for (int m = 0; m < Vec<T>::W && n0 + m < N; ++m) p[(n0 + m) * stride] = v[m];
 }
 
+// Threads worth starting for `count` units of work when each thread should get at least `grain`
+// (starting a thread costs tens of microseconds); results never depend on it beyond rounding.
+inline int64_t useful_threads(int64_t threads, int64_t count, int64_t grain) {
+  return std::max<int64_t>(1, std::min(threads, count / std::max<int64_t>(1, grain)));
+}
+
 // Run body(t, begin, end) over [0, count) split into `threads` contiguous ranges.
 template <class F> void parallel(int64_t threads, int64_t count, F body) {
   threads = std::max<int64_t>(1, std::min(threads, count));

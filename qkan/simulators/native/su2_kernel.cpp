@@ -202,7 +202,7 @@ template <class T> void run(const Dims& d, Args<T> a) {
   using V = typename Vec<T>::V;
   constexpr int W = Vec<T>::W;
   const int64_t N = d.N, O = d.O, I = d.I, R = d.R, P = d.P(), NA = n_acc(d);
-  const int64_t T_ = std::max<int64_t>(1, d.threads);
+  const int64_t T_ = useful_threads(d.threads, O * I * N * R, 1 << 15);  // units: rotations
   std::vector<T> xmax(I, T(0));
   for (int64_t i = 0; i < I; ++i)
     for (int64_t n = 0; n < N; ++n) xmax[i] = std::max(xmax[i], std::fabs(a.x[i * N + n]));
