@@ -6,6 +6,10 @@ data rotation, where it is diag(1, e^{i phi}) up to a global phase; per sample o
 and the 2x2 gates between rotations act. <Z> after the final gates F is read as
 psi^dag (F^dag Z F) psi. The batch is processed in chunks
 under activation checkpointing, so backward keeps only the inputs of each chunk.
+
+On CPU the evaluator runs the same computation as fused C++ kernels (qkan.simulators.native:
+per (edge, sample) everything in registers, an analytic backward, nothing of size N*O*I kept);
+this torch path is their reference and the fallback (SU2Evaluator.backend says which runs).
 """
 
 from __future__ import annotations
