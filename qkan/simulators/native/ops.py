@@ -1,7 +1,7 @@
 """Torch side of the native SU(2) kernels: autograd Functions around the C ABI.
 
 The batch-independent part of every edge (qkan.simulators.su2.prepare) becomes a real table
-(P per edge, see prepared_table for the layout) by qkan_prepare, whose backward returns
+(P per edge, layout in su2_kernel.cpp) by qkan_prepare, whose backward returns
 gradients to theta; qkan_su2 does the per-sample part and returns gradients to the table, the
 encodings, the edge scales and x.
 """
@@ -16,9 +16,8 @@ from torch.autograd.function import once_differentiable
 
 from qkan.circuits.ansatz import Ansatz
 from qkan.simulators import native
-from qkan.simulators.su2 import Prepared
 
-__all__ = ["prepared_table", "native_table", "su2_native", "supports", "program", "prepare_call", "table_width", "check", "ptr"]
+__all__ = ["native_table", "su2_native", "supports", "program", "prepare_call", "table_width", "check", "ptr"]
 
 #: encoding codes of the C ABI
 ENC_FIXED, ENC_INPUT, ENC_EDGE = 0, 1, 2
@@ -27,22 +26,6 @@ ENC_FIXED, ENC_INPUT, ENC_EDGE = 0, 1, 2
 def supports(x: torch.Tensor) -> bool:
     """True when the kernel can run on x: a CPU float32/float64 tensor."""
     return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
-
-
-def prepared_table(prepared: Prepared, measure: str) -> torch.Tensor:
-    """Pack a torch-prepared circuit into reals: (*edge, P), P = 4 + 8 (R-1) + (3 for "z", 8 for "amplitude").
-
-    The layout the kernels read (native_table computes the same natively).
-
-    Order: psi (a, b); per data rotation l = 1..R-1 the gate entries V00, V01, V10, V11;
-    then m00 (real part), m01 for "z" or F00, F01, F10, F11 for "amplitude"; each complex
-    entry as (real, imag).
-    """
-    entries = [*prepared.psi, *(v for gate in prepared.V for v in gate)]
-    m = prepared.M
-    readout = [m[0].real, m[1].real, m[1].imag] if measure == "z" else [t for z in m for t in (z.real, z.imag)]
-    parts = [t for z in entries for t in (z.real, z.imag)] + readout
-    return torch.stack(parts, dim=-1)
 
 
 _GATE_CODES = {"RX": 0, "RY": 1, "RZ": 2, "H": 3, "X": 4, "Z": 5}
@@ -94,15 +77,19 @@ def prepare_call(theta, table, g_table, g_theta, program, reps: int, measure: in
 
 
 def native_table(ansatz: Ansatz, theta: torch.Tensor, reps: int, measure: str) -> torch.Tensor:
-    """prepared_table(prepare(...)) by the native kernel: theta (*edge, n_slots, k) -> (*edge, P)."""
+    """The prepared circuit of every edge (su2.prepare packed as reals, layout in su2_kernel.cpp):
+    theta (*edge, n_slots, k) -> (*edge, P)."""
     flat = theta.reshape(-1, *theta.shape[-2:]).contiguous()
     table = _PrepareNative.apply(flat, program(ansatz), reps, 0 if measure == "z" else 1, torch.get_num_threads())
     return table.t().reshape(*theta.shape[:-2], -1)
 
 
 def check(code: int, what: str) -> None:
+    """Raise for a kernel's nonzero return code (1: allocation, 2: threads, 3: a gate list too long)."""
+    if code == 1:
+        raise MemoryError(f"qkan native {what}: out of memory")
     if code:
-        raise MemoryError(f"qkan native {what} failed (code {code})")
+        raise RuntimeError(f"qkan native {what} failed with code {code} ({'threads' if code == 2 else 'unsupported ansatz'})")
 
 
 def ptr(t: torch.Tensor | None) -> int | None:
@@ -166,7 +153,7 @@ def su2_native(
     """Edge values or their weighted sum by the native kernel.
 
     Args:
-        table: (O, I, P) from prepared_table, expanded to every edge.
+        table: (O, I, P) from native_table, expanded to every edge.
         x: (N, I) CPU float32/float64 inputs.
         enc_weight, enc_bias: (O, I, R) per edge, (1, I, R) per input, or None (w = 1, b = 0).
         scale: (O, I) edge weights: returns y (N, O) = sum_i scale_ji f_ji; None returns f (N, O, I).

@@ -152,7 +152,8 @@ template <class T> QKAN_INLINE typename Alg<T>::C load_c(const Job<T>& J, int64_
   return {load_zero(J.g_table + row * J.E, e0, J.E), load_zero(J.g_table + (row + 1) * J.E, e0, J.E)};
 }
 
-template <class T> QKAN_INLINE void prepare_impl(const Job<T>& J, int64_t e0) {
+// gtheta: scratch of n_slots * k vectors (backward)
+template <class T> QKAN_INLINE void prepare_impl(const Job<T>& J, int64_t e0, typename Vec<T>::V* gtheta) {
   using A = Alg<T>;
   using V = typename A::V;
   using Mx = typename A::M;
@@ -182,7 +183,6 @@ template <class T> QKAN_INLINE void prepare_impl(const Job<T>& J, int64_t e0) {
     }
     return;
   }
-  V gtheta[64];  // n_slots * k <= 64 (checked by the caller)
   for (int64_t m = 0; m < J.n_slots * J.k; ++m) gtheta[m] = splat<T>(0);
   // psi = W^dag U_0 h, h = (1, 1)/sqrt 2: G_U0 = (W G_psi) h^T
   const Mx Gpsi = {{{load_c(J, 0, e0), A::cz()}, {load_c(J, 2, e0), A::cz()}}};
@@ -211,19 +211,19 @@ template <class T> QKAN_INLINE void prepare_impl(const Job<T>& J, int64_t e0) {
   for (int64_t m = 0; m < J.n_slots * J.k; ++m) scatter(J.g_theta + m, e0, J.E, J.n_slots * J.k, gtheta[m]);
 }
 
-QKAN_CLONES void prepare_f64(const Job<double>& J, int64_t e0, int64_t e1) {
-  for (int64_t e = e0; e < e1; e += Vec<double>::W) prepare_impl<double>(J, e);
+QKAN_CLONES void prepare_f64(const Job<double>& J, int64_t e0, int64_t e1, Vec<double>::V* g) {
+  for (int64_t e = e0; e < e1; e += Vec<double>::W) prepare_impl<double>(J, e, g);
 }
-QKAN_CLONES void prepare_f32(const Job<float>& J, int64_t e0, int64_t e1) {
-  for (int64_t e = e0; e < e1; e += Vec<float>::W) prepare_impl<float>(J, e);
+QKAN_CLONES void prepare_f32(const Job<float>& J, int64_t e0, int64_t e1, Vec<float>::V* g) {
+  for (int64_t e = e0; e < e1; e += Vec<float>::W) prepare_impl<float>(J, e, g);
 }
-inline void prepare_range(const Job<double>& J, int64_t e0, int64_t e1) { prepare_f64(J, e0, e1); }
-inline void prepare_range(const Job<float>& J, int64_t e0, int64_t e1) { prepare_f32(J, e0, e1); }
+inline void prepare_range(const Job<double>& J, int64_t e0, int64_t e1, Vec<double>::V* g) { prepare_f64(J, e0, e1, g); }
+inline void prepare_range(const Job<float>& J, int64_t e0, int64_t e1, Vec<float>::V* g) { prepare_f32(J, e0, e1, g); }
 
 template <class T> int run(const int64_t* dims, const int64_t* program, void* const* ptrs) {
   Job<T> J;
   J.E = dims[0], J.R = dims[1], J.n_slots = dims[2], J.k = dims[3], J.measure = dims[4], J.backward = dims[5];
-  if (J.n_slots * J.k > 64 || program[0] > kMaxGates || program[1 + 2 * program[0]] > kMaxGates) return 3;
+  if (program[0] > kMaxGates || program[1 + 2 * program[0]] > kMaxGates) return 3;
   J.prog.n_rep = program[0];
   J.prog.rep = program + 1;
   J.prog.n_fin = program[1 + 2 * J.prog.n_rep];
@@ -235,7 +235,12 @@ template <class T> int run(const int64_t* dims, const int64_t* program, void* co
   J.g_theta = static_cast<T*>(ptrs[3]);
   constexpr int W = Vec<T>::W;
   const int64_t chunks = (J.E + W - 1) / W;
-  parallel(useful_threads(dims[6], chunks, 32), chunks, [&](int64_t, int64_t c0, int64_t c1) { prepare_range(J, c0 * W, std::min(J.E, c1 * W)); });
+  parallel(useful_threads(dims[6], chunks, 32), chunks, [&](int64_t, int64_t c0, int64_t c1) {
+    using V = typename Vec<T>::V;
+    std::vector<char> raw((J.n_slots * J.k + 1) * sizeof(V));  // aligned by hand, as in su2_kernel.cpp
+    V* g = reinterpret_cast<V*>((reinterpret_cast<uintptr_t>(raw.data()) + sizeof(V) - 1) / sizeof(V) * sizeof(V));
+    prepare_range(J, c0 * W, std::min(J.E, c1 * W), g);
+  });
   return 0;
 }
 
