@@ -217,13 +217,12 @@ class FourierEvaluator(Evaluator):
             # one native node: W, the features and the product (under autocast the torch path runs the product in bf16/fp16)
             from qkan.simulators.native.fourier_ops import closed_form_layer
 
-            if torch.is_grad_enabled() and layer.theta.requires_grad:
-                coeffs = compile_matrix(layer.ansatz, layer.theta, layer.reps)
-            else:  # the cached compile
-                a0, a, b = self._coefficients(layer, False)
-                coeffs = torch.cat([a0.unsqueeze(-1), a, b], dim=-1).movedim(-1, 0)
             scale, const = layer.edge_weights()
-            return closed_form_layer(x, coeffs, scale, const, layer.base_parts(x))
+            if torch.is_grad_enabled() and layer.theta.requires_grad:  # the compile runs inside the same node
+                return closed_form_layer(x, scale, const, layer.base_parts(x), ansatz=layer.ansatz, theta=layer.theta)
+            a0, a, b = self._coefficients(layer, False)  # the cached compile
+            coeffs = torch.cat([a0.unsqueeze(-1), a, b], dim=-1).movedim(-1, 0)
+            return closed_form_layer(x, scale, const, layer.base_parts(x), coeffs=coeffs)
         a0, ab, freq = self._compiled(layer)
         scale, const = layer.edge_weights()  # (O, I), (O,)
         W = (scale.unsqueeze(1) * ab).reshape(layer.out_dim, -1)  # (O, 2K*I)
