@@ -153,6 +153,14 @@ def test_native_prepare_matches_torch_prepare(ansatz, measure, dtype):
 
 
 @needs_native
+def test_native_prepare_large_angles():
+    """Angles beyond the fast sin/cos range take the exact (libm) path."""
+    spec = ANSATZE["mix"]
+    theta = torch.rand(3, 2, *spec.theta_shape(2), dtype=torch.float64) * 2e7 - 1e7
+    torch.testing.assert_close(native_table(spec, theta, 2, "z"), prepared_table(prepare(spec, theta, 2, "z"), "z"), rtol=0, atol=1e-9)
+
+
+@needs_native
 @pytest.mark.parametrize("encoding,evaluator", [("edge", "su2"), ("input", "su2"), ("fixed", "su2"), ("fixed", "fourier")])
 def test_native_thread_count_changes_only_rounding(encoding, evaluator):
     threads = torch.get_num_threads()

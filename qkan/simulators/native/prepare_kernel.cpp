@@ -81,6 +81,7 @@ struct Program {
 
 template <class T> struct Job {
   int64_t E, R, n_slots, k, measure, backward;
+  bool bounded;  // every |theta| / 2 within the fast sin/cos range
   Program prog;
   const T* theta;
   T* table;
@@ -102,14 +103,15 @@ template <class T> QKAN_INLINE typename Alg<T>::M frame(int64_t encoding) {
 constexpr int kMaxGates = 8;
 
 // The gates of one slot (first acts first) and, where dg is given, their derivatives in their angles.
-template <class T>
+// Checked: some angle may lie beyond the fast sin/cos range (Job::bounded is false).
+template <class T, bool Checked>
 QKAN_INLINE void slot_gates(const Job<T>& J, const int64_t* gates, int64_t n, int64_t slot, int64_t e0, typename Alg<T>::M* g,
                             typename Alg<T>::M* dg) {
   using V = typename Alg<T>::V;
   for (int64_t j = 0; j < n; ++j) {
     const int64_t param = gates[2 * j + 1];
     V s = splat<T>(0), c = splat<T>(1);
-    if (param >= 0) vsincos<T, true>(gather(J.theta + slot * J.k + param, e0, J.E, J.n_slots * J.k) * T(0.5), s, c);
+    if (param >= 0) vsincos<T, Checked>(gather(J.theta + slot * J.k + param, e0, J.E, J.n_slots * J.k) * T(0.5), s, c);
     g[j] = Alg<T>::gate(gates[2 * j], c, s);
     if (dg && param >= 0) dg[j] = Alg<T>::gate(gates[2 * j], s * T(-0.5), c * T(0.5));
   }
@@ -125,18 +127,18 @@ QKAN_INLINE typename Alg<T>::M chain(const typename Alg<T>::M* g, int64_t n, int
 }
 
 // The product of one slot's gates.
-template <class T> QKAN_INLINE typename Alg<T>::M product(const Job<T>& J, const int64_t* gates, int64_t n, int64_t slot, int64_t e0) {
+template <class T, bool Checked> QKAN_INLINE typename Alg<T>::M product(const Job<T>& J, const int64_t* gates, int64_t n, int64_t slot, int64_t e0) {
   typename Alg<T>::M g[kMaxGates];
-  slot_gates(J, gates, n, slot, e0, g, static_cast<typename Alg<T>::M*>(nullptr));
+  slot_gates<T, Checked>(J, gates, n, slot, e0, g, static_cast<typename Alg<T>::M*>(nullptr));
   return chain<T>(g, n);
 }
 
 // Accumulate dL/dtheta of one slot's gates given the gradient G of their product.
-template <class T>
+template <class T, bool Checked>
 QKAN_INLINE void slot_backward(const Job<T>& J, const int64_t* gates, int64_t n, int64_t slot, int64_t e0, const typename Alg<T>::M& G,
                                typename Alg<T>::V* gtheta) {
   typename Alg<T>::M g[kMaxGates], dg[kMaxGates];
-  slot_gates(J, gates, n, slot, e0, g, dg);
+  slot_gates<T, Checked>(J, gates, n, slot, e0, g, dg);
   for (int64_t j = 0; j < n; ++j) {
     const int64_t param = gates[2 * j + 1];
     if (param >= 0) gtheta[slot * J.k + param] += Alg<T>::dot(G, chain<T>(g, n, j, dg + j));
@@ -153,9 +155,8 @@ template <class T> QKAN_INLINE typename Alg<T>::C load_c(const Job<T>& J, int64_
 }
 
 // gtheta: scratch of n_slots * k vectors (backward)
-template <class T> QKAN_INLINE void prepare_impl(const Job<T>& J, int64_t e0, typename Vec<T>::V* gtheta) {
+template <class T, bool Checked> QKAN_INLINE void prepare_impl(const Job<T>& J, int64_t e0, typename Vec<T>::V* gtheta) {
   using A = Alg<T>;
-  using V = typename A::V;
   using Mx = typename A::M;
   const int64_t R = J.R, vrow = 4, mrow = 4 + 8 * (R - 1);
   const Program& p = J.prog;
@@ -164,14 +165,14 @@ template <class T> QKAN_INLINE void prepare_impl(const Job<T>& J, int64_t e0, ty
   auto left = [&](const Mx& X) { return rz ? X : A::matmul(Wd, X); };   // W^dag X
   auto right = [&](const Mx& X) { return rz ? X : A::matmul(X, Wf); };  // X W
   const T h = T(0.70710678118654752440);
-  const Mx F = p.n_fin ? product(J, p.fin, p.n_fin, R, e0) : A::eye();
+  const Mx F = p.n_fin ? product<T, Checked>(J, p.fin, p.n_fin, R, e0) : A::eye();
   const Mx Fw = right(F);
   if (!J.backward) {
-    const Mx U0 = left(product(J, p.rep, p.n_rep, 0, e0));
+    const Mx U0 = left(product<T, Checked>(J, p.rep, p.n_rep, 0, e0));
     store_c(J, 0, e0, A::scl(A::add(U0.m[0][0], U0.m[0][1]), h));
     store_c(J, 2, e0, A::scl(A::add(U0.m[1][0], U0.m[1][1]), h));
     for (int64_t l = 1; l < R; ++l) {
-      const Mx Vl = right(left(product(J, p.rep, p.n_rep, l, e0)));
+      const Mx Vl = right(left(product<T, Checked>(J, p.rep, p.n_rep, l, e0)));
       for (int r = 0; r < 4; ++r) store_c(J, vrow + 8 * (l - 1) + 2 * r, e0, Vl.m[r / 2][r % 2]);
     }
     if (J.measure == 0) {
@@ -188,11 +189,11 @@ template <class T> QKAN_INLINE void prepare_impl(const Job<T>& J, int64_t e0, ty
   const Mx Gpsi = {{{load_c(J, 0, e0), A::cz()}, {load_c(J, 2, e0), A::cz()}}};
   const Mx WG = rz ? Gpsi : A::matmul(Wf, Gpsi);
   const Mx GU0 = {{{A::scl(WG.m[0][0], h), A::scl(WG.m[0][0], h)}, {A::scl(WG.m[1][0], h), A::scl(WG.m[1][0], h)}}};
-  slot_backward(J, p.rep, p.n_rep, 0, e0, GU0, gtheta);
+  slot_backward<T, Checked>(J, p.rep, p.n_rep, 0, e0, GU0, gtheta);
   for (int64_t l = 1; l < R; ++l) {  // V_l = W^dag U_l W: G_U = W G_V W^dag
     Mx GV;
     for (int r = 0; r < 4; ++r) GV.m[r / 2][r % 2] = load_c(J, vrow + 8 * (l - 1) + 2 * r, e0);
-    slot_backward(J, p.rep, p.n_rep, l, e0, rz ? GV : A::matmul(A::matmul(Wf, GV), Wd), gtheta);
+    slot_backward<T, Checked>(J, p.rep, p.n_rep, l, e0, rz ? GV : A::matmul(A::matmul(Wf, GV), Wd), gtheta);
   }
   if (p.n_fin) {
     Mx GFw;
@@ -206,16 +207,16 @@ template <class T> QKAN_INLINE void prepare_impl(const Job<T>& J, int64_t e0, ty
     } else {
       for (int r = 0; r < 4; ++r) GFw.m[r / 2][r % 2] = load_c(J, mrow + 2 * r, e0);
     }
-    slot_backward(J, p.fin, p.n_fin, R, e0, rz ? GFw : A::matmul(GFw, Wd), gtheta);
+    slot_backward<T, Checked>(J, p.fin, p.n_fin, R, e0, rz ? GFw : A::matmul(GFw, Wd), gtheta);
   }
   for (int64_t m = 0; m < J.n_slots * J.k; ++m) scatter(J.g_theta + m, e0, J.E, J.n_slots * J.k, gtheta[m]);
 }
 
 QKAN_CLONES void prepare_f64(const Job<double>& J, int64_t e0, int64_t e1, Vec<double>::V* g) {
-  for (int64_t e = e0; e < e1; e += Vec<double>::W) prepare_impl<double>(J, e, g);
+  for (int64_t e = e0; e < e1; e += Vec<double>::W) J.bounded ? prepare_impl<double, false>(J, e, g) : prepare_impl<double, true>(J, e, g);
 }
 QKAN_CLONES void prepare_f32(const Job<float>& J, int64_t e0, int64_t e1, Vec<float>::V* g) {
-  for (int64_t e = e0; e < e1; e += Vec<float>::W) prepare_impl<float>(J, e, g);
+  for (int64_t e = e0; e < e1; e += Vec<float>::W) J.bounded ? prepare_impl<float, false>(J, e, g) : prepare_impl<float, true>(J, e, g);
 }
 inline void prepare_range(const Job<double>& J, int64_t e0, int64_t e1, Vec<double>::V* g) { prepare_f64(J, e0, e1, g); }
 inline void prepare_range(const Job<float>& J, int64_t e0, int64_t e1, Vec<float>::V* g) { prepare_f32(J, e0, e1, g); }
@@ -233,6 +234,8 @@ template <class T> int run(const int64_t* dims, const int64_t* program, void* co
   J.table = static_cast<T*>(ptrs[1]);
   J.g_table = static_cast<const T*>(ptrs[2]);
   J.g_theta = static_cast<T*>(ptrs[3]);
+  J.bounded = true;
+  for (int64_t m = 0; m < J.E * J.n_slots * J.k; ++m) J.bounded &= std::fabs(J.theta[m]) <= T(1.9) * Traits<T>::limit;
   constexpr int W = Vec<T>::W;
   const int64_t chunks = (J.E + W - 1) / W;
   parallel(useful_threads(dims[6], chunks, 32), chunks, [&](int64_t, int64_t c0, int64_t c1) {
