@@ -61,6 +61,18 @@ class QKANLayer(nn.Module):
     Shape:
         (*, in_dim) -> (*, out_dim)
 
+    Inputs:
+        Inputs are angles and must be finite with |x| <= 1 / eps of the dtype (float32: 2^23,
+        float64: 2^52): beyond it neighbouring floats lie a radian or more apart, so the
+        periodic edge functions cannot be evaluated meaningfully (ValueError naming the range).
+        The "px" ansatz applies arccos to its encoded angles, so they must lie in [-1, 1]
+        (``ansatz.domain``): the inputs of a first layer are checked; a deeper px layer of a
+        QKAN receives tanh(h) of the previous layer's output h (``hidden_input``), and a
+        trainable px encoding uses (w, b) / max(1, |w| + |b|) per edge and repetition
+        (``encoding_parameters``), which equals (w, b) wherever |w| + |b| <= 1 (the
+        initialisation included) and keeps |w x + b| <= 1 for every |x| <= 1 as training
+        moves w and b.
+
     Attributes:
         theta: (O', I', n_slots, k) angles, uniform in [-pi, pi); O', I' are 1 where grouped.
         enc_weight, enc_bias: (O, I, R) for encoding="edge", (1, I, R) for "input"; init 1, 0.
@@ -199,8 +211,19 @@ class QKANLayer(nn.Module):
 
     # ------------------------------------------------------------------------------ the formula
     def encoding_parameters(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """(enc_weight, enc_bias), (None, None) for the fixed encoding."""
-        return self.enc_weight, self.enc_bias
+        """The effective encoding (w, b), each (O'', I, R); (None, None) for the fixed encoding.
+
+        (enc_weight, enc_bias) themselves, except for an ansatz with a bounded domain (px):
+        there (w, b) / max(1, |w| + |b|), so |w x + b| <= 1 whenever |x| <= 1 (see the class
+        docstring). Every evaluator and converter reads the encoding through this method.
+        """
+        w, b = self.enc_weight, self.enc_bias
+        if w is None or self.ansatz.domain is None:
+            return w, b
+        size = w.abs() + b.abs()  # (O'', I, R)
+        # 4 eps of headroom where rescaled, so rounding cannot push |w x + b| past 1
+        norm = torch.where(size > 1, size * (1 + 4 * torch.finfo(w.dtype).eps), torch.ones_like(size))
+        return w / norm, b / norm
 
     def encoded_angles(self, x: torch.Tensor, rep: int | None = None) -> torch.Tensor:
         """phi = w x + b, the encoded data of every edge and repetition (before any arccos).
@@ -213,11 +236,12 @@ class QKANLayer(nn.Module):
             (for the fixed encoding phi is x itself, broadcast over the reps).
         """
         xs = x.unsqueeze(1)  # (N, 1, I)
-        if self.enc_weight is None:
+        w, b = self.encoding_parameters()
+        if w is None:
             return xs if rep is not None else xs.unsqueeze(-1).expand(-1, -1, -1, self.reps)
         if rep is not None:
-            return torch.addcmul(self.enc_bias[..., rep], self.enc_weight[..., rep], xs)
-        return torch.addcmul(self.enc_bias, self.enc_weight, xs.unsqueeze(-1))
+            return torch.addcmul(b[..., rep], w[..., rep], xs)
+        return torch.addcmul(b, w, xs.unsqueeze(-1))
 
     def check_edge(self, edge) -> tuple[int, int]:
         """Validate an edge index (j, i), 0 <= j < out_dim, 0 <= i < in_dim, and return it as ints."""
@@ -233,14 +257,15 @@ class QKANLayer(nn.Module):
     def edge_parameters(self, edge: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The circuit parameters of edge (j, i): theta (n_slots, k), w (R,), b (R,).
 
-        w = 1 and b = 0 for the fixed encoding.
+        w = 1 and b = 0 for the fixed encoding; the effective encoding (encoding_parameters) otherwise.
         """
         j, i = self.check_edge(edge)
         theta = self.edge_theta()[j, i]
-        if self.enc_weight is None:
+        w, b = self.encoding_parameters()
+        if w is None:
             return theta, theta.new_ones(self.reps), theta.new_zeros(self.reps)
         O = self.out_dim
-        return theta, self.enc_weight.expand(O, -1, -1)[j, i], self.enc_bias.expand(O, -1, -1)[j, i]
+        return theta, w.expand(O, -1, -1)[j, i], b.expand(O, -1, -1)[j, i]
 
     def edge_theta(self) -> torch.Tensor:
         """theta of every edge: (O, I, n_slots, k), an expanded view where edges share a circuit (group)."""
@@ -275,12 +300,24 @@ class QKANLayer(nn.Module):
             phi = phi + (self.mask * self.base_weight) * self._base_fn(x).unsqueeze(-2)  # (N, 1, I) against (O, I)
         return phi
 
+    def hidden_input(self, h: torch.Tensor) -> torch.Tensor:
+        """The input this layer receives from a previous layer's output h (N, I) inside a QKAN.
+
+        tanh(h) for an ansatz whose encoded angles must lie in [-1, 1] (px), so a deep px model
+        is defined on every input; h itself otherwise (no change to any other model).
+        """
+        return h if self.ansatz.domain is None else torch.tanh(h)
+
+    def max_input(self) -> float:
+        """The largest |x| accepted: 1 / eps of the parameters' dtype (float32: 2^23), see the class docstring."""
+        return 1.0 / torch.finfo(self.theta.dtype).eps
+
     def check_input(self, x) -> torch.Tensor:
         """Validate x (*, I) and flatten it to (N, I); the public entry's one check of its input.
 
         TypeError for a non-tensor or a non-floating dtype, ValueError for a wrong shape, a dtype
-        other than the parameters' (outside autocast) or non-finite values. On CUDA the
-        finiteness check is asynchronous (no host-device synchronisation).
+        other than the parameters' (outside autocast), non-finite values or |x| > max_input().
+        On CUDA the value check is asynchronous (no host-device synchronisation).
         """
         check_type("x", x, torch.Tensor)
         if not x.is_floating_point():
@@ -294,7 +331,16 @@ class QKANLayer(nn.Module):
                 f"`x` has dtype {x.dtype} but the layer's parameters are {self.theta.dtype}; "
                 f"convert one of them (e.g. layer.to({x.dtype}))"
             )
-        _assert(torch.isfinite(x).all(), "`x` contains NaN or infinite values")
+        bound = self.max_input()
+        ok = (x.abs() <= bound).all()  # False for NaN and infinities too
+        if x.device.type == "cpu" and not bool(ok):
+            if not bool(torch.isfinite(x).all()):
+                raise ValueError("`x` contains NaN or infinite values")
+            raise ValueError(
+                f"`x` must satisfy |x| <= {bound:.4g} for {x.dtype} (inputs are angles; beyond this neighbouring "
+                f"numbers lie a radian or more apart); got max |x| = {float(x.abs().amax()):.4g}: rescale the inputs"
+            )
+        _assert(ok, f"`x` contains NaN, infinite or too large values (|x| > {bound:.4g})")
         return x.reshape(-1, self.in_dim)
 
     def _check_domain(self, x: torch.Tensor) -> None:
@@ -311,9 +357,22 @@ class QKANLayer(nn.Module):
         )
 
     def evaluate(self, x: torch.Tensor) -> torch.Tensor:
-        """The layer on already validated inputs (see check_input): (N, I) -> (N, O)."""
+        """The layer on already validated inputs (see check_input): (N, I) -> (N, O).
+
+        ValueError when the output is not finite (an evaluator returning NaN, e.g. a failed
+        estimator, or non-finite parameters): no NaN leaves a layer whose input was finite.
+        """
         self._check_domain(x)
-        return self.get_evaluator().forward(self, x)
+        return self._check_output(self.get_evaluator().forward(self, x))
+
+    def _check_output(self, y: torch.Tensor) -> torch.Tensor:
+        """y itself; ValueError when it holds NaN or infinities (the inputs were checked finite)."""
+        _assert(
+            torch.isfinite(y).all(),
+            f"layer {self.in_dim} -> {self.out_dim}: evaluator {self.evaluator!r} gave NaN or infinite values for finite "
+            "inputs (are the parameters finite? a circuit backend may have returned NaN)",
+        )
+        return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(*, in_dim) -> (*, out_dim)."""
@@ -324,7 +383,7 @@ class QKANLayer(nn.Module):
         """f_ji(x_i) before any weights: (*, in_dim) -> (*, out_dim, in_dim)."""
         x2 = self.check_input(x)
         self._check_domain(x2)
-        f = self.get_evaluator().edge_outputs(self, x2)
+        f = self._check_output(self.get_evaluator().edge_outputs(self, x2))
         return f.reshape(*x.shape[:-1], self.out_dim, self.in_dim)
 
     def fourier_coefficients(self) -> torch.Tensor:

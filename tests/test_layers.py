@@ -425,6 +425,7 @@ def test_px_input_outside_unit_interval():
         layer(torch.tensor([[0.5, 1.5]]))
     edge = QKANLayer(2, 2, 2, ansatz="px", encoding="edge")
     with torch.no_grad():
-        edge.enc_weight.fill_(2.0)
+        edge.enc_weight.fill_(2.0)  # acts as w = 1 (the bounded px encoding, see encoding_parameters)
+    edge(torch.tensor([[1.0, -1.0]]))
     with pytest.raises(ValueError, match=r"outside \[-1, 1\]"):
-        edge(torch.tensor([[0.6, 0.0]]))
+        edge(torch.tensor([[0.6, 1.5]]))
