@@ -203,3 +203,50 @@ def test_meta_device_forward_gives_shapes(ansatz, encoding):
     model = QKAN([2, 3, 1], ansatz=ansatz, encoding=encoding, device="meta")
     y = model(torch.empty(5, 4, 2, device="meta"))
     assert y.shape == (5, 4, 1) and y.device.type == "meta"
+
+
+# ------------------------------------------------------------------------------------- HQKAN
+def test_hqkan_px_core_takes_tanh_of_the_encoder_output():
+    from qkan.hqkan import HQKAN
+
+    hq = HQKAN(6, 4, latent_in=3, latent_out=2, hidden=[3], squash="tanh", ansatz="px", seed=0, dtype=torch.float64)
+    x = 100 * torch.randn(7, 6, dtype=torch.float64)
+    torch.testing.assert_close(hq(x), hq.decoder(hq.core(torch.tanh(hq.encoder(x)))), rtol=0, atol=0)
+    assert torch.isfinite(hq(x)).all()
+    with pytest.raises(ValueError, match=r"ansatz 'px' takes core inputs in \[-1, 1\] only; `squash` must be 'tanh'.*got 'none'"):
+        HQKAN(6, 4, ansatz="px")
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(squash="sigmoid"), ValueError, r"`squash` must be one of \['none', 'tanh', 'layernorm'\]; got 'sigmoid'"),
+    (dict(hidden=[3, 0]), ValueError, r"`hidden\[1\]` must be an int >= 1; got 0"),
+    (dict(hidden=[2.5]), TypeError, r"`hidden\[0\]` must be an int"),
+    (dict(hidden=3), TypeError, r"`hidden` must be a list"),
+    (dict(reps=0), ValueError, r"`reps` must be an int >= 1; got 0"),
+    (dict(reps="3"), TypeError, r"`reps` must be an int"),
+    (dict(latent_in=0), ValueError, r"`latent_in` must be an int >= 1"),
+    (dict(ansatz="zz"), ValueError, r"`ansatz` must be one of"),
+    (dict(seed=-1), ValueError, r"`seed` must be an int >= 0"),
+])
+def test_hqkan_argument_errors(kwargs, error, match):
+    from qkan.hqkan import HQKAN
+
+    with pytest.raises(error, match=match):
+        HQKAN(8, 8, **kwargs)
+
+
+def test_hqkan_input_errors():
+    from qkan.hqkan import HQKAN
+
+    hq = HQKAN(8, 8, seed=0)
+    with pytest.raises(TypeError, match="`x` must be a torch.Tensor; got list"):
+        hq([[0.0] * 8])
+    with pytest.raises(TypeError, match="`x` must be a floating-point tensor; got torch.int64"):
+        hq(torch.zeros(2, 8, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"`x` has dtype torch.float64 but the block's parameters are torch.float32"):
+        hq(torch.zeros(2, 8, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"`x` must have shape \(\*, 8\); got \(2, 7\)"):
+        hq(torch.zeros(2, 7))
+    with pytest.raises(ValueError, match="`x` contains NaN"):
+        hq(torch.full((2, 8), math.nan))
+    assert hq(torch.zeros(0, 8)).shape == (0, 8)
