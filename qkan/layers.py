@@ -32,6 +32,8 @@ BASES: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
 ENCODINGS = ("fixed", "edge", "input")
 GROUPS = (None, "input", "output", "all")
 MEASURES = ("z", "amplitude")
+#: parameter dtypes (half precision runs under torch.autocast with float32 parameters)
+PARAM_DTYPES = (torch.float32, torch.float64)
 #: largest `reps` accepted (the Fourier degree of an edge; beyond it a typo would ask for gigabytes)
 MAX_REPS = 1000
 
@@ -114,9 +116,9 @@ class QKANLayer(nn.Module):
         check_choice("measure", measure, MEASURES)
         check_bool("bias", bias)
         check_int("seed", seed, low=0, high=2**63 - 1, allow_none=True)
-        if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+        if dtype is not None and dtype not in PARAM_DTYPES:
             raise (ValueError if isinstance(dtype, torch.dtype) else TypeError)(
-                f"`dtype` must be a real floating torch dtype (float64, float32, bfloat16, float16) or None; got {dtype!r}"
+                f"`dtype` must be torch.float32, torch.float64 or None (for bf16/fp16 compute use torch.autocast); got {dtype!r}"
             )
         if base is None:
             base = "none"
@@ -320,6 +322,11 @@ class QKANLayer(nn.Module):
         On CUDA the value check is asynchronous (no host-device synchronisation).
         """
         check_type("x", x, torch.Tensor)
+        if self.theta.dtype not in PARAM_DTYPES:
+            raise ValueError(
+                f"the layer's parameters are {self.theta.dtype}; QKAN computes with float32 or float64 parameters: "
+                "convert back (e.g. model.float()) and use torch.autocast for bf16/fp16 compute"
+            )
         if not x.is_floating_point():
             raise TypeError(f"`x` must be a floating-point tensor; got {x.dtype}")
         if x.dim() < 1 or x.shape[-1] != self.in_dim:

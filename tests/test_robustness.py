@@ -250,3 +250,13 @@ def test_hqkan_input_errors():
     with pytest.raises(ValueError, match="`x` contains NaN"):
         hq(torch.full((2, 8), math.nan))
     assert hq(torch.zeros(0, 8)).shape == (0, 8)
+
+
+def test_half_precision_parameters_are_refused_clearly():
+    with pytest.raises(ValueError, match=r"`dtype` must be torch.float32, torch.float64 or None"):
+        QKAN([2, 1], dtype="float16")
+    model = QKAN([2, 3, 1], seed=0).to(torch.bfloat16)  # converted after construction
+    with pytest.raises(ValueError, match=r"parameters are torch.bfloat16; .* use torch.autocast"):
+        model(torch.rand(3, 2, dtype=torch.bfloat16))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the supported way to compute in bf16
+        assert torch.isfinite(QKAN([2, 3, 1], seed=0)(torch.rand(3, 2))).all()
