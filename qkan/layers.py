@@ -64,9 +64,11 @@ class QKANLayer(nn.Module):
         (*, in_dim) -> (*, out_dim)
 
     Inputs:
-        Inputs are angles and must be finite with |x| <= 1 / eps of the dtype (float32: 2^23,
-        float64: 2^52): beyond it neighbouring floats lie a radian or more apart, so the
-        periodic edge functions cannot be evaluated meaningfully (ValueError naming the range).
+        Inputs are angles and must be finite with |x| <= eps^(-1/2) of the dtype (float32:
+        2896, float64: 6.7e7; ValueError naming the range otherwise): the rounding of x alone
+        moves a frequency-n term's phase by up to n |x| eps, which here stays below n sqrt(eps)
+        (half the digits); far beyond it the edge values are noise (and n x overflowed to NaN
+        at 3e38 in float32).
         The "px" ansatz applies arccos to its encoded angles, so they must lie in [-1, 1]
         (``ansatz.domain``): the inputs of a first layer are checked; a deeper px layer of a
         QKAN receives tanh(h) of the previous layer's output h (``hidden_input``), and a
@@ -311,8 +313,8 @@ class QKANLayer(nn.Module):
         return h if self.ansatz.domain is None else torch.tanh(h)
 
     def max_input(self) -> float:
-        """The largest |x| accepted: 1 / eps of the parameters' dtype (float32: 2^23), see the class docstring."""
-        return 1.0 / torch.finfo(self.theta.dtype).eps
+        """The largest |x| accepted: eps^(-1/2) of the parameters' dtype (float32: 2896), see the class docstring."""
+        return torch.finfo(self.theta.dtype).eps ** -0.5
 
     def check_input(self, x) -> torch.Tensor:
         """Validate x (*, I) and flatten it to (N, I); the public entry's one check of its input.
@@ -344,8 +346,8 @@ class QKANLayer(nn.Module):
             if not bool(torch.isfinite(x).all()):
                 raise ValueError("`x` contains NaN or infinite values")
             raise ValueError(
-                f"`x` must satisfy |x| <= {bound:.4g} for {x.dtype} (inputs are angles; beyond this neighbouring "
-                f"numbers lie a radian or more apart); got max |x| = {float(x.abs().amax()):.4g}: rescale the inputs"
+                f"`x` must satisfy |x| <= {bound:.4g} for {x.dtype} (inputs are angles; beyond this the rounding of x "
+                f"alone loses half the digits of the edge values); got max |x| = {float(x.abs().amax()):.4g}: rescale the inputs"
             )
         _assert(ok, f"`x` contains NaN, infinite or too large values (|x| > {bound:.4g})")
         return x.reshape(-1, self.in_dim)

@@ -109,10 +109,12 @@ def test_deep_px_model_interprets_prunes_and_plots(tmp_path):
 # ----------------------------------------------------------------------------- input range, NaN
 def test_huge_float32_input_is_an_error_naming_the_range():
     model = QKAN([2, 3, 1], seed=0)
-    with pytest.raises(ValueError, match=r"`x` must satisfy \|x\| <= 8\.389e\+06 for torch\.float32.*got max \|x\| = 3e\+38"):
+    with pytest.raises(ValueError, match=r"`x` must satisfy \|x\| <= 2896 for torch\.float32.*got max \|x\| = 3e\+38"):
         model(torch.tensor([[3e38, 0.0]]))
-    assert torch.isfinite(model(torch.full((1, 2), 2.0**23))).all()  # the bound itself is accepted
-    with pytest.raises(ValueError, match=r"\|x\| <= 4\.504e\+15 for torch\.float64"):
+    assert torch.isfinite(model(torch.full((1, 2), 2.0**11.5))).all()  # the bound itself is accepted
+    with pytest.raises(ValueError, match=r"got max \|x\| = 2900"):
+        model(torch.tensor([[1.0, -2900.0]]))
+    with pytest.raises(ValueError, match=r"\|x\| <= 6\.711e\+07 for torch\.float64"):
         QKANLayer(2, 1, dtype=torch.float64)(torch.tensor([[1e300, 0.0]], dtype=torch.float64))
     with pytest.raises(ValueError, match="`x` contains NaN or infinite values"):
         model(torch.tensor([[math.inf, 0.0]]))
@@ -121,8 +123,13 @@ def test_huge_float32_input_is_an_error_naming_the_range():
 @pytest.mark.parametrize("evaluator", ["fourier", "su2"])
 def test_large_valid_inputs_give_finite_outputs(evaluator):
     layer = QKANLayer(2, 3, 5, seed=0, evaluator=evaluator)
-    y = layer(torch.tensor([[8e6, -8e6], [1e3, 0.5]]))
-    assert torch.isfinite(y).all()
+    x = torch.tensor([[2896.0, -2896.0], [1e3, 0.5]], dtype=torch.float64)
+    y = layer.double()(x)
+    f = layer.edge_outputs(x)
+    assert torch.isfinite(y).all() and (f.abs() <= 1 + 1e-9).all()
+    other = QKANLayer(2, 3, 5, seed=0, evaluator="su2" if evaluator == "fourier" else "fourier").double()
+    other.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(other.edge_outputs(x), f, rtol=0, atol=1e-9)  # both evaluators agree there
 
 
 class _NaNEvaluator(Evaluator):
