@@ -142,7 +142,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def _fail(message: str) -> int:
-    print(message, file=sys.stderr)
+    print(" ".join(message.split()), file=sys.stderr)  # one line, even for multi-line messages from torch
     return 2
 
 
@@ -250,7 +250,7 @@ def _cmd_fit(args) -> int:
             stop, code = f"interrupted during stage {stage!r}", 130
             break
         except (ValueError, FloatingPointError, RuntimeError) as err:
-            stop, code = f"error during stage {stage!r}: {err}", 1
+            stop, code = f"error during stage {stage!r}: {' '.join(str(err).split())}", 1
             break
         rows.append({"stage": stage, "reps": reps, "steps": steps, "optimizer": args.optimizer,
                      "train_rmse": history["train_rmse"][-1], "test_rmse": history["test_rmse"][-1],

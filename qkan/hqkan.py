@@ -19,6 +19,7 @@ from torch import nn
 
 from qkan._checks import check_choice, check_int
 from qkan.circuits.ansatz import get_ansatz
+from qkan.layers import PARAM_DTYPES
 from qkan.models import QKAN
 
 __all__ = ["HQKAN", "FFNReport", "replace_ffn", "SQUASHES"]
@@ -132,6 +133,10 @@ class HQKAN(nn.Module):
         for arg in ("width", "in_dim", "out_dim"):
             if arg in qkan_options:
                 raise ValueError(f"`{arg}` is set by HQKAN from its sizes; do not pass it as a QKAN option")
+        if dtype is not None and dtype not in PARAM_DTYPES:
+            raise (ValueError if isinstance(dtype, torch.dtype) else TypeError)(
+                f"`dtype` must be torch.float32, torch.float64 or None; got {dtype!r}"
+            )
         factory = {"device": device, "dtype": dtype}
         self.in_dim, self.out_dim = in_dim, out_dim
         self.latent_in, self.latent_out = latent_in, latent_out

@@ -122,6 +122,7 @@ class QKANLayer(nn.Module):
             raise (ValueError if isinstance(dtype, torch.dtype) else TypeError)(
                 f"`dtype` must be torch.float32, torch.float64 or None (for bf16/fp16 compute use torch.autocast); got {dtype!r}"
             )
+        device = _check_device(device)
         if base is None:
             base = "none"
         if not callable(base):
@@ -368,19 +369,29 @@ class QKANLayer(nn.Module):
     def evaluate(self, x: torch.Tensor) -> torch.Tensor:
         """The layer on already validated inputs (see check_input): (N, I) -> (N, O).
 
-        ValueError when the output is not finite (an evaluator returning NaN, e.g. a failed
+        FloatingPointError when the output is not finite (an evaluator returning NaN, e.g. a failed
         estimator, or non-finite parameters): no NaN leaves a layer whose input was finite.
         """
         self._check_domain(x)
         return self._check_output(self.get_evaluator().forward(self, x))
 
     def _check_output(self, y: torch.Tensor) -> torch.Tensor:
-        """y itself; ValueError when it holds NaN or infinities (the inputs were checked finite)."""
-        _assert(
-            torch.isfinite(y).all(),
-            f"layer {self.in_dim} -> {self.out_dim}: evaluator {self.evaluator!r} gave NaN or infinite values for finite "
-            "inputs (are the parameters finite? a circuit backend may have returned NaN)",
-        )
+        """y itself; FloatingPointError when it holds NaN or infinities (the inputs were checked finite).
+
+        The message names the non-finite parameters, or else the evaluator (e.g. a circuit
+        backend that returned NaN). On CUDA an asynchronous device assert.
+        """
+        ok = torch.isfinite(y).all()
+        where = f"layer {self.in_dim} -> {self.out_dim}"
+        if y.device.type == "cpu" and not bool(ok):
+            bad = [name for name, p in self.named_parameters() if not bool(torch.isfinite(p).all())]
+            if bad:
+                raise FloatingPointError(f"{where}: the parameters {bad} hold NaN or infinite values, so do the outputs")
+            raise FloatingPointError(
+                f"{where}: evaluator {self.evaluator!r} gave NaN or infinite values for finite inputs and parameters "
+                "(a circuit backend may have returned NaN)"
+            )
+        _assert(ok, f"{where}: NaN or infinite outputs for finite inputs (non-finite parameters or evaluator values)")
         return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -465,6 +476,20 @@ class QKANLayer(nn.Module):
             f"encoding={self.encoding!r}, base={base!r}, group={self.group!r}, measure={self.measure!r}, "
             f"evaluator={self._evaluator_choice[0]!r}"
         )
+
+
+def _check_device(device):
+    """`device` as a torch.device that can hold tensors here (or None); ValueError/TypeError naming it otherwise."""
+    if device is None:
+        return None
+    check_type("device", device, (str, torch.device, int))
+    try:
+        device = torch.device(device)
+        torch.empty(0, device=device)
+    except (RuntimeError, ValueError) as err:
+        message = " ".join(str(err).split())
+        raise ValueError(f"`device` must be an available torch device (e.g. 'cpu', 'cuda:0'); got {device!r}: {message}") from None
+    return device
 
 
 def _assert(ok: torch.Tensor, message: str, value: torch.Tensor | None = None) -> None:

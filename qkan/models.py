@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qkan._checks import check_int, check_number
+from qkan._checks import check_int, check_number, check_type
 from qkan._io import atomic_save, load_checkpoint
 from qkan.layers import QKANLayer
 
@@ -187,6 +187,9 @@ class QKAN(nn.Module):
         if batch is not None:
             check_int("batch", batch)
         check_number("reg", reg)
+        check_number("lr", lr, allow_none=True)
+        check_int("seed", seed, low=0, high=2**63 - 1, allow_none=True)
+        check_type("reg_options", reg_options, dict, allow_none=True)
         data = self._prepare_dataset(dataset)
         classify = not data["train_label"].is_floating_point()
         loss_fn = loss if loss is not None else (F.cross_entropy if classify else F.mse_loss)

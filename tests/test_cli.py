@@ -267,3 +267,14 @@ def test_outputs_are_written_atomically(tmp_path, monkeypatch):
         cli.main(["fit", "--extend-reps", "0", "--out", str(out), *TINY])
     assert (out / "metrics.json").read_bytes() == before["metrics.json"]  # the previous file is intact
     assert sorted(p.name for p in out.iterdir()) == sorted(before)  # no temporary file left
+
+
+def test_resume_errors_are_one_line(tmp_path, capsys):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    assert cli.main(["fit", "--resume", str(corrupt), "--out", str(tmp_path / "o"), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"qkan fit: error: cannot load a QKAN from {str(corrupt)!r}: not a readable checkpoint") and err.count("\n") == 1
+    QKAN([3, 1]).save(tmp_path / "three.pt")
+    assert cli.main(["fit", "--resume", str(tmp_path / "three.pt"), "--out", str(tmp_path / "o"), *TINY]) == 2
+    assert capsys.readouterr().err == "qkan fit: error: `--resume` model has width [3, 1]; this data needs 2 inputs and 1 outputs\n"

@@ -145,11 +145,11 @@ def test_nan_from_an_evaluator_does_not_pass_through():
     qkan.register_evaluator("nan-backend", _NaNEvaluator)
     layer = QKANLayer(2, 2, seed=0, evaluator="nan-backend")
     x = torch.rand(3, 2)
-    with pytest.raises(ValueError, match=r"evaluator 'nan-backend' gave NaN or infinite values for finite inputs"):
+    with pytest.raises(FloatingPointError, match=r"evaluator 'nan-backend' gave NaN or infinite values for finite inputs and parameters"):
         layer(x)
-    with pytest.raises(ValueError, match=r"evaluator 'nan-backend' gave NaN"):
+    with pytest.raises(FloatingPointError, match=r"evaluator 'nan-backend' gave NaN"):
         layer.edge_outputs(x)
-    with pytest.raises(ValueError, match=r"evaluator 'nan-backend' gave NaN"):
+    with pytest.raises(FloatingPointError, match=r"evaluator 'nan-backend' gave NaN"):
         QKAN.from_layers([layer])(x)
 
 
@@ -157,7 +157,7 @@ def test_non_finite_parameters_are_reported_not_propagated():
     layer = QKANLayer(2, 2, seed=0)
     with torch.no_grad():
         layer.theta[0, 0, 0, 0] = math.nan
-    with pytest.raises(ValueError, match="are the parameters finite"):
+    with pytest.raises(FloatingPointError, match=r"layer 2 -> 2: the parameters \['theta'\] hold NaN or infinite values"):
         layer(torch.rand(3, 2))
 
 
@@ -267,3 +267,35 @@ def test_half_precision_parameters_are_refused_clearly():
         model(torch.rand(3, 2, dtype=torch.bfloat16))
     with torch.autocast("cpu", dtype=torch.bfloat16):  # the supported way to compute in bf16
         assert torch.isfinite(QKAN([2, 3, 1], seed=0)(torch.rand(3, 2))).all()
+
+
+@pytest.mark.parametrize("device, error, match", [
+    ("nonsense", ValueError, r"`device` must be an available torch device"),
+    (3.5, TypeError, r"`device` must be str or torch.device or int; got float"),
+])
+def test_bad_device(device, error, match):
+    with pytest.raises(error, match=match):
+        QKANLayer(2, 2, device=device)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(lr=math.nan), ValueError, r"`lr` must be a finite number; got nan"),
+    (dict(lr=-1.0), ValueError, r"`lr` must be a number >= 0; got -1.0"),
+    (dict(lr="0.1"), TypeError, r"`lr` must be a number"),
+    (dict(seed="0"), TypeError, r"`seed` must be an int"),
+    (dict(reg_options=3, reg=0.1), TypeError, r"`reg_options` must be dict or None; got int"),
+])
+def test_fit_argument_errors(kwargs, error, match):
+    data = function_dataset(demo_function, train_num=8, test_num=4)
+    model = QKAN([2, 1], seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(error, match=match):
+        model.fit(data, steps=1, progress=False, **kwargs)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_hqkan_bad_dtype():
+    from qkan.hqkan import HQKAN
+
+    with pytest.raises(ValueError, match=r"`dtype` must be torch.float32, torch.float64 or None; got torch.int32"):
+        HQKAN(4, 4, dtype=torch.int32)
