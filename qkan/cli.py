@@ -364,7 +364,12 @@ def _cmd_bench(args) -> int:
     for name in args.names or available:
         cmd = [sys.executable, str(folder / f"{name}.py")] + (["--quick"] if args.quick else [])
         print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
-        if subprocess.run(cmd, cwd=folder.parent).returncode != 0:
+        try:
+            code = subprocess.run(cmd, cwd=folder.parent).returncode
+        except KeyboardInterrupt:
+            print(f"qkan bench: interrupted during {name!r}", file=sys.stderr)
+            return 130
+        if code != 0:
             failed.append(name)
     if failed:
         print(f"qkan bench: failed: {failed}", file=sys.stderr)

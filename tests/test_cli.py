@@ -278,3 +278,17 @@ def test_resume_errors_are_one_line(tmp_path, capsys):
     QKAN([3, 1]).save(tmp_path / "three.pt")
     assert cli.main(["fit", "--resume", str(tmp_path / "three.pt"), "--out", str(tmp_path / "o"), *TINY]) == 2
     assert capsys.readouterr().err == "qkan fit: error: `--resume` model has width [3, 1]; this data needs 2 inputs and 1 outputs\n"
+
+
+def test_bench_ctrl_c_is_one_line_exit_130(monkeypatch, tmp_path, capsys):
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    (folder / "slow.py").write_text("")
+    monkeypatch.setattr(cli, "_benchmarks_dir", lambda: folder)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.subprocess, "run", interrupted)
+    assert cli.main(["bench"]) == 130
+    assert capsys.readouterr().err == "qkan bench: interrupted during 'slow'\n"
