@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from qkan._checks import check_choice, check_int
+from qkan._checks import check_choice, check_device, check_int
 from qkan.circuits.ansatz import get_ansatz
 from qkan.layers import PARAM_DTYPES
 from qkan.models import QKAN
@@ -137,7 +137,7 @@ class HQKAN(nn.Module):
             raise (ValueError if isinstance(dtype, torch.dtype) else TypeError)(
                 f"`dtype` must be torch.float32, torch.float64 or None; got {dtype!r}"
             )
-        factory = {"device": device, "dtype": dtype}
+        factory = {"device": check_device(device), "dtype": dtype}
         self.in_dim, self.out_dim = in_dim, out_dim
         self.latent_in, self.latent_out = latent_in, latent_out
         self.hidden = [int(w) for w in hidden]

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qkan._checks import check_bool, check_choice, check_int, check_type
+from qkan._checks import check_bool, check_choice, check_device, check_int, check_type
 from qkan.circuits.ansatz import get_ansatz
 from qkan.simulators.base import Evaluator, make_evaluator
 
@@ -122,7 +122,7 @@ class QKANLayer(nn.Module):
             raise (ValueError if isinstance(dtype, torch.dtype) else TypeError)(
                 f"`dtype` must be torch.float32, torch.float64 or None (for bf16/fp16 compute use torch.autocast); got {dtype!r}"
             )
-        device = _check_device(device)
+        device = check_device(device)
         if base is None:
             base = "none"
         if not callable(base):
@@ -476,20 +476,6 @@ class QKANLayer(nn.Module):
             f"encoding={self.encoding!r}, base={base!r}, group={self.group!r}, measure={self.measure!r}, "
             f"evaluator={self._evaluator_choice[0]!r}"
         )
-
-
-def _check_device(device):
-    """`device` as a torch.device that can hold tensors here (or None); ValueError/TypeError naming it otherwise."""
-    if device is None:
-        return None
-    check_type("device", device, (str, torch.device, int))
-    try:
-        device = torch.device(device)
-        torch.empty(0, device=device)
-    except (RuntimeError, ValueError) as err:
-        message = " ".join(str(err).split())
-        raise ValueError(f"`device` must be an available torch device (e.g. 'cpu', 'cuda:0'); got {device!r}: {message}") from None
-    return device
 
 
 def _assert(ok: torch.Tensor, message: str, value: torch.Tensor | None = None) -> None:

@@ -274,8 +274,12 @@ def test_half_precision_parameters_are_refused_clearly():
     (3.5, TypeError, r"`device` must be str or torch.device or int; got float"),
 ])
 def test_bad_device(device, error, match):
+    from qkan.hqkan import HQKAN
+
     with pytest.raises(error, match=match):
         QKANLayer(2, 2, device=device)
+    with pytest.raises(error, match=match):
+        HQKAN(4, 4, device=device)
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
