@@ -303,3 +303,13 @@ def test_hqkan_bad_dtype():
 
     with pytest.raises(ValueError, match=r"`dtype` must be torch.float32, torch.float64 or None; got torch.int32"):
         HQKAN(4, 4, dtype=torch.int32)
+
+
+def test_save_errors_name_the_target(tmp_path):
+    model = QKAN([2, 1], seed=0)
+    target = tmp_path / "missing" / "m.pt"
+    with pytest.raises(FileNotFoundError, match=f"cannot write {str(target)!r}: No such file or directory"):
+        model.save(target)
+    with pytest.raises(IsADirectoryError, match=f"cannot write {str(tmp_path)!r}"):
+        model.save(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no temporary file left
