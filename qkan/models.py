@@ -329,6 +329,12 @@ class QKAN(nn.Module):
 
         return prune(self, node_th, edge_th, x)
 
+    def prune_input(self, threshold: float = 1e-2, x: torch.Tensor | None = None) -> QKAN:
+        """A model without inputs whose attribution is below `threshold`: see ``qkan.interpret.prune_input``."""
+        from qkan.interpret import prune_input
+
+        return prune_input(self, threshold, x)
+
     def plot(self, path: str | Path | None = None, **kw):
         """Draw the network with every edge's curve: see ``qkan.plotting.plot_model``."""
         from qkan.plotting import plot_model
@@ -340,6 +346,12 @@ class QKAN(nn.Module):
         from qkan.symbolic import model_formulas
 
         return model_formulas(self, tol)
+
+    def auto_symbolic(self, lib: dict | list | None = None, r2_threshold: float = 0.999, **kw) -> list:
+        """Short formulas, one per output, from a library fit of every edge: see ``qkan.symbolic.auto_symbolic``."""
+        from qkan.symbolic import auto_symbolic
+
+        return auto_symbolic(self, lib, r2_threshold, **kw)
 
     # --------------------------------------------------------------------------------- save/load
     def save(self, path: str | Path) -> None:
