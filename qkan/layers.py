@@ -32,6 +32,8 @@ BASES: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
 ENCODINGS = ("fixed", "edge", "input")
 GROUPS = (None, "input", "output", "all")
 MEASURES = ("z", "amplitude")
+#: parameter dtypes the evaluators do not compute in: they run on float32 copies (in_compute_precision)
+LOW_PRECISION = (torch.bfloat16, torch.float16)
 #: largest `reps` accepted (the Fourier degree of an edge; beyond it a typo would ask for gigabytes)
 MAX_REPS = 1000
 
@@ -313,7 +315,29 @@ class QKANLayer(nn.Module):
     def evaluate(self, x: torch.Tensor) -> torch.Tensor:
         """The layer on already validated inputs (see check_input): (N, I) -> (N, O)."""
         self._check_domain(x)
-        return self.get_evaluator().forward(self, x)
+        return self.in_compute_precision(lambda xc: self.get_evaluator().forward(self, xc), x)
+
+    def in_compute_precision(self, fn: Callable, *args):
+        """fn(*args) with this layer's parameters, buffers and tensor args in a precision evaluators compute in.
+
+        bfloat16 and float16 parameters are read as float32 copies for the call (gradients flow
+        back to them) and floating results are cast back to the parameters' dtype; other dtypes
+        run fn as is. The copies take part in autograd even without grad mode, so evaluator caches
+        keyed on tensor identity never serve a result of an earlier call's copies.
+        """
+        dtype = self.theta.dtype
+        if dtype not in LOW_PRECISION:
+            return fn(*args)
+        grad = torch.is_grad_enabled()
+        with torch.inference_mode(False), torch.enable_grad():
+            wide = {}
+            for name, t in [*self.named_parameters(), *self.named_buffers()]:
+                w = t.float()
+                wide[f"layer.{name}"] = w if w.requires_grad or not isinstance(t, nn.Parameter) else w.requires_grad_()
+            args = [a.float() if isinstance(a, torch.Tensor) and a.dtype in LOW_PRECISION else a for a in args]
+            out = torch.func.functional_call(_Call(self), wide, (fn, *args))
+        cast = (lambda t: t.to(dtype)) if grad else (lambda t: t.detach().to(dtype))
+        return torch.utils._pytree.tree_map_only(torch.Tensor, lambda t: cast(t) if t.is_floating_point() else t, out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(*, in_dim) -> (*, out_dim)."""
@@ -324,7 +348,7 @@ class QKANLayer(nn.Module):
         """f_ji(x_i) before any weights: (*, in_dim) -> (*, out_dim, in_dim)."""
         x2 = self.check_input(x)
         self._check_domain(x2)
-        f = self.get_evaluator().edge_outputs(self, x2)
+        f = self.in_compute_precision(lambda xc: self.get_evaluator().edge_outputs(self, xc), x2)
         return f.reshape(*x.shape[:-1], self.out_dim, self.in_dim)
 
     def fourier_coefficients(self) -> torch.Tensor:
@@ -340,9 +364,11 @@ class QKANLayer(nn.Module):
                 "fourier_coefficients() needs a closed-form ansatz (pz, rpz, real, mix), encoding='fixed' "
                 f"and measure='z'; got ansatz={self.ansatz.name!r}, encoding={self.encoding!r}, measure={self.measure!r}"
             )
-        a0, a, b = compile_coefficients(self.ansatz, self.theta, self.reps)
-        coeffs = torch.cat([a0.unsqueeze(-1), a, b], dim=-1)
-        return coeffs.expand(self.out_dim, self.in_dim, -1)
+        def compiled() -> torch.Tensor:
+            a0, a, b = compile_coefficients(self.ansatz, self.theta, self.reps)
+            return torch.cat([a0.unsqueeze(-1), a, b], dim=-1)
+
+        return self.in_compute_precision(compiled).expand(self.out_dim, self.in_dim, -1)
 
     def to_pennylane(self, edge: tuple[int, int] = (0, 0), device="default.qubit", **qnode_options):
         """One edge (j, i) as a PennyLane QNode of the input x: qnode(x) -> <Z>.
@@ -397,6 +423,17 @@ class QKANLayer(nn.Module):
             f"encoding={self.encoding!r}, base={base!r}, group={self.group!r}, measure={self.measure!r}, "
             f"evaluator={self._evaluator_choice[0]!r}"
         )
+
+
+class _Call(nn.Module):
+    """Holds a layer so torch.func.functional_call can swap its tensors around any function call."""
+
+    def __init__(self, layer: QKANLayer) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, fn: Callable, *args):
+        return fn(*args)
 
 
 def _assert(ok: torch.Tensor, message: str, value: torch.Tensor | None = None) -> None:
