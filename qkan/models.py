@@ -12,6 +12,7 @@ from torch import nn
 
 from qkan._checks import check_int
 from qkan._io import atomic_save, load_checkpoint
+from qkan._progress import progress_bar
 from qkan.layers import QKANLayer
 
 __all__ = ["QKAN"]
@@ -174,8 +175,6 @@ class QKAN(nn.Module):
             history: dict of lists: step, loss (training objective of the step), train_loss,
             test_loss and train_rmse/test_rmse (regression) or train_acc/test_acc (classification).
         """
-        from tqdm.auto import tqdm
-
         check_int("steps", steps)
         check_int("log", log)
         if batch is not None:
@@ -199,7 +198,7 @@ class QKAN(nn.Module):
         metric = "acc" if classify else "rmse"
         history = {"step": [], "loss": [], "train_loss": [], "test_loss": [], f"train_{metric}": [], f"test_{metric}": []}
 
-        bar = tqdm(range(1, steps + 1), disable=not progress, desc="fit", dynamic_ncols=True)
+        bar = progress_bar(range(1, steps + 1), progress, desc="fit", dynamic_ncols=True)
         for step in bar:
             if batch is None or batch >= n:
                 xb, yb = x_train, y_train
