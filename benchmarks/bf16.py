@@ -53,7 +53,7 @@ def run_case(device: str, evaluator: str, size: int, reps: int, batch: int, repe
         y, g = steps[m]()
         rows.append({
             "device": device, "evaluator": evaluator, "size": f"{size}x{size}", "reps": reps, "batch": batch, "mode": m,
-            **t[m].ms(), "slowdown": t[m].wall_s / t["fp32"].wall_s,
+            **t[m].ms(), "slowdown": t[m].wall_s / t["fp32"].wall_s, "cpu_slowdown": t[m].cpu_s / t["fp32"].cpu_s,
             "out_max_rel_err": (y - y32).abs().max().item() / y32.abs().max().item(),
             "grad_max_rel_err": (g - g32).abs().max().item() / g32.abs().max().item(),
         })  # fmt: skip
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = [r for d in devices for ev in ("fourier", "su2") for s in sizes for r in run_case(d, ev, s, args.reps, batch, repeat)]
     h.print_table(rows, [("device", "device", ""), ("evaluator", "evaluator", ""), ("size", "in x out", ""),
                          ("mode", "mode", ""), ("wall_ms", "wall ms", ".2f"), ("cpu_ms", "cpu ms", ".2f"),
-                         ("slowdown", "x fp32", ".2f"), ("out_max_rel_err", "out rel err", ".2e"),
+                         ("slowdown", "x fp32", ".2f"), ("cpu_slowdown", "cpu x fp32", ".2f"), ("out_max_rel_err", "out rel err", ".2e"),
                          ("grad_max_rel_err", "grad rel err", ".2e")],
                   f"QKANLayer, R={args.reps}, batch={batch}, threads={args.threads}: forward + backward, "
                   f"median of {repeat}; errors against float32")
