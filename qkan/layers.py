@@ -317,12 +317,12 @@ class QKANLayer(nn.Module):
         self._check_domain(x)
         return self.in_compute_precision(lambda xc: self.get_evaluator().forward(self, xc), x)
 
-    def in_compute_precision(self, fn: Callable, *args):
-        """fn(*args) with this layer's parameters, buffers and tensor args in a precision evaluators compute in.
+    def in_compute_precision(self, fn: Callable[..., torch.Tensor], *args) -> torch.Tensor:
+        """fn(*args) -> tensor, with this layer's parameters, buffers and tensor args in a precision evaluators compute in.
 
         bfloat16 and float16 parameters are read as float32 copies for the call (gradients flow
-        back to them) and floating results are cast back to the parameters' dtype; other dtypes
-        run fn as is. The copies take part in autograd even without grad mode, so evaluator caches
+        back to them) and the result is cast back to the parameters' dtype; other dtypes run fn
+        as is. The copies take part in autograd even without grad mode, so evaluator caches
         keyed on tensor identity never serve a result of an earlier call's copies.
         """
         dtype = self.theta.dtype
@@ -336,8 +336,7 @@ class QKANLayer(nn.Module):
                 wide[f"layer.{name}"] = w if w.requires_grad or not isinstance(t, nn.Parameter) else w.requires_grad_()
             args = [a.float() if isinstance(a, torch.Tensor) and a.dtype in LOW_PRECISION else a for a in args]
             out = torch.func.functional_call(_Call(self), wide, (fn, *args))
-        cast = (lambda t: t.to(dtype)) if grad else (lambda t: t.detach().to(dtype))
-        return torch.utils._pytree.tree_map_only(torch.Tensor, lambda t: cast(t) if t.is_floating_point() else t, out)
+        return out.to(dtype) if grad else out.detach().to(dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(*, in_dim) -> (*, out_dim)."""

@@ -273,7 +273,7 @@ def auto_symbolic(
                     elif name == "fourier":
                         formula = edge_formula(layer, j, i, tol, sym)
                     else:
-                        formula = fit.a * lib[name].sympy(fit.b * sym + fit.c) + fit.d
+                        formula = lib[name].formula(fit, sym)
                     choices.append(EdgeChoice(l, j, i, name, r2, formula))
                     terms.append(formula.subs(sym, exprs[i]))
                 y = sympy.Add(*terms)

@@ -25,12 +25,20 @@ class Primitive:
         numpy: the function on numpy arrays (NaN or inf outside its domain).
         sympy: the function on a sympy expression.
         complexity: how costly it is to read (the simplest fit above the R^2 threshold wins).
+        degree: n for a power u^n (f(b u) = b^n f(u), so a f(b x + c) reads a b^n f(x + c / b)); else None.
     """
 
     name: str
     numpy: Callable[[np.ndarray], np.ndarray]
     sympy: Callable
     complexity: int
+    degree: int | None = None
+
+    def formula(self, fit: CurveFit, x):
+        """a f(b x + c) + d as a sympy expression of x (powers written a b^n (x + c / b)^n)."""
+        if self.degree is not None and fit.b != 0:
+            return fit.a * fit.b**self.degree * self.sympy(x + fit.c / fit.b) + fit.d
+        return fit.a * self.sympy(fit.b * x + fit.c) + fit.d
 
 
 def _library() -> dict[str, Primitive]:
@@ -43,12 +51,14 @@ def _library() -> dict[str, Primitive]:
 
         return safe
 
+    powers = [
+        ("x", lambda u: u, lambda v: v, 1, 1),
+        ("x^2", lambda u: u**2, lambda v: v**2, 2, 2),
+        ("x^3", lambda u: u**3, lambda v: v**3, 3, 3),
+        ("x^4", lambda u: u**4, lambda v: v**4, 3, 4),
+        ("1/x", lambda u: 1 / u, lambda v: 1 / v, 2, -1),
+    ]
     items = [
-        ("x", lambda u: u, lambda v: v, 1),
-        ("x^2", lambda u: u**2, lambda v: v**2, 2),
-        ("x^3", lambda u: u**3, lambda v: v**3, 3),
-        ("x^4", lambda u: u**4, lambda v: v**4, 3),
-        ("1/x", lambda u: 1 / u, lambda v: 1 / v, 2),
         ("sqrt", np.sqrt, sympy.sqrt, 2),
         ("exp", np.exp, sympy.exp, 2),
         ("log", np.log, sympy.log, 2),
@@ -59,7 +69,8 @@ def _library() -> dict[str, Primitive]:
         ("gaussian", lambda u: np.exp(-(u**2)), lambda v: sympy.exp(-(v**2)), 3),
         ("arctan", np.arctan, sympy.atan, 3),
     ]
-    return {name: Primitive(name, with_nan(f), s, c) for name, f, s, c in items}
+    library = {name: Primitive(name, with_nan(f), s, c, n) for name, f, s, c, n in powers}
+    return library | {name: Primitive(name, with_nan(f), s, c) for name, f, s, c in items}
 
 
 #: the default library (name -> Primitive)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from qkan import QKAN, QKANLayer
 from qkan.data import demo_function, function_dataset
 from qkan.symbolic import base_formula, edge_formula, layer_formulas, model_formulas
-from qkan.symbolic_fit import LIBRARY, fit_curve, fit_library
+from qkan.symbolic_fit import LIBRARY, CurveFit, fit_curve, fit_library
 
 
 def _lambdified(exprs, n):
@@ -196,3 +196,15 @@ def test_auto_symbolic_errors():
         model.auto_symbolic(lib="sin", x=x)
     with pytest.raises(TypeError, match="`n_points` must be an int >= 8"):
         model.auto_symbolic(x=x, n_points=2.5)
+
+
+@pytest.mark.parametrize("name", sorted(LIBRARY))
+def test_library_formula_is_the_fitted_curve(name):
+    prim = LIBRARY[name]
+    fit = CurveFit(name, a=1.7, b=-0.8, c=2.5, d=0.3, r2=1.0)
+    x = np.linspace(-1, 1, 11)
+    sym = sympy.Symbol("x", real=True)
+    expr = prim.formula(fit, sym)
+    if prim.degree is not None:  # powers read a b^n (x + c / b)^n: the inner scale is gone
+        assert sympy.Float(-0.8) not in expr.atoms(sympy.Float)
+    np.testing.assert_allclose(sympy.lambdify(sym, expr)(x), fit(x), rtol=1e-12, atol=1e-12)

@@ -37,7 +37,9 @@ def test_tutorial_executes(path):
     errors = [o for o in outputs if o.get("output_type") == "error"]
     assert not errors
     stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
-    assert "TqdmWarning" not in stderr and "IProgress not found" not in stderr, stderr[-2000:]
+    assert "TqdmWarning" not in stderr and "IProgress not found" not in stderr, (
+        "a progress bar in a notebook: pass progress=False (or install qkan[notebook] for widgets)\n" + stderr[-2000:]
+    )
 
 
 @pytest.mark.parametrize("name", STORED)
