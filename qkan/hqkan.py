@@ -135,7 +135,7 @@ class HQKAN(nn.Module):
                 raise ValueError(f"`{arg}` is set by HQKAN from its sizes; do not pass it as a QKAN option")
         if dtype is not None and dtype not in PARAM_DTYPES:
             raise (ValueError if isinstance(dtype, torch.dtype) else TypeError)(
-                f"`dtype` must be torch.float32, torch.float64 or None; got {dtype!r}"
+                f"`dtype` must be torch.float32, torch.float64, torch.bfloat16, torch.float16 or None; got {dtype!r}"
             )
         factory = {"device": check_device(device), "dtype": dtype}
         self.in_dim, self.out_dim = in_dim, out_dim

@@ -32,8 +32,10 @@ BASES: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
 ENCODINGS = ("fixed", "edge", "input")
 GROUPS = (None, "input", "output", "all")
 MEASURES = ("z", "amplitude")
-#: parameter dtypes (half precision runs under torch.autocast with float32 parameters)
-PARAM_DTYPES = (torch.float32, torch.float64)
+#: parameter dtypes the evaluators do not compute in: they run on float32 copies (in_compute_precision)
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+#: parameter dtypes a layer accepts
+PARAM_DTYPES = (torch.float32, torch.float64, *LOW_PRECISION)
 #: largest `reps` accepted (the Fourier degree of an edge; beyond it a typo would ask for gigabytes)
 MAX_REPS = 1000
 
@@ -120,7 +122,7 @@ class QKANLayer(nn.Module):
         check_int("seed", seed, low=0, high=2**63 - 1, allow_none=True)
         if dtype is not None and dtype not in PARAM_DTYPES:
             raise (ValueError if isinstance(dtype, torch.dtype) else TypeError)(
-                f"`dtype` must be torch.float32, torch.float64 or None (for bf16/fp16 compute use torch.autocast); got {dtype!r}"
+                f"`dtype` must be torch.float32, torch.float64, torch.bfloat16, torch.float16 or None; got {dtype!r}"
             )
         device = check_device(device)
         if base is None:
@@ -334,8 +336,8 @@ class QKANLayer(nn.Module):
         check_type("x", x, torch.Tensor)
         if self.theta.dtype not in PARAM_DTYPES:
             raise ValueError(
-                f"the layer's parameters are {self.theta.dtype}; QKAN computes with float32 or float64 parameters: "
-                "convert back (e.g. model.float()) and use torch.autocast for bf16/fp16 compute"
+                f"the layer's parameters are {self.theta.dtype}; QKAN takes float32, float64, bfloat16 or float16 "
+                "parameters: convert back (e.g. model.float())"
             )
         if not x.is_floating_point():
             raise TypeError(f"`x` must be a floating-point tensor; got {x.dtype}")
@@ -380,7 +382,28 @@ class QKANLayer(nn.Module):
         estimator, or non-finite parameters): no NaN leaves a layer whose input was finite.
         """
         self._check_domain(x)
-        return self._check_output(self.get_evaluator().forward(self, x))
+        return self._check_output(self.in_compute_precision(lambda xc: self.get_evaluator().forward(self, xc), x))
+
+    def in_compute_precision(self, fn: Callable[..., torch.Tensor], *args) -> torch.Tensor:
+        """fn(*args) -> tensor, with this layer's parameters, buffers and tensor args in a precision evaluators compute in.
+
+        bfloat16 and float16 parameters are read as float32 copies for the call (gradients flow
+        back to them) and the result is cast back to the parameters' dtype; other dtypes run fn
+        as is. The copies take part in autograd even without grad mode, so evaluator caches
+        keyed on tensor identity never serve a result of an earlier call's copies.
+        """
+        dtype = self.theta.dtype
+        if dtype not in LOW_PRECISION:
+            return fn(*args)
+        grad = torch.is_grad_enabled()
+        with torch.inference_mode(False), torch.enable_grad():
+            wide = {}
+            for name, t in [*self.named_parameters(), *self.named_buffers()]:
+                w = t.float()
+                wide[f"layer.{name}"] = w if w.requires_grad or not isinstance(t, nn.Parameter) else w.requires_grad_()
+            args = [a.float() if isinstance(a, torch.Tensor) and a.dtype in LOW_PRECISION else a for a in args]
+            out = torch.func.functional_call(_Call(self), wide, (fn, *args))
+        return out.to(dtype) if grad else out.detach().to(dtype)
 
     def _check_output(self, y: torch.Tensor) -> torch.Tensor:
         """y itself; FloatingPointError when it holds NaN or infinities (the inputs were checked finite).
@@ -410,7 +433,7 @@ class QKANLayer(nn.Module):
         """f_ji(x_i) before any weights: (*, in_dim) -> (*, out_dim, in_dim)."""
         x2 = self.check_input(x)
         self._check_domain(x2)
-        f = self._check_output(self.get_evaluator().edge_outputs(self, x2))
+        f = self._check_output(self.in_compute_precision(lambda xc: self.get_evaluator().edge_outputs(self, xc), x2))
         return f.reshape(*x.shape[:-1], self.out_dim, self.in_dim)
 
     def fourier_coefficients(self) -> torch.Tensor:
@@ -426,9 +449,11 @@ class QKANLayer(nn.Module):
                 "fourier_coefficients() needs a closed-form ansatz (pz, rpz, real, mix), encoding='fixed' "
                 f"and measure='z'; got ansatz={self.ansatz.name!r}, encoding={self.encoding!r}, measure={self.measure!r}"
             )
-        a0, a, b = compile_coefficients(self.ansatz, self.theta, self.reps)
-        coeffs = torch.cat([a0.unsqueeze(-1), a, b], dim=-1)
-        return coeffs.expand(self.out_dim, self.in_dim, -1)
+        def compiled() -> torch.Tensor:
+            a0, a, b = compile_coefficients(self.ansatz, self.theta, self.reps)
+            return torch.cat([a0.unsqueeze(-1), a, b], dim=-1)
+
+        return self.in_compute_precision(compiled).expand(self.out_dim, self.in_dim, -1)
 
     def to_pennylane(self, edge: tuple[int, int] = (0, 0), device="default.qubit", **qnode_options):
         """One edge (j, i) as a PennyLane QNode of the input x: qnode(x) -> <Z>.
@@ -483,6 +508,17 @@ class QKANLayer(nn.Module):
             f"encoding={self.encoding!r}, base={base!r}, group={self.group!r}, measure={self.measure!r}, "
             f"evaluator={self._evaluator_choice[0]!r}"
         )
+
+
+class _Call(nn.Module):
+    """Holds a layer so torch.func.functional_call can swap its tensors around any function call."""
+
+    def __init__(self, layer: QKANLayer) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, fn: Callable, *args):
+        return fn(*args)
 
 
 def _assert(ok: torch.Tensor, message: str, value: torch.Tensor | None = None) -> None:

@@ -12,6 +12,7 @@ from torch import nn
 
 from qkan._checks import check_int, check_number, check_type
 from qkan._io import atomic_save, load_checkpoint
+from qkan._progress import progress_bar
 from qkan.layers import QKANLayer
 
 __all__ = ["QKAN"]
@@ -180,8 +181,6 @@ class QKAN(nn.Module):
             history: dict of lists: step, loss (training objective of the step), train_loss,
             test_loss and train_rmse/test_rmse (regression) or train_acc/test_acc (classification).
         """
-        from tqdm.auto import tqdm
-
         check_int("steps", steps)
         check_int("log", log)
         if batch is not None:
@@ -207,7 +206,7 @@ class QKAN(nn.Module):
         metric = "acc" if classify else "rmse"
         history = {"step": [], "loss": [], "train_loss": [], "test_loss": [], f"train_{metric}": [], f"test_{metric}": []}
 
-        bar = tqdm(range(1, steps + 1), disable=not progress, desc="fit", dynamic_ncols=True)
+        bar = progress_bar(range(1, steps + 1), progress, desc="fit", dynamic_ncols=True)
         for step in bar:
             if batch is None or batch >= n:
                 xb, yb = x_train, y_train
@@ -337,6 +336,12 @@ class QKAN(nn.Module):
 
         return prune(self, node_th, edge_th, x)
 
+    def prune_input(self, threshold: float = 1e-2, x: torch.Tensor | None = None) -> QKAN:
+        """A model without inputs whose attribution is below `threshold`: see ``qkan.interpret.prune_input``."""
+        from qkan.interpret import prune_input
+
+        return prune_input(self, threshold, x)
+
     def plot(self, path: str | Path | None = None, **kw):
         """Draw the network with every edge's curve: see ``qkan.plotting.plot_model``."""
         from qkan.plotting import plot_model
@@ -348,6 +353,12 @@ class QKAN(nn.Module):
         from qkan.symbolic import model_formulas
 
         return model_formulas(self, tol)
+
+    def auto_symbolic(self, lib: dict | list | None = None, r2_threshold: float = 0.999, **kw) -> list:
+        """Short formulas, one per output, from a library fit of every edge: see ``qkan.symbolic.auto_symbolic``."""
+        from qkan.symbolic import auto_symbolic
+
+        return auto_symbolic(self, lib, r2_threshold, **kw)
 
     # --------------------------------------------------------------------------------- save/load
     def save(self, path: str | Path) -> None:

@@ -259,13 +259,17 @@ def test_hqkan_input_errors():
     assert hq(torch.zeros(0, 8)).shape == (0, 8)
 
 
-def test_half_precision_parameters_are_refused_clearly():
-    with pytest.raises(ValueError, match=r"`dtype` must be torch.float32, torch.float64 or None"):
-        QKAN([2, 1], dtype="float16")
+def test_half_precision_parameters_compute_and_other_dtypes_are_refused_clearly():
+    assert QKAN([2, 1], dtype="float16").layers[0].theta.dtype == torch.float16  # issue 18: bf16/fp16 parameters
     model = QKAN([2, 3, 1], seed=0).to(torch.bfloat16)  # converted after construction
-    with pytest.raises(ValueError, match=r"parameters are torch.bfloat16; .* use torch.autocast"):
-        model(torch.rand(3, 2, dtype=torch.bfloat16))
-    with torch.autocast("cpu", dtype=torch.bfloat16):  # the supported way to compute in bf16
+    y = model(torch.rand(3, 2, dtype=torch.bfloat16))
+    assert y.dtype == torch.bfloat16 and torch.isfinite(y).all()
+    with pytest.raises(ValueError, match=r"`dtype` must be torch.float32, torch.float64, torch.bfloat16, torch.float16 or None"):
+        QKAN([2, 1], dtype="float8_e4m3fn")
+    model = QKAN([2, 3, 1], seed=0).to(torch.float8_e4m3fn)
+    with pytest.raises(ValueError, match=r"parameters are torch.float8_e4m3fn; QKAN takes float32, float64, bfloat16 or float16"):
+        model(torch.rand(3, 2).to(torch.float8_e4m3fn))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # float32 parameters, bf16 matmuls
         assert torch.isfinite(QKAN([2, 3, 1], seed=0)(torch.rand(3, 2))).all()
 
 
@@ -301,7 +305,7 @@ def test_fit_argument_errors(kwargs, error, match):
 def test_hqkan_bad_dtype():
     from qkan.hqkan import HQKAN
 
-    with pytest.raises(ValueError, match=r"`dtype` must be torch.float32, torch.float64 or None; got torch.int32"):
+    with pytest.raises(ValueError, match=r"`dtype` must be torch.float32, torch.float64, torch.bfloat16, torch.float16 or None; got torch.int32"):
         HQKAN(4, 4, dtype=torch.int32)
 
 
