@@ -328,7 +328,7 @@ def test_closed_form_model_on_fake_manila_runtime_estimator():
     noisy_edges = model.layers[0].edge_outputs(x).detach()
     noisy = model(x).detach()
 
-    (qubit,) = first._compiled(model.layers[0].ansatz, 2)[0].layout.final_index_layout()
+    (qubit,) = first.physical_qubits
     props = fake.properties().qubit_property(qubit)
     readout = max(props["prob_meas0_prep1"][0], props["prob_meas1_prep0"][0])
     bound = 2 * readout + 0.02 + 5 / math.sqrt(shots)
@@ -384,5 +384,5 @@ def test_isa_circuits_for_a_device_target_stay_exact(ansatz, optimization_level)
     ideal = layer.edge_outputs(x)
     layer.set_evaluator("qiskit", backend=backend, optimization_level=optimization_level, seed=2)
     torch.testing.assert_close(layer.edge_outputs(x), ideal, rtol=0, atol=1e-10)
-    isa = layer.get_evaluator()._compiled(layer.ansatz, layer.reps)[0]
+    isa = layer.get_evaluator()._compiled(layer.ansatz, layer.reps, 1).circuit
     assert isa.num_qubits == 3 and set(isa.count_ops()) <= {"rz", "sx", "x"}
