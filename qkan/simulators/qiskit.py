@@ -39,6 +39,7 @@ __all__ = ["QiskitEvaluator", "QiskitJobError"]
 
 _SHIFT = math.pi / 2
 _AER_PACK = 64  # pack="auto" without a device: Aer's per-row overhead is amortised by then
+_WIDE = 16  # fake backends switch to matrix_product_state above this many packed qubits
 
 
 def _shots_precision(shots: int) -> float:
@@ -79,7 +80,8 @@ class QiskitEvaluator(Evaluator):
             jobs submitted together (None: one job per noise scale).
         threads: Aer's max_parallel_threads for simulators this evaluator creates.
         pack: None (one edge circuit per circuit), an int k, or "auto" (every usable qubit of the
-            device; 64 on a device-less Aer simulator).
+            device; 64 on a device-less Aer simulator). A fake backend packed wider than 16 qubits
+            is switched to Aer's matrix_product_state method (set_options on it) for local runs.
         initial_layout: None (the transpiler's placement), "auto" (qubits ranked by the target's
             calibration) or a list of physical qubits, one per packed edge circuit.
         max_readout_error: with initial_layout="auto", qubits with a larger readout error are skipped.
@@ -255,7 +257,7 @@ class QiskitEvaluator(Evaluator):
         k = max(1, min(k, M))
         key = (ansatz.name, reps, k)
         if key not in self._packed:
-            if _is_fake(self._target) and k > 1 and self._target.options.get("method", "automatic") == "automatic":
+            if _is_fake(self._target) and k > _WIDE and self._target.options.get("method", "automatic") == "automatic":
                 self._target.set_options(method="matrix_product_state")  # wide product circuits in local mode
             self._packed[key] = pack_circuit(ansatz, reps, k, self._target, None if layout is None else layout[:k],
                                              self.optimization_level, self.seed)

@@ -81,8 +81,8 @@ def run_tasks(tasks: list[Task], *, backend: str, stage: str, layer: str,
             if callback is not None:
                 callback("submitted", info(job, task))
         out = []
-        for job, task in tqdm(list(zip(jobs, tasks)), desc=f"{stage} jobs", unit="job", leave=False,
-                              disable=not progress or len(tasks) < 2):
+        bar = tqdm(list(zip(jobs, tasks)), desc=f"{stage} jobs", unit="job", leave=False, delay=2.0, disable=not progress)
+        for job, task in bar:  # the bar appears once collecting takes over 2 s
             result = job.result()
             out.append(task.collect(result))
             if callback is not None:

@@ -32,10 +32,10 @@ def qubit_calibration(target) -> dict[str, np.ndarray]:
         readout, _ = _error(target, "measure", q)
         if readout is not None:
             table["readout"][q] = readout
-        gates = [_error(target, name, q) for name in ("sx", "x")]
-        errors = [e for e, _ in gates if e is not None]
+        gates = [_error(target, name, q) for name in ("sx", "x") if name in target.operation_names]
+        errors = [e for e, _ in gates]
         times = [t for _, t in gates if t is not None]
-        if errors:
+        if errors and None not in errors:  # a gate without calibration marks the qubit faulty (NaN)
             table["gate"][q] = float(np.mean(errors))
         if times:
             table["gate_time"][q] = float(np.mean(times))
