@@ -66,7 +66,8 @@ def pack_circuit(ansatz, reps: int, k: int, target=None, layout: list[int] | Non
         optimization_level=optimization_level, backend=target, initial_layout=layout, seed_transpiler=seed
     )
     isa = pm.run(circuit)
-    return Packed(isa, k, P, tuple(int(q) for q in isa.layout.final_index_layout()))
+    physical = range(k) if isa.layout is None else isa.layout.final_index_layout()  # None: no coupling map
+    return Packed(isa, k, P, tuple(int(q) for q in physical))
 
 
 def pack_rows(values: np.ndarray, k: int) -> np.ndarray:
