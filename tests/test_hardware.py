@@ -296,7 +296,11 @@ def test_split_jobs_callback_and_batch_mode_in_local_mode():
     assert events[2][1]["job_id"] == events[0][1]["job_id"] and events[2][1]["status"] == "DONE"
     assert ev.jobs_submitted == 2
     assert (est - exact).abs().max() < 0.25  # sampled with readout error, in order (a wrong order is off by > 1)
+    fake = ev.backend
+    other = QiskitEvaluator(fake, mode="batch")
+    assert other._session is ev._session  # a model's layers share one Batch per backend
     ev.close()
+    assert QiskitEvaluator(fake, mode="batch")._session is not other._session  # closed: a new one opens
 
 
 def test_failed_job_reports_through_the_callback():

@@ -40,6 +40,8 @@ __all__ = ["QiskitEvaluator", "QiskitJobError"]
 _SHIFT = math.pi / 2
 _AER_PACK = 64  # pack="auto" without a device: Aer's per-row overhead is amortised by then
 _WIDE = 16  # fake backends switch to matrix_product_state above this many packed qubits
+#: one open Batch / Session per (backend, mode), shared by the evaluators of a model's layers
+_MODES: dict[tuple[int, str], object] = {}
 
 
 def _shots_precision(shots: int) -> float:
@@ -194,7 +196,10 @@ class QiskitEvaluator(Evaluator):
                 ) from err
             self._target = backend
             if mode is not None:
-                self._session = (runtime.Batch if mode == "batch" else runtime.Session)(backend=backend)
+                key = (id(backend), mode)
+                if key not in _MODES or not getattr(_MODES[key], "_active", True):
+                    _MODES[key] = (runtime.Batch if mode == "batch" else runtime.Session)(backend=backend)
+                self._session = _MODES[key]
             estimator = runtime.EstimatorV2(mode=self._session or backend)
         if runtime_options:
             if not hasattr(estimator.options, "update"):
@@ -203,7 +208,7 @@ class QiskitEvaluator(Evaluator):
         return estimator
 
     def close(self) -> None:
-        """End the Batch or Session opened for ``mode`` (no-op otherwise)."""
+        """End the Batch or Session opened for ``mode``, shared by all layers on this backend (no-op otherwise)."""
         if self._session is not None:
             self._session.close()
             self._session = None
