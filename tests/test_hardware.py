@@ -347,5 +347,13 @@ def test_bad_hardware_options(options, error, match):
 
 def test_auto_layout_needs_calibration_data():
     ev = QiskitEvaluator(threads=1, initial_layout="auto")  # a device-less simulator has none to rank
-    with pytest.raises(ValueError, match=r"`initial_layout='auto'` needs a backend with calibration data"):
+    with pytest.raises(ValueError, match=r"`initial_layout='auto'` and `max_readout_error` need a backend with calib"):
         ev.run_values(_layer(), np.zeros((1, 8)))
+
+
+def test_max_readout_error_alone_ranks_the_qubits():
+    layer = _layer(1, 1, 1)
+    layer.set_evaluator("qiskit", backend=_noisy_manila(), pack="auto", max_readout_error=0.02)
+    layer.edge_outputs(_inputs(3, 1))
+    assert layer.get_evaluator().physical_qubits == [3, 4]  # readout 1.44%, 1.86% (then 2.19% > 2%)
+

@@ -82,11 +82,12 @@ class QiskitEvaluator(Evaluator):
             jobs submitted together (None: one job per noise scale).
         threads: Aer's max_parallel_threads for simulators this evaluator creates.
         pack: None (one edge circuit per circuit), an int k, or "auto" (every usable qubit of the
-            device; 64 on a device-less Aer simulator). A fake backend packed wider than 16 qubits
+            device; 64 on a device-less Aer simulator, 1 for a device-less estimator). A fake backend packed wider than 16 qubits
             is switched to Aer's matrix_product_state method (set_options on it) for local runs.
         initial_layout: None (the transpiler's placement), "auto" (qubits ranked by the target's
             calibration) or a list of physical qubits, one per packed edge circuit.
-        max_readout_error: with initial_layout="auto", qubits with a larger readout error are skipped.
+        max_readout_error: qubits with a larger readout error are not used (with initial_layout
+            None or "auto": the qubits are then ranked from the calibration).
         mitigation: None or {"readout": bool, "zne": [1, 3, 5] | None, "extrapolation":
             "richardson" | "linear", "repeats": int}.
         runtime_options: dict set on qiskit-ibm-runtime's EstimatorV2 options (resilience_level,
@@ -236,10 +237,10 @@ class QiskitEvaluator(Evaluator):
     def _pack_size(self, reps: int) -> tuple[int, list[int] | None]:
         """(k, physical qubits or None for the transpiler's choice) from pack and initial_layout."""
         layout = self.initial_layout
-        if layout == "auto":
+        if layout == "auto" or (layout is None and self.max_readout_error is not None):
             if self._target is None:
-                raise ValueError("`initial_layout='auto'` needs a backend with calibration data (a fake or IBM "
-                                 "backend, or AerSimulator.from_backend); this one has no target")
+                raise ValueError("`initial_layout='auto'` and `max_readout_error` need a backend with calibration data "
+                                 "(a fake or IBM backend, or AerSimulator.from_backend); this one has no target")
             layout = rank_qubits(self._target.target, reps, self.max_readout_error)
             if not layout:
                 raise ValueError(f"no qubit of {self.backend_name!r} has readout error <= {self.max_readout_error}")
@@ -248,10 +249,10 @@ class QiskitEvaluator(Evaluator):
         if self.pack == "auto":
             if layout is not None:
                 return len(layout), layout
-            if self._target is None:
-                return _AER_PACK, None
-            k = len(rank_qubits(self._target.target, reps))
-            return k, None
+            if self._target is not None:
+                return len(rank_qubits(self._target.target, reps)), None
+            # no device: Aer packs 64 (product states stay cheap); another estimator's width is unknown
+            return (_AER_PACK if isinstance(self._executor, AerExecutor) else 1), None
         if layout is not None and len(layout) < self.pack:
             raise ValueError(f"`pack`={self.pack} needs {self.pack} qubits; `initial_layout` gives {len(layout)}")
         return self.pack, None if layout is None else layout[: self.pack]
