@@ -357,3 +357,15 @@ def test_max_readout_error_alone_ranks_the_qubits():
     layer.edge_outputs(_inputs(3, 1))
     assert layer.get_evaluator().physical_qubits == [3, 4]  # readout 1.44%, 1.86% (then 2.19% > 2%)
 
+
+
+@pytest.mark.parametrize("ansatz", ["pz", "rpz", "px", "real", "mix"])
+def test_zne_on_an_ideal_simulator_is_exact_for_every_ansatz(ansatz):
+    """Folds of any transpiled basis (here AerSimulator's, with u2 for "real") are the identity
+    on an ideal simulator, so mitigated values equal the closed form."""
+    layer = _layer(2, 2, 2, ansatz=ansatz)
+    x = _inputs(3, 2)
+    ref = layer.edge_outputs(x)
+    layer.set_evaluator("qiskit", backend=AerSimulator(max_parallel_threads=1), pack=2,
+                        mitigation={"zne": [1, 3, 5], "repeats": 2})
+    torch.testing.assert_close(layer.edge_outputs(x), ref, rtol=0, atol=1e-10)

@@ -95,16 +95,16 @@ def readout_correct(z: np.ndarray, e01: np.ndarray, e10: np.ndarray) -> np.ndarr
     return (z + e01 - e10) / (1.0 - e01 - e10)
 
 
-def _inverse_instruction(instruction) -> list[tuple[str, list]]:
-    """The inverse of one ISA instruction in the same basis: sx^dag = rz(pi) sx rz(pi) (up to phase)."""
-    op = instruction.operation
+def _inverse_ops(op) -> list:
+    """Gates whose product is op^dag, in op's own basis: sx^dag = rz(pi) sx rz(pi) up to a phase
+    (device noise models know sx, not sxdg); every other gate inverts to its own type."""
+    from qiskit.circuit.library import RZGate, SXGate
+
     if op.name == "sx":
-        return [("rz", [math.pi]), ("sx", []), ("rz", [math.pi])]
-    if op.name in ("x", "y", "z", "id", "h", "barrier", "delay"):
-        return [(op.name, list(op.params))]
-    if op.name in ("rz", "rx", "ry"):
-        return [(op.name, [-op.params[0]])]
-    raise ValueError(f"cannot fold gate {op.name!r}: zero-noise extrapolation folds rz, rx, ry, sx, x, y, z, h")
+        return [RZGate(math.pi), SXGate(), RZGate(math.pi)]
+    if op.name in ("barrier", "delay"):
+        return [op]
+    return [op.inverse()]
 
 
 def fold(circuit, scale: int):
@@ -122,8 +122,8 @@ def fold(circuit, scale: int):
         return circuit
     inverse = QuantumCircuit(*circuit.qregs, *circuit.cregs)
     for instruction in reversed(circuit.data):
-        for name, params in _inverse_instruction(instruction):
-            getattr(inverse, name)(*params, *instruction.qubits)
+        for op in _inverse_ops(instruction.operation):
+            inverse.append(op, instruction.qubits)
     folded = circuit.copy()
     for _ in range((scale - 1) // 2):
         folded.barrier()
