@@ -130,6 +130,13 @@ def test_packed_exact_values_and_gradients_equal_closed_form(pack):
     assert ev.circuits_submitted == math.ceil(M / k_forward) + math.ceil(shifted / k_backward)
 
 
+def test_packed_shift_rule_passes_gradcheck():
+    layer = _layer(2, 1, 1, ansatz="rpz", base=None)
+    layer.set_evaluator("qiskit", threads=1, pack="auto")
+    x = _inputs(2, 2).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: layer(t), (x,), eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
 def test_packed_on_a_fake_backend_in_local_mode_uses_distinct_qubits():
     fake = FakeManilaV2()
     layer = _layer(2, 2, 1)
@@ -234,6 +241,23 @@ def _trained_layer() -> tuple[QKANLayer, torch.Tensor]:
     return model.layers[0], x
 
 
+def test_readout_mitigated_shots_are_unbiased():
+    """Noisy Aer + shots + readout inversion: z-scores against the exact noisy value (gate noise
+    only) with the inverted sigma sqrt((1 - m^2) / S) / (1 - 2e) have mean 0 and std 1."""
+    shots, sim = 2000, _noisy_manila()
+    layer = _layer(2, 2, 2)
+    x = _inputs(300, 2)
+    noisy = layer.set_evaluator("qiskit", backend=sim, pack="auto").edge_outputs(x).detach().numpy().reshape(-1)
+    qubits = layer.get_evaluator().physical_qubits
+    layer.set_evaluator("qiskit", backend=sim, pack="auto", shots=shots, seed=8, mitigation={"readout": True})
+    est = layer.edge_outputs(x).detach().numpy().reshape(-1)
+    e = np.array([FakeManilaV2().target["measure"][(q,)].error for q in qubits])[np.arange(est.size) % len(qubits)]
+    measured = noisy * (1 - 2 * e)
+    z = (est - noisy) / (np.sqrt((1 - measured**2) / shots) / (1 - 2 * e))
+    inside = np.abs(est) < 1  # clipped values are not Gaussian
+    assert abs(z[inside].mean()) < 0.08 and 0.9 < z[inside].std() < 1.1
+
+
 def test_mitigation_cuts_the_error_on_fake_manila_noise():
     """Readout inversion (rates of the noise model) removes most of the error at 20,000 shots."""
     layer, x = _trained_layer()
@@ -301,6 +325,18 @@ def test_split_jobs_callback_and_batch_mode_in_local_mode():
     assert other._session is ev._session  # a model's layers share one Batch per backend
     ev.close()
     assert QiskitEvaluator(fake, mode="batch")._session is not other._session  # closed: a new one opens
+
+
+def test_session_mode_and_runtime_options_reach_the_runtime_estimator():
+    from qiskit_ibm_runtime import Session
+
+    ev = QiskitEvaluator(FakeManilaV2(), mode="session", runtime_options={"resilience_level": 2, "default_shots": 64})
+    assert isinstance(ev._session, Session)
+    options = ev._executor.estimator.options
+    assert options.resilience_level == 2 and options.default_shots == 64
+    ev.close()
+    with pytest.raises(ValueError, match=r"runtime_options.*qiskit-ibm-runtime"):
+        QiskitEvaluator(AerSimulator(), runtime_options={"resilience_level": 1})
 
 
 def test_failed_job_reports_through_the_callback():
