@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qkan._checks import check_int
+from qkan._checks import check_int, check_number, check_type
 from qkan._io import atomic_save, load_checkpoint
 from qkan.layers import QKANLayer
 
@@ -46,6 +46,12 @@ class QKAN(nn.Module):
 
     Shape:
         (*, width[0]) -> (*, width[-1])
+
+    Deep px models: a px layer needs its encoded angles in [-1, 1]. The first layer's inputs
+    are the user's (checked, ValueError outside the domain); every later px layer receives
+    tanh of the previous layer's output (``QKANLayer.hidden_input``), so a px QKAN of any depth
+    is defined on all of [-1, 1]^width[0]. Models of the other ansaetze pass hidden values on
+    unchanged.
 
     Example:
         >>> from qkan.data import function_dataset
@@ -110,8 +116,8 @@ class QKAN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(*, width[0]) -> (*, width[-1]); the input is validated once here."""
         h = self.layers[0].check_input(x)
-        for layer in self.layers:
-            h = layer.evaluate(h)
+        for k, layer in enumerate(self.layers):
+            h = layer.evaluate(layer.hidden_input(h) if k else h)
         return h.reshape(*x.shape[:-1], self.width[-1])
 
     def set_evaluator(self, name: str = "auto", **options) -> QKAN:
@@ -180,8 +186,10 @@ class QKAN(nn.Module):
         check_int("log", log)
         if batch is not None:
             check_int("batch", batch)
-        if not isinstance(reg, (int, float)) or reg < 0:
-            raise ValueError(f"`reg` must be a number >= 0; got {reg!r}")
+        check_number("reg", reg)
+        check_number("lr", lr, allow_none=True)
+        check_int("seed", seed, low=0, high=2**63 - 1, allow_none=True)
+        check_type("reg_options", reg_options, dict, allow_none=True)
         data = self._prepare_dataset(dataset)
         classify = not data["train_label"].is_floating_point()
         loss_fn = loss if loss is not None else (F.cross_entropy if classify else F.mse_loss)

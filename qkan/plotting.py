@@ -79,6 +79,7 @@ def plot_model(model: nn.Module, path=None, x: torch.Tensor | None = None, *, n_
     with torch.no_grad():
         for l, (layer, score) in enumerate(zip(model.layers, scores)):
             O, I = layer.out_dim, layer.in_dim
+            x = layer.hidden_input(x) if l else x  # what this layer receives inside the model (tanh for px)
             lo, hi = x.min(0).values, x.max(0).values  # (I,)
             t = torch.linspace(0, 1, n_points, dtype=x.dtype, device=x.device)[:, None]  # (G, 1)
             curves = edge_activations(layer, lo + (hi - lo) * t).cpu().double()  # (G, O, I)
