@@ -335,6 +335,14 @@ def test_session_mode_and_runtime_options_reach_the_runtime_estimator():
     options = ev._executor.estimator.options
     assert options.resilience_level == 2 and options.default_shots == 64
     ev.close()
+    from qiskit_ibm_runtime.options.utils import Unset
+
+    from qiskit.providers.fake_provider import GenericBackendV2
+
+    mitigated = QiskitEvaluator(FakeManilaV2(), mitigation={"readout": True})  # fake: levels do nothing
+    assert isinstance(mitigated._executor.estimator.options.resilience_level, type(Unset))
+    device = GenericBackendV2(num_qubits=2, seed=0)  # stands in for an IBM device: no TREX on top of qkan's
+    assert QiskitEvaluator(device, mitigation={"readout": True})._executor.estimator.options.resilience_level == 0
     with pytest.raises(ValueError, match=r"runtime_options.*qiskit-ibm-runtime"):
         QiskitEvaluator(AerSimulator(), runtime_options={"resilience_level": 1})
 

@@ -91,7 +91,9 @@ class QiskitEvaluator(Evaluator):
         mitigation: None or {"readout": bool, "zne": [1, 3, 5] | None, "extrapolation":
             "richardson" | "linear", "repeats": int}.
         runtime_options: dict set on qiskit-ibm-runtime's EstimatorV2 options (resilience_level,
-            twirling, dynamical_decoupling, ...).
+            twirling, dynamical_decoupling, ...). With qkan's `mitigation` on, the estimator this
+            evaluator creates for an IBM backend starts at resilience_level 0 (runtime_options
+            may override it; local mode has no resilience levels).
         mode: None, "batch" or "session": qiskit-ibm-runtime execution mode (close() ends it).
         job_callback: called as job_callback(event, info) per job (see hardware.jobs).
         progress: show a tqdm bar over the jobs of evaluations split into several.
@@ -202,6 +204,8 @@ class QiskitEvaluator(Evaluator):
                     _MODES[key] = (runtime.Batch if mode == "batch" else runtime.Session)(backend=backend)
                 self._session = _MODES[key]
             estimator = runtime.EstimatorV2(mode=self._session or backend)
+            if (self.mitigation.readout or self.mitigation.zne) and not _is_fake(backend):
+                estimator.options.resilience_level = 0  # qkan mitigates: IBM's TREX (level 1) would correct twice
         if runtime_options:
             if not hasattr(estimator.options, "update"):
                 raise ValueError(f"`runtime_options` needs a qiskit-ibm-runtime estimator; got {type(estimator).__name__}")
