@@ -7,6 +7,7 @@ The Qiskit evaluator (qkan.simulators.qiskit) is built from these parts:
     packing     k independent edge circuits side by side on k physical qubits of one circuit
     mitigation  readout inversion, zero-noise extrapolation by unitary folding, repeats, clipping
     jobs        submitting split jobs concurrently, collecting them in order, callbacks, progress
+    executors   Aer (exact values + binomial shots) and EstimatorV2 (sampled) execution of packed rows
 
 Facts behind the choices: shared/design/hardware.md.
 """
