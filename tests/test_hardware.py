@@ -347,6 +347,38 @@ def test_session_mode_and_runtime_options_reach_the_runtime_estimator():
         QiskitEvaluator(AerSimulator(), runtime_options={"resilience_level": 1})
 
 
+def test_run_tasks_submits_all_then_collects_in_order(capsys):
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qkan.simulators.hardware.jobs import Task, run_tasks
+
+    pool, log = ThreadPoolExecutor(4), []
+
+    class Job:
+        def __init__(self, n):
+            self.n, self.future = n, pool.submit(lambda: (time.sleep(0.2 * (3 - n)), log.append(("ran", n)))[1])
+
+        def job_id(self):
+            return f"job-{self.n}"
+
+        def status(self):
+            return "DONE" if self.future.done() else "RUNNING"
+
+        def result(self):
+            self.future.result()
+            return self.n
+
+    def task(n):
+        return Task(lambda: (log.append(("submit", n)), Job(n))[1], lambda r: r * 10, circuits=1)
+
+    out = run_tasks([task(n) for n in range(3)], backend="stub", stage="forward", layer="L", progress=False)
+    assert out == [0, 10, 20]  # in task order although job 2 finished first
+    assert [e for e in log if e[0] == "submit"] == log[:3]  # every job submitted before any ran to the end
+    assert log[3] == ("ran", 2)
+    assert capsys.readouterr().err == ""  # progress=False: no bar
+
+
 def test_failed_job_reports_through_the_callback():
     events = []
     layer = _layer(1, 1, 1)
