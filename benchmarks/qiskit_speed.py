@@ -4,9 +4,10 @@ Modes, measured side by side in one run:
 
 - BackendEstimatorV2 (before): qiskit's generic estimator on Aer with `--shots`, one circuit
   per parameter set (the shots path before issue 14), through qkan's estimator route,
-- aer shots binomial: exact Aer values + binomial shots (one circuit per parameter set),
-- aer shots binomial pack=auto: the same with 64 edge circuits per circuit (MPS),
-- aer exact pack=auto: no shots,
+- aer shots binomial pack=1: exact Aer values + binomial shots, one circuit per parameter set,
+- aer shots binomial: the same with the default packing on device-less Aer, 64 edge circuits
+  per circuit (matrix_product_state),
+- aer exact: no shots,
 - closed form: qkan's Fourier evaluator (no circuits), for scale.
 
 For each: circuits (executed parameter sets) and jobs per forward and per backward, forward and
@@ -86,9 +87,9 @@ def main(argv: list[str] | None = None) -> dict:
     shots = {"threads": args.threads, "shots": args.shots, "seed": args.seed}
     modes = {
         "BackendEstimatorV2 (before)": lambda: {"backend": before(), "shots": args.shots, "seed": args.seed},
+        "aer shots binomial pack=1": lambda: {**shots, "pack": 1},
         "aer shots binomial": lambda: shots,
-        "aer shots binomial pack=auto": lambda: {**shots, "pack": "auto"},
-        "aer exact pack=auto": lambda: {"threads": args.threads, "pack": "auto"},
+        "aer exact": lambda: {"threads": args.threads},
         "closed form": lambda: None,
     }
     rows = []

@@ -91,6 +91,19 @@ def test_noisy_aer_shots_fold_in_readout_error():
 
 
 # ------------------------------------------------------------------------------ packing
+def test_device_less_aer_packs_by_default():
+    """Without a device, qubits have no identity: pack=None simulates 64 per circuit, same values."""
+    layer = _layer(4, 4, 2, encoding="fixed")
+    x = _inputs(8, 4)  # 128 values
+    ref = layer.edge_outputs(x)
+    layer.set_evaluator("qiskit", threads=1)
+    torch.testing.assert_close(layer.edge_outputs(x), ref, rtol=0, atol=1e-10)
+    assert layer.get_evaluator().circuits_submitted == 2 and len(layer.get_evaluator().physical_qubits) == 64
+    layer.set_evaluator("qiskit", threads=1, pack=1)
+    layer.edge_outputs(x)
+    assert layer.get_evaluator().circuits_submitted == 128
+
+
 def test_pack_rows_round_trip():
     values = np.arange(7 * 3, dtype=float).reshape(7, 3)
     rows = pack_rows(values, 3)
