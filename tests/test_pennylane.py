@@ -319,9 +319,7 @@ def test_amplitude_measure_is_unsupported():
     "options, match",
     [
         (dict(diff_method="magic"), "`diff_method` must be one of"),
-        (dict(shots=0), "`shots` must be None or an int >= 1; got 0"),
-        (dict(shots=1.5), "`shots` must be None or an int >= 1"),
-        (dict(seed="a"), "`seed` must be an int or None"),
+        (dict(shots=0), "`shots` must be an int >= 1 or None; got 0"),
         (dict(device="no.such.device"), "`device` must name an installed PennyLane device"),
         (dict(device=3), "`device` must be a PennyLane device name or device object"),
         (dict(shots=100, diff_method="backprop"), "needs exact expectation values"),
@@ -329,6 +327,15 @@ def test_amplitude_measure_is_unsupported():
 )
 def test_evaluator_option_errors(options, match):
     with pytest.raises(ValueError, match=match):
+        _layer().set_evaluator("pennylane", **options)
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [(dict(shots=1.5), r"`shots` must be an int >= 1 or None; got 1.5"), (dict(seed="a"), r"`seed` must be an int >= 0 or None; got 'a'")],
+)
+def test_evaluator_option_type_errors(options, match):
+    with pytest.raises(TypeError, match=match):
         _layer().set_evaluator("pennylane", **options)
 
 

@@ -345,9 +345,10 @@ def test_closed_form_model_on_fake_manila_runtime_estimator():
     "options,match",
     [
         ({"shots": 0}, r"`shots` must be an int >= 1 or None; got 0"),
-        ({"precision": -0.1}, r"`precision` must be a float > 0 or None; got -0.1"),
+        ({"precision": -0.1}, r"`precision` must be a number >= 0; got -0.1"),
+        ({"precision": 0}, r"`precision` must be a number > 0 or None; got 0"),
         ({"shots": 10, "precision": 0.1}, r"give `shots` or `precision`, not both"),
-        ({"optimization_level": 4}, r"`optimization_level` must be 0, 1, 2 or 3; got 4"),
+        ({"optimization_level": 4}, r"`optimization_level` must be an int <= 3; got 4"),
         ({"max_pub_size": 0}, r"`max_pub_size` must be an int >= 1; got 0"),
         ({"max_circuits_per_job": 0}, r"`max_circuits_per_job` must be an int >= 1 or None; got 0"),
         ({"threads": 0}, r"`threads` must be an int >= 1 or None; got 0"),

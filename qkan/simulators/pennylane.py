@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from qkan._checks import check_int
 from qkan.circuits.pennylane import daruan_ops, device_wire, gate_angles, import_pennylane, make_device
 from qkan.simulators.base import Evaluator
 
@@ -150,10 +151,8 @@ class PennyLaneEvaluator(Evaluator):
         qml = import_pennylane()
         if diff_method not in DIFF_METHODS:
             raise ValueError(f"`diff_method` must be one of {list(DIFF_METHODS)}; got {diff_method!r}")
-        if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
-            raise ValueError(f"`shots` must be None or an int >= 1; got {shots!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ValueError(f"`seed` must be an int or None; got {seed!r}")
+        check_int("shots", shots, 1, allow_none=True)
+        check_int("seed", seed, 0, allow_none=True)
         if seed is not None:
             device_options["seed"] = seed
         self.device = make_device(device, **device_options)

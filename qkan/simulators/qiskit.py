@@ -119,14 +119,11 @@ class QiskitEvaluator(Evaluator):
         except ImportError as err:  # pragma: no cover - the test environment has qiskit
             raise ImportError('the "qiskit" evaluator needs qiskit and qiskit-aer: pip install "qkan[qiskit]"') from err
         check_int("shots", shots, 1, allow_none=True)
-        if precision is not None and (
-            isinstance(precision, bool) or not isinstance(precision, (int, float)) or not 0 < precision < math.inf
-        ):
-            raise ValueError(f"`precision` must be a float > 0 or None; got {precision!r}")
+        if check_number("precision", precision, allow_none=True) == 0:
+            raise ValueError("`precision` must be a number > 0 or None; got 0")
         if shots is not None and precision is not None:
             raise ValueError(f"give `shots` or `precision`, not both; got shots={shots}, precision={precision}")
-        if optimization_level not in (0, 1, 2, 3) or isinstance(optimization_level, bool):
-            raise ValueError(f"`optimization_level` must be 0, 1, 2 or 3; got {optimization_level!r}")
+        check_int("optimization_level", optimization_level, low=0, high=3)
         check_int("seed", seed, 0, allow_none=True)
         check_int("max_pub_size", max_pub_size, 1)
         check_int("max_circuits_per_job", max_circuits_per_job, 1, allow_none=True)
