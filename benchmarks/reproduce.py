@@ -253,10 +253,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick-steps", type=int, default=100, help="quickstart steps")
     parser.add_argument("--ext-steps", type=int, default=100, help="steps per extension stage")
     parser.add_argument("--extend-to", default="5,10,15,20", help="reps of the extension stages")
-    parser.add_argument("--feynman-steps", type=int, default=50)
+    parser.add_argument("--feynman-steps", type=int, default=20)
     parser.add_argument("--equations", default=",".join(FEYNMAN_EQUATIONS))
-    parser.add_argument("--digits-steps", type=int, default=50)
-    parser.add_argument("--digits-reps", type=int, default=2)
+    parser.add_argument("--digits-steps", type=int, default=10)
+    parser.add_argument("--digits-reps", type=int, default=1)
     args = h.parse_args(parser, argv)
     if args.quick:  # one seed, tiny budgets, two equations
         args.seeds, args.samples, args.quick_steps, args.ext_steps, args.extend_to = 1, 100, 2, 2, "3"

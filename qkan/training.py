@@ -1,7 +1,8 @@
 """QKAN.fit: training on a pykan-style dataset dict, with optimizer stages, checks and rollback.
 
-The defaults (plain LBFGS, lr 0.5, history 100, no line search; theta_init "xavier" in the
-layers) were chosen with benchmarks/reproduce.py: see the README, "Training defaults".
+The defaults (LBFGS lr 0.5, history 100, no line search, falling back to a strong-Wolfe line
+search after a step that does not lower the loss; theta_init "xavier" in the layers) were chosen
+with benchmarks/reproduce.py: see the README, "Training defaults".
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ Stage = tuple[str | type | torch.optim.Optimizer, int, float | None]
 def make_optimizer(params: list[nn.Parameter], optimizer, lr: float | None) -> torch.optim.Optimizer:
     """A torch optimizer from a name in DEFAULT_LR, an Optimizer class or instance.
 
-    "lbfgs": torch.optim.LBFGS(lr 0.5, history_size 100, no line search; up to 20 inner
-    iterations per step), "lbfgs-wolfe": LBFGS(lr 1, history 10, strong-Wolfe line search),
-    "adam": Adam(lr 1e-2). `lr` None takes these defaults (an instance keeps its own).
+    "lbfgs": torch.optim.LBFGS(lr 0.5, history_size 100, no line search: the published
+    package's recipe; fit adds the fallback), "lbfgs-wolfe": LBFGS(lr 1, history 10, strong-Wolfe
+    line search), "adam": Adam(lr 1e-2); each LBFGS step runs up to 20 inner iterations. `lr`
+    None takes these defaults (an instance keeps its own).
     """
     if isinstance(optimizer, torch.optim.Optimizer):
         if lr is not None:
@@ -147,6 +149,27 @@ def _non_finite(model: nn.Module) -> str | None:
     return None
 
 
+def _step(opt: torch.optim.Optimizer, closure) -> float:
+    """One optimizer step; the objective at its start."""
+    if isinstance(opt, torch.optim.LBFGS):
+        return float(opt.step(closure).detach())
+    value = closure()
+    opt.step()
+    return float(value.detach())
+
+
+def _lowered(closure, before: float) -> bool:
+    """Whether the objective is now finite and not above `before` (one extra evaluation)."""
+    after = float(closure().detach())
+    return math.isfinite(after) and after <= before
+
+
+def _restore(params: list[nn.Parameter], saved: list[torch.Tensor]) -> None:
+    with torch.no_grad():
+        for p, good in zip(params, saved):
+            p.copy_(good)
+
+
 def _record(history: dict, step: int, record: dict, row: dict) -> None:
     """Add the metrics `row` to the step's `record` and append both to `history`."""
     record.update(row)
@@ -212,6 +235,7 @@ def fit(
     step, stop = 0, False
     for stage_opt, stage_steps, stage_lr in stages:
         opt = make_optimizer(params, stage_opt, stage_lr)
+        guarded = isinstance(stage_opt, str) and stage_opt.lower() == "lbfgs"  # the fallback applies
         sched = scheduler(opt) if scheduler is not None else None
         for _ in range(stage_steps):
             step += 1
@@ -230,21 +254,19 @@ def fit(
                 return objective
 
             last_good = [p.detach().clone() for p in params]
-            if isinstance(opt, torch.optim.LBFGS):
-                value = opt.step(closure)
-            else:
-                value = closure()
-                opt.step()
-            value = float(value.detach())
+            value = _step(opt, closure)
+            if guarded and not _lowered(closure, value):  # roll back; line search from here on
+                _restore(params, last_good)
+                opt, guarded = make_optimizer(params, "lbfgs-wolfe", None), False
+                sched = scheduler(opt) if scheduler is not None else None
+                value = _step(opt, closure)
             bad = "the training loss" if not math.isfinite(value) else _non_finite(model)
             if bad:
-                with torch.no_grad():
-                    for p, good in zip(params, last_good):
-                        p.copy_(good)
+                _restore(params, last_good)
                 bar.close()
                 raise FloatingPointError(
                     f"step {step}: {bad} became NaN or infinite (loss {value:.4g}); the model keeps the parameters "
-                    f"from before step {step}. Try a smaller `lr` or optimizer='lbfgs-wolfe'"
+                    f"from before step {step}. Try a smaller `lr` or optimizer='lbfgs' (line search)"
                 )
             if sched is not None:
                 sched.step(value) if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau) else sched.step()
