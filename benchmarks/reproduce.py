@@ -129,14 +129,15 @@ class Reference:
             return
         (self.folder / "jobs.json").write_text(json.dumps({"jobs": self.jobs}))
         cmd = [self.python, "-I", str(HERE / "_reference_qkan.py"), "jobs.json", "out.json"]
-        self.proc = subprocess.Popen(cmd, cwd=self.folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        with open(self.folder / "log.txt", "w") as log:  # a file, not a pipe: its progress bars never block it
+            self.proc = subprocess.Popen(cmd, cwd=self.folder, stdout=log, stderr=subprocess.STDOUT)
 
     def results(self) -> list[dict] | None:
         if self.proc is None:
             return None
-        _, err = self.proc.communicate()
+        self.proc.wait()
         out = self.folder / "out.json"
-        result = json.loads(out.read_text()) if out.exists() else {"error": err[-2000:]}
+        result = json.loads(out.read_text()) if out.exists() else {"error": (self.folder / "log.txt").read_text()[-2000:]}
         if "error" in result:
             print(f"note: the published package failed ({result['error']}); skipping its column", file=sys.stderr)
             return None
@@ -277,9 +278,11 @@ def main(argv: list[str] | None = None) -> dict:
             tasks += digits_rows(args)
         ref.start()  # the published package trains in its own process while ours trains here
         with h.Stopwatch() as ours:
-            for _, run in tasks:
+            for row, run in tasks:
                 if run is not None:
                     run()
+                    if not args.quick:
+                        print(f"  done: {row['section']} {row['task']} seed {row['seed']}", flush=True)
         with h.Stopwatch() as theirs:
             results = ref.results()
     rows = [row for row, _ in tasks]
