@@ -1,14 +1,19 @@
-"""Layer speed and memory: closed form and SU(2) against the nn.Linear floor (and the published qkan).
+"""Layer speed and memory: the closed form and the SU(2) kernels against the nn.Linear floor and the published qkan.
 
-    python benchmarks/layer_speed.py [--quick] [--threads 1] [--clock wall|cpu] [--reference-python /path/to/venv/bin/python]
+    python benchmarks/layer_speed.py [--quick] [--thread-counts 1,2] [--reference-python /path/to/venv/bin/python]
 
-Rows (forward + backward, gradients to x and every parameter):
-- fixed-encoding pz 64 -> 64, R=3, B=512: fourier, su2, and the floor nn.Linear(I*(2R+2), O);
-- per-edge trainable encoding on the same shape: su2;
-- peak memory at B=4096, 256 -> 256, R=3: fourier vs the floor (CPU: peak RSS of a fresh
-  process; CUDA: max_memory_allocated).
-The optional reference column runs the published qkan 0.2.3 "exact" solver in another
-virtualenv (never installed here), with and without trainable pre-activations.
+Forward + backward (gradients to x and every parameter), pz, 64 -> 64, R=3, B=512, float32,
+timed round-robin (one call of each case per round, so machine load hits all alike); CPU time
+(all threads of this process) and wall time, for each thread count:
+- P1: fixed encoding (evaluator "fourier": native, and the pure-torch path with QKAN_NATIVE=0)
+  against the floor nn.Linear(I*(2R+2), O) on an input that needs its gradient;
+- P2: per-edge trainable encoding (evaluator "su2": native and torch) against the published
+  qkan 0.2.3 "exact" solver with preact_trainable=True (and its fixed encoding against P1),
+  run in the reference virtualenv (1 thread; the column is skipped when it is absent);
+- P3: peak memory of one forward+backward at B=4096, 256 -> 256, R=3 (quick: B=1024,
+  128 -> 128) for the fixed and the edge encoding against the floor, each in a fresh process
+  (peak RSS growth over the state after building the module and input).
+Targets (issue 13): P1 <= 2x the floor; P2 >= 100x the reference; P3 <= 2x the floor.
 """
 
 from __future__ import annotations
@@ -17,94 +22,94 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from pathlib import Path
 
-import torch
-
-RESULTS = Path(__file__).resolve().parent / "results"
+import _harness as h
 
 _REFERENCE = r"""
-import json, statistics, sys, time, torch
+import json, time, torch
 from qkan import QKANLayer
-torch.set_num_threads({threads})
-clock = time.{clock}
+torch.set_num_threads(1)
 out = {{}}
 for pre in (False, True):
     layer = QKANLayer({I}, {O}, reps={R}, solver="exact", preact_trainable=pre, seed=0)
     x = torch.rand({B}, {I}, requires_grad=True)
-    times = []
+    runs = []
     for _ in range({repeats} + 1):
-        t = clock(); layer(x).sum().backward(); times.append(clock() - t)
-    out["edge" if pre else "fixed"] = statistics.median(times[1:])
+        w, c = time.perf_counter(), time.process_time()
+        layer(x).sum().backward()
+        runs.append((time.perf_counter() - w, time.process_time() - c))
+    runs = sorted(runs[1:], key=lambda r: r[1])
+    out["edge" if pre else "fixed"] = runs[len(runs) // 2]
 print(json.dumps(out))
 """
 
-
-def _time(fn, repeats: int, clock=time.perf_counter) -> float:
-    """Median seconds of fn() after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = clock()
-        fn()
-        times.append(clock() - start)
-    return statistics.median(times)
+#: case -> (evaluator, encoding, native) for QKANLayer cases; "floor" is nn.Linear
+CASES = {
+    "fixed": ("fourier", "fixed", True),
+    "fixed (torch)": ("fourier", "fixed", False),
+    "edge": ("su2", "edge", True),
+    "edge (torch)": ("su2", "edge", False),
+}
 
 
-def _step(module: torch.nn.Module, x: torch.Tensor):
+def _subject(case: str, I: int, O: int, R: int, B: int):
+    """(module, input, native) of one case; inputs in [-1, 1] that need their gradient."""
+    import torch
+
+    from qkan import QKANLayer
+
+    if case == "floor":
+        return torch.nn.Linear(I * (2 * R + 2), O), torch.rand(B, I * (2 * R + 2), requires_grad=True), True
+    evaluator, encoding, native = CASES[case]
+    options = {"native": native} if evaluator == "su2" else {}
+    layer = QKANLayer(I, O, R, encoding=encoding, evaluator=evaluator, evaluator_options=options, seed=0)
+    return layer, (torch.rand(B, I) * 2 - 1).requires_grad_(True), native
+
+
+def _step(module, x, native: bool):
+    """One forward+backward; the fourier evaluator follows QKAN_NATIVE, set around the call."""
+
     def run():
-        module.zero_grad(set_to_none=True)
-        x.grad = None
-        module(x).sum().backward()
-        if x.is_cuda:
-            torch.cuda.synchronize()
+        previous = os.environ.get("QKAN_NATIVE")
+        os.environ["QKAN_NATIVE"] = "1" if native else "0"
+        try:
+            module.zero_grad(set_to_none=True)
+            x.grad = None
+            module(x).sum().backward()
+        finally:
+            if previous is None:
+                del os.environ["QKAN_NATIVE"]
+            else:
+                os.environ["QKAN_NATIVE"] = previous
 
     return run
 
 
-def _subjects(kind: str, I: int, O: int, R: int, B: int, device: str):
-    """(module, input) for one benchmark row."""
-    from qkan import QKANLayer
-
-    if kind == "floor":
-        return torch.nn.Linear(I * (2 * R + 2), O, device=device), torch.rand(B, I * (2 * R + 2), device=device, requires_grad=True)
-    evaluator, encoding = {"fourier": ("fourier", "fixed"), "su2": ("su2", "fixed"), "su2-edge": ("su2", "edge")}[kind]
-    layer = QKANLayer(I, O, R, encoding=encoding, evaluator=evaluator, seed=0, device=device)
-    return layer, (torch.rand(B, I, device=device) * 2 - 1).requires_grad_(True)
-
-
-def _peak_memory_child(kind: str, I: int, O: int, R: int, B: int, device: str) -> float:
-    """Peak bytes of one forward+backward, measured in this (fresh) process."""
-    module, x = _subjects(kind, I, O, R, B, device)
-    x = x.detach().requires_grad_(True)
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        module(x).sum().backward()
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - base
+def _peak_memory_child(case: str, I: int, R: int, B: int) -> int:
+    """Bytes of peak RSS growth during one forward+backward (run in a fresh process)."""
+    module, x, native = _subject(case, I, I, R, B)
+    os.environ["QKAN_NATIVE"] = "1" if native else "0"
+    _step(module, x[:1].detach().requires_grad_(True), native)()  # build/load the native library first
     with open("/proc/self/statm") as fh:
         base = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     module(x).sum().backward()
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
 
 
-def _peak_memory(kind: str, I: int, O: int, R: int, B: int, device: str, threads: int) -> float:
-    cmd = [sys.executable, __file__, "--_memory", kind, str(I), str(O), str(R), str(B), "--device", device, "--threads", str(threads)]
-    return float(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip())
+def _peak_memory(case: str, I: int, R: int, B: int) -> float:
+    cmd = [sys.executable, __file__, "--memory-child", case, str(I), str(R), str(B)]
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return float(done.stdout.strip().splitlines()[-1])
 
 
-def _reference(python: str, I: int, O: int, R: int, B: int, repeats: int, threads: int, clock: str) -> dict | None:
-    code = _REFERENCE.format(I=I, O=O, R=R, B=B, repeats=repeats, threads=threads, clock=clock)
-    try:
-        # isolated mode and another cwd, so the reference's `qkan` is imported, never this checkout's
-        done = subprocess.run([python, "-I", "-c", code], capture_output=True, text=True, timeout=1800, cwd=tempfile.gettempdir())
+def _reference(python: str, I: int, O: int, R: int, B: int, repeats: int) -> dict | None:
+    """{"fixed"|"edge": (wall_s, cpu_s)} of the published qkan, or None (reason on stderr)."""
+    code = _REFERENCE.format(I=I, O=O, R=R, B=B, repeats=repeats)
+    try:  # isolated mode and another cwd, so the reference's `qkan` is imported, never this checkout's
+        done = subprocess.run([python, "-I", "-c", code], capture_output=True, text=True, timeout=3600, cwd=tempfile.gettempdir())
     except (OSError, subprocess.TimeoutExpired) as err:
         print(f"reference column skipped: {err}", file=sys.stderr)
         return None
@@ -115,64 +120,58 @@ def _reference(python: str, I: int, O: int, R: int, B: int, repeats: int, thread
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller memory case")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: steadier on a shared 2-core machine)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--reference-python", help="python of a virtualenv with the published qkan 0.2.3")
-    parser.add_argument(
-        "--clock",
-        choices=("wall", "cpu"),
-        default="wall",
-        help="wall time, or this process's CPU time (steadier on a shared machine; use with --threads 1)",
-    )
-    parser.add_argument("--_memory", nargs=5, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    if args._memory:
-        kind, *dims = args._memory
-        print(_peak_memory_child(kind, *map(int, dims), args.device))
+    parser = h.make_parser("layer_speed", __doc__, reference=True)
+    parser.add_argument("--thread-counts", default="1,2", help="comma-separated torch thread counts to time (default 1,2)")
+    parser.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
+    args = h.parse_args(parser, argv)
+    if args.memory_child:
+        case, I, R, B = args.memory_child
+        print(_peak_memory_child(case, int(I), int(R), int(B)))
         return {}
+    import torch
 
+    from qkan.simulators import native
+
+    counts = [int(t) for t in args.thread_counts.split(",")]
     I, O, R, B = 64, 64, 3, 512
-    clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    repeats = 5 if args.quick else 20
+    repeats = 3 if args.quick else 15
     rows = []
-    times = {}
-    for kind in ("floor", "fourier", "su2", "su2-edge"):
-        module, x = _subjects(kind, I, O, R, B, args.device)
-        times[kind] = _time(_step(module, x), repeats, clock)
-    ref = None
-    if args.reference_python:
-        ref = _reference(args.reference_python, I, O, R, B, 2 if args.quick else 3, args.threads, clock.__name__)
-    for kind, label in (("floor", "nn.Linear floor (fixed shape)"), ("fourier", "fixed enc, fourier"), ("su2", "fixed enc, su2"), ("su2-edge", "edge enc, su2")):
-        ref_t = None if ref is None or kind == "floor" else ref["edge" if kind == "su2-edge" else "fixed"]
-        rows.append(
-            dict(
-                case=label,
-                ms=times[kind] * 1e3,
-                vs_floor=times[kind] / times["floor"],
-                reference_ms=None if ref_t is None else ref_t * 1e3,
-                speedup_vs_reference=None if ref_t is None else ref_t / times[kind],
-            )
-        )
+    for threads in counts:
+        h.setup_threads(threads)
+        subjects = {case: _subject(case, I, O, R, B) for case in ("floor", *CASES)}
+        fns = {case: _step(*subject) for case, subject in subjects.items()}
+        slow = {"edge (torch)": fns.pop("edge (torch)")}  # hundreds of ms a call: fewer rounds
+        timings = h.time_round_robin(fns, repeats=repeats)
+        timings.update(h.time_round_robin(slow, repeats=1 if args.quick else 3))
+        floor = timings["floor"]
+        for case, t in timings.items():
+            rows.append(dict(section="P1/P2", case=case, threads=threads, **t.ms(), x_floor_cpu=t.cpu_s / floor.cpu_s))
+    ref_python = h.reference_python(args.reference_python)
+    ref = _reference(ref_python, I, O, R, B, 1 if args.quick else 3) if ref_python else None
+    if ref is not None:
+        for kind in ("fixed", "edge"):
+            wall, cpu = ref[kind]
+            rows.append(dict(section="reference", case=f"published exact, {kind}", threads=1, wall_ms=wall * 1e3, cpu_ms=cpu * 1e3))
+            for row in rows:
+                if row["section"] == "P1/P2" and row["threads"] == 1 and row["case"] in (kind, f"{kind} (torch)"):
+                    row["speedup_vs_published_cpu"] = cpu * 1e3 / row["cpu_ms"]
 
-    mI, mB = (256, 4096) if not args.quick else (128, 1024)
-    mem = {kind: _peak_memory(kind, mI, mI, R, mB, args.device, args.threads) for kind in ("floor", "fourier")}
-    memory = dict(shape=f"B={mB}, {mI}->{mI}, R={R}", floor_mb=mem["floor"] / 2**20, fourier_mb=mem["fourier"] / 2**20, ratio=mem["fourier"] / mem["floor"])
+    mI, mB = (128, 1024) if args.quick else (256, 4096)
+    h.setup_threads(counts[0])
+    memory = {case: _peak_memory(case, mI, R, mB) for case in ("floor", "fixed", "edge")}
+    for case in ("floor", "fixed", "edge"):
+        rows.append(dict(section="P3", case=f"peak memory {case}, B={mB}, {mI}->{mI}", threads=counts[0],
+                         peak_mb=memory[case] / 2**20, x_floor_memory=memory[case] / memory["floor"]))
 
-    print(f"layer speed, forward+backward, {I}->{O}, R={R}, B={B}, {args.threads} threads, {args.device}, {args.clock} time")
-    print(f"{'case':32s} {'ms':>9s} {'x floor':>8s} {'ref ms':>9s} {'speedup':>8s}")
-    for r in rows:
-        ref_ms = "-" if r["reference_ms"] is None else f"{r['reference_ms']:.1f}"
-        speed = "-" if r["speedup_vs_reference"] is None else f"{r['speedup_vs_reference']:.0f}x"
-        print(f"{r['case']:32s} {r['ms']:9.3f} {r['vs_floor']:8.2f} {ref_ms:>9s} {speed:>8s}")
-    print(f"peak memory {memory['shape']}: fourier {memory['fourier_mb']:.1f} MB, floor {memory['floor_mb']:.1f} MB, ratio {memory['ratio']:.2f}")
-    result = dict(device=args.device, threads=args.threads, clock=args.clock, shape=dict(I=I, O=O, R=R, B=B), rows=rows, memory=memory)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "layer_speed.json").write_text(json.dumps(result, indent=2))
-    return result
+    h.print_table(
+        rows,
+        [("case", "case", ""), ("threads", "thr", ""), ("cpu_ms", "cpu ms", ".2f"), ("wall_ms", "wall ms", ".2f"),
+         ("x_floor_cpu", "x floor", ".2f"), ("speedup_vs_published_cpu", "vs published", ".0f"),
+         ("peak_mb", "peak MB", ".1f"), ("x_floor_memory", "x floor mem", ".2f")],
+        title=f"forward+backward, pz {I}->{O}, R={R}, B={B}, float32; native kernels: {native.available()}",
+    )
+    return h.save(args, "layer_speed", rows, shape=dict(I=I, O=O, R=R, B=B), native=native.available(),
+                  torch_threads=torch.get_num_threads())
 
 
 if __name__ == "__main__":

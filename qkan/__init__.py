@@ -7,6 +7,7 @@ Closed-form (Fourier), SU(2), PennyLane and Qiskit evaluators behind one layer A
 import importlib
 
 from qkan import data
+from qkan.activation import DARUAN
 from qkan.hqkan import HQKAN, FFNReport, replace_ffn
 from qkan.interpret import attribution, prune, regularization
 from qkan.layers import QKANLayer
@@ -18,6 +19,7 @@ from qkan.symbolic import model_formulas
 __version__ = "0.1.0"
 
 __all__ = [
+    "DARUAN",
     "FFNReport",
     "HQKAN",
     "QKAN",

@@ -11,7 +11,7 @@ import math
 import numbers
 from types import ModuleType
 
-__all__ = ["check_int", "check_number", "check_choice", "check_type", "check_bool", "require"]
+__all__ = ["check_int", "check_number", "check_choice", "check_type", "check_bool", "check_device", "require"]
 
 
 def check_int(arg: str, value, low: int = 1, allow_none: bool = False, high: int | None = None) -> None:
@@ -76,6 +76,22 @@ def check_bool(arg: str, value) -> None:
     """`value` must be True or False (numpy bools accepted); TypeError otherwise."""
     if not isinstance(value, bool) and type(value).__name__ != "bool_":
         raise TypeError(f"`{arg}` must be True or False; got {value!r} ({type(value).__name__})")
+
+
+def check_device(device):
+    """`device` as a torch.device that can hold tensors here, or None; TypeError/ValueError naming it otherwise."""
+    import torch
+
+    if device is None:
+        return None
+    check_type("device", device, (str, torch.device, int))
+    try:
+        device = torch.device(device)
+        torch.empty(0, device=device)
+    except (RuntimeError, ValueError) as err:
+        message = " ".join(str(err).split())
+        raise ValueError(f"`device` must be an available torch device (e.g. 'cpu', 'cuda:0'); got {device!r}: {message}") from None
+    return device
 
 
 def require(module: str, extra: str, what: str) -> ModuleType:

@@ -21,16 +21,30 @@ __all__ = ["atomic_path", "atomic_save", "atomic_write_text", "load_checkpoint",
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path`, on failure it is removed."""
+    """Yield a temporary path beside `path`; on success it replaces `path`, on failure it is removed.
+
+    OS errors of creating or renaming the temporary file name `path` (same exception type).
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+    except OSError as err:
+        raise _naming(err, path) from None
     os.close(fd)
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as err:
+            raise _naming(err, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _naming(err: OSError, path: Path) -> OSError:
+    """`err` as the same OSError type with a message naming the file the caller asked for."""
+    return type(err)(err.errno, f"cannot write {str(path)!r}: {err.strerror or err}")
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:

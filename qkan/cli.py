@@ -4,6 +4,7 @@
                                   extension stage; print a metrics table; save a checkpoint and a plot
     qkan fit --data I.12.11       a Feynman equation (inputs mapped to [-1, 1])
     qkan fit --data table.csv     a CSV file (label: last column, or --target)
+    qkan fit --resume run/model.pt   continue training a saved model (e.g. one saved by Ctrl-C)
     qkan search ...               quantum architecture search (qkan.kanqas)
     qkan bench [names] [--quick]  run the scripts in the repository's benchmarks/ folder
 """
@@ -12,8 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -57,6 +61,16 @@ def _pos_int(text: str) -> int:
     return value
 
 
+def _pos_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0; got {text!r}")
+    return value
+
+
 def _add_fit_parser(sub) -> None:
     p = sub.add_parser("fit", help="train a QKAN and save a checkpoint and a plot", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,18 +79,22 @@ def _add_fit_parser(sub) -> None:
     p.add_argument("--width", type=_width, default=None, help="layer widths, e.g. 2,5,1 (default: inputs,5,outputs)")
     p.add_argument("--reps", type=_pos_int, default=DEMO_REPS, help=f"DARUAN repetitions of stage 1 (default {DEMO_REPS})")
     p.add_argument("--steps", type=_pos_int, default=DEMO_STEPS, help=f"optimizer steps of stage 1 (default {DEMO_STEPS})")
-    p.add_argument("--extend-reps", type=_nonneg_int, default=DEMO_EXTEND_REPS,
-                   help=f"extend to this many reps for stage 2; 0 skips it (default {DEMO_EXTEND_REPS})")
+    p.add_argument("--extend-reps", type=_nonneg_int, default=None,
+                   help=f"extend to this many reps for stage 2; 0 skips it (default {DEMO_EXTEND_REPS}, "
+                        "or 0 for an ansatz that cannot be extended, e.g. px)")
     p.add_argument("--extend-steps", type=_pos_int, default=DEMO_EXTEND_STEPS, help=f"steps of stage 2 (default {DEMO_EXTEND_STEPS})")
     p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs", help="optimizer of every stage")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.5 for lbfgs, 0.01 for adam: see QKAN.fit)")
+    p.add_argument("--lr", type=_pos_float, default=None, help="learning rate (default: 0.5 for lbfgs, 0.01 for adam: see QKAN.fit)")
     p.add_argument("--ansatz", default="pz", help="pz | rpz | px | real | mix")
     p.add_argument("--encoding", default="fixed", help="fixed | edge | input")
     p.add_argument("--evaluator", default="auto", help="auto | fourier | su2 | pennylane | qiskit")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="parameter dtype")
     p.add_argument("--train-num", type=_pos_int, default=1000, help="training samples of generated data")
     p.add_argument("--test-num", type=_pos_int, default=1000, help="test samples of generated data")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data and the initialisation")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the data and the initialisation")
+    p.add_argument("--resume", default=None, metavar="MODEL_PT",
+                   help="start from a saved model (its width, reps and ansatz; stage 1 trains it at its reps, "
+                        "stage 2 runs when --extend-reps is greater)")
     p.add_argument("--out", default=None, help="output folder (default ./qkan-runs/<name>)")
     p.add_argument("--name", default=None, help="run name (default: data name and a timestamp)")
     p.add_argument("--threads", type=_nonneg_int, default=1,
@@ -124,7 +142,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def _fail(message: str) -> int:
-    print(message, file=sys.stderr)
+    print(" ".join(message.split()), file=sys.stderr)  # one line, even for multi-line messages from torch
     return 2
 
 
@@ -141,9 +159,12 @@ def main(argv: list[str] | None = None) -> int:
 
 # ------------------------------------------------------------------------------------------- fit
 def _load_data(args) -> tuple[dict, str]:
+    import torch
+
     from qkan import data as qdata
 
-    common = dict(train_num=args.train_num, test_num=args.test_num, seed=args.seed)
+    dtype = getattr(torch, args.dtype)  # values are checked finite in the dtype the model trains in
+    common = dict(train_num=args.train_num, test_num=args.test_num, seed=args.seed, dtype=dtype)
     if args.data == "demo":
         return qdata.function_dataset(qdata.demo_function, n_var=2, **common), "demo"
     if args.data in qdata.FEYNMAN:
@@ -151,50 +172,86 @@ def _load_data(args) -> tuple[dict, str]:
     path = Path(args.data)
     if path.suffix.lower() == ".csv" or path.exists():
         target = int(args.target) if args.target.lstrip("-").isdigit() else args.target
-        return qdata.load_csv(path, target=target, seed=args.seed), path.stem
+        return qdata.load_csv(path, target=target, seed=args.seed, dtype=dtype), path.stem
     raise ValueError(f"`--data` must be 'demo', a Feynman equation (e.g. {next(iter(qdata.FEYNMAN))}) or a CSV file; got {args.data!r}")
+
+
+def _setup_fit(args) -> tuple:
+    """Data, model, stages and output folder from the flags; ValueError/OSError for bad ones.
+
+    Everything that can fail on bad flags or files fails here, before any training: the data
+    is read, the model is built and run once on every input, the output folder is checked
+    writable.
+    """
+    import torch
+
+    from qkan._io import check_writable
+    from qkan.models import QKAN
+
+    data, data_name = _load_data(args)
+    dtype = getattr(torch, args.dtype)
+    n_in, n_out = data["train_input"].shape[1], data["train_label"].shape[1]
+    if args.resume:
+        model = QKAN.load(args.resume).to(dtype)
+        width = model.width
+        if width[0] != n_in or width[-1] != n_out:
+            raise ValueError(f"`--resume` model has width {width}; this data needs {n_in} inputs and {n_out} outputs")
+    else:
+        width = args.width or [n_in, 5, n_out]
+        if width[0] != n_in or width[-1] != n_out:
+            raise ValueError(f"`--width` must start with {n_in} inputs and end with {n_out} outputs for this data; got {width}")
+        model = QKAN(width, args.reps, ansatz=args.ansatz, encoding=args.encoding, seed=args.seed, dtype=dtype)
+    layer = model.layers[0]
+    extendable = layer.ansatz.extension_problem(layer.encoding != "fixed") is None
+    extend_reps = args.extend_reps
+    if extend_reps is None:  # the default: extend where the ansatz can be extended and it adds reps
+        extend_reps = DEMO_EXTEND_REPS if extendable and DEMO_EXTEND_REPS > model.reps else 0
+    if extend_reps and extend_reps <= model.reps:
+        raise ValueError(f"`--extend-reps` must be 0 or greater than --reps ({model.reps}); got {extend_reps}")
+    if args.evaluator != "auto":
+        model.set_evaluator(args.evaluator)
+    if extend_reps:
+        model.extend(extend_reps)  # refuses unsupported ansatz/encoding before any training
+    with torch.no_grad():  # inputs outside a px model's domain, too large values: found now, not mid-training
+        for key in ("train_input", "test_input"):
+            model(data[key].to(dtype))
+    stages = [("fit", model.reps, args.steps)] + ([("extend", extend_reps, args.extend_steps)] if extend_reps else [])
+    name = args.name or f"{data_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = check_writable(Path(args.out) if args.out else Path("qkan-runs") / name)
+    return data, data_name, model, stages, out
 
 
 def _cmd_fit(args) -> int:
     import torch
 
-    from qkan.models import QKAN
-
     try:
-        data, data_name = _load_data(args)
-        dtype = getattr(torch, args.dtype)
-        n_in, n_out = data["train_input"].shape[1], data["train_label"].shape[1]
-        width = args.width or [n_in, 5, n_out]
-        if width[0] != n_in or width[-1] != n_out:
-            raise ValueError(f"`--width` must start with {n_in} inputs and end with {n_out} outputs for this data; got {width}")
-        if args.extend_reps and args.extend_reps <= args.reps:
-            raise ValueError(f"`--extend-reps` must be 0 or greater than --reps ({args.reps}); got {args.extend_reps}")
-        model = QKAN(width, args.reps, ansatz=args.ansatz, encoding=args.encoding, seed=args.seed, dtype=dtype)
-        if args.evaluator != "auto":
-            model.set_evaluator(args.evaluator)
-        if args.extend_reps:
-            model.extend(args.extend_reps)  # refuses unsupported ansatz/encoding before any training
-        name = args.name or f"{data_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        out = Path(args.out) if args.out else Path("qkan-runs") / name
-        out.mkdir(parents=True, exist_ok=True)
-    except (ValueError, OSError) as err:
+        data, data_name, model, stages, out = _setup_fit(args)
+    except (ValueError, OSError, ImportError, RuntimeError, MemoryError) as err:
         return _fail(f"qkan fit: error: {err}")
+    except KeyboardInterrupt:
+        print("qkan fit: interrupted before training; nothing written", file=sys.stderr)
+        return 130
 
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    stages = [("fit", args.reps, args.steps)]
-    if args.extend_reps:
-        stages.append(("extend", args.extend_reps, args.extend_steps))
     rows, curve, boundaries = [], [], []
+    stop, code = None, 0
     start = time.perf_counter()
     for stage, reps, steps in stages:
-        if stage == "extend":
-            model = model.extend(reps)
-            if args.evaluator != "auto":
-                model.set_evaluator(args.evaluator)
-        t0 = time.perf_counter()
-        history = model.fit(data, steps=steps, optimizer=args.optimizer, lr=args.lr, progress=not args.no_progress)
+        try:
+            if stage == "extend":
+                model = model.extend(reps)
+                if args.evaluator != "auto":
+                    model.set_evaluator(args.evaluator)
+            t0 = time.perf_counter()
+            history = model.fit(data, steps=steps, optimizer=args.optimizer, lr=args.lr, progress=not args.no_progress)
+        except KeyboardInterrupt:
+            stop, code = f"interrupted during stage {stage!r}", 130
+            break
+        except (ValueError, FloatingPointError, RuntimeError) as err:
+            stop, code = f"error during stage {stage!r}: {' '.join(str(err).split())}", 1
+            break
         rows.append({"stage": stage, "reps": reps, "steps": steps, "optimizer": args.optimizer,
                      "train_rmse": history["train_rmse"][-1], "test_rmse": history["test_rmse"][-1],
                      "seconds": time.perf_counter() - t0})
@@ -203,22 +260,60 @@ def _cmd_fit(args) -> int:
         curve += [(offset + k, tr, te) for k, tr, te in zip(history["step"], history["train_rmse"], history["test_rmse"])]
     total = time.perf_counter() - start
 
-    print(f"\nqkan fit: data={data_name} width={model.width} ansatz={args.ansatz} encoding={args.encoding} dtype={args.dtype}")
-    print(f"{'stage':<8}{'reps':>5}{'steps':>7}  {'optimizer':<10}{'train RMSE':>12}{'test RMSE':>12}{'time [s]':>10}")
-    for r in rows:
-        print(f"{r['stage']:<8}{r['reps']:>5}{r['steps']:>7}  {r['optimizer']:<10}{r['train_rmse']:>12.3e}{r['test_rmse']:>12.3e}{r['seconds']:>10.1f}")
-    model.save(out / "model.pt")
-    _plot_fit(model, data, curve, boundaries, out / "fit.png")
-    summary = {"data": data_name, "width": model.width, "stages": rows, "seconds": total, "args": {
-        k: v for k, v in vars(args).items() if k != "func"}}
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
-    print(f"total {total:.1f} s; wrote {out / 'model.pt'}, {out / 'fit.png'}, {out / 'metrics.json'}")
-    return 0
+    if stop is None:
+        print(f"\nqkan fit: data={data_name} width={model.width} ansatz={model.layers[0].ansatz.name} "
+              f"encoding={model.layers[0].encoding} dtype={args.dtype}")
+        print(f"{'stage':<8}{'reps':>5}{'steps':>7}  {'optimizer':<10}{'train RMSE':>12}{'test RMSE':>12}{'time [s]':>10}")
+        for r in rows:
+            print(f"{r['stage']:<8}{r['reps']:>5}{r['steps']:>7}  {r['optimizer']:<10}{r['train_rmse']:>12.3e}"
+                  f"{r['test_rmse']:>12.3e}{r['seconds']:>10.1f}")
+    summary = {"data": data_name, "width": model.width, "reps": model.reps, "stages": rows, "seconds": total,
+               "stopped": stop, "args": {k: v for k, v in vars(args).items() if k != "func"}}
+    written = _write_fit_outputs(model, data, curve, boundaries, summary, out, plot=stop is None)
+    if stop is None:
+        print(f"total {total:.1f} s; wrote {', '.join(written)}")
+        return 0
+    if written[0].endswith("model.pt"):
+        saved = f"saved the model trained so far to {written[0]} (continue with --resume)"
+    else:
+        saved = f"the parameters are not finite, no model saved; wrote {written[0]}"
+    lead = "" if args.no_progress else "\n"  # past an unfinished progress bar
+    print(f"{lead}qkan fit: {stop}; {saved}", file=sys.stderr)
+    return code
+
+
+def _write_fit_outputs(model, data: dict, curve: list, boundaries: list[int], summary: dict, out: Path, plot: bool) -> list[str]:
+    """Write model.pt (when its parameters are finite), metrics.json and fit.png atomically; returns the paths.
+
+    Ctrl-C is ignored while writing, so the files are complete or absent.
+    """
+    import torch
+
+    from qkan._io import atomic_write_text
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
+    try:
+        written = []
+        if all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            model.save(out / "model.pt")
+            written.append(str(out / "model.pt"))
+        atomic_write_text(json.dumps(summary, indent=2), out / "metrics.json")
+        written.append(str(out / "metrics.json"))
+        if plot:
+            _plot_fit(model, data, curve, boundaries, out / "fit.png")
+            written.append(str(out / "fit.png"))
+        return written
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, handler)
 
 
 def _plot_fit(model, data: dict, curve: list, boundaries: list[int], path: Path) -> None:
     """Predicted vs true labels on the test set, and the RMSE curve over all stages."""
     import matplotlib
+
+    from qkan._io import atomic_path
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -240,7 +335,8 @@ def _plot_fit(model, data: dict, curve: list, boundaries: list[int], path: Path)
     ax1.set(xlabel="step (all stages; dotted: extension)", ylabel="RMSE", title="training")
     ax1.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
 
 
@@ -268,7 +364,12 @@ def _cmd_bench(args) -> int:
     for name in args.names or available:
         cmd = [sys.executable, str(folder / f"{name}.py")] + (["--quick"] if args.quick else [])
         print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
-        if subprocess.run(cmd, cwd=folder.parent).returncode != 0:
+        try:
+            code = subprocess.run(cmd, cwd=folder.parent).returncode
+        except KeyboardInterrupt:
+            print(f"qkan bench: interrupted during {name!r}", file=sys.stderr)
+            return 130
+        if code != 0:
             failed.append(name)
     if failed:
         print(f"qkan bench: failed: {failed}", file=sys.stderr)

@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from qkan._checks import check_choice, check_int, check_number
+from qkan._checks import check_choice, check_int, check_number, check_type
 from qkan._feynman import PUBLISHED_FEYNMAN
 
 __all__ = [
@@ -34,20 +34,48 @@ def demo_function(x: torch.Tensor) -> torch.Tensor:
 
 def _ranges(ranges, n_var: int) -> torch.Tensor:
     """(lo, hi) or a list of n_var pairs -> (n_var, 2) float64."""
-    r = torch.as_tensor(ranges, dtype=torch.float64)
+    expected = f"`ranges` must be (lo, hi) or {n_var} pairs (lo, hi) of finite numbers with lo < hi; got {ranges!r}"
+    try:
+        r = torch.as_tensor(ranges, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(expected) from None
     if r.shape == (2,):
         r = r.expand(n_var, 2)
-    if r.shape != (n_var, 2) or not bool((r[:, 0] < r[:, 1]).all()):
-        raise ValueError(f"`ranges` must be (lo, hi) or {n_var} pairs (lo, hi) with lo < hi; got {ranges!r}")
+    if r.shape != (n_var, 2) or not bool(torch.isfinite(r).all()) or not bool((r[:, 0] < r[:, 1]).all()):
+        raise ValueError(expected)
     return r
 
 
-def _as_labels(y: torch.Tensor, n: int, arg: str) -> torch.Tensor:
-    y = torch.as_tensor(y)
+def _check_dtype(dtype) -> torch.dtype:
+    """A floating torch dtype, or torch's default for None."""
+    if dtype is None:
+        return torch.get_default_dtype()
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point or dtype.is_complex:
+        error = ValueError if isinstance(dtype, torch.dtype) else TypeError
+        raise error(f"`dtype` must be a real floating torch dtype (e.g. torch.float32) or None; got {dtype!r}")
+    return dtype
+
+
+def _as_labels(y, n: int, arg: str, dtype: torch.dtype) -> torch.Tensor:
+    """The values returned by `arg` as (n, O) real labels in `dtype`, all finite after the cast."""
+    try:
+        y = torch.as_tensor(y)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"`{arg}` must return a tensor of real numbers; got {type(y).__name__}") from None
+    if y.is_complex() or y.dtype == torch.bool:
+        raise TypeError(f"`{arg}` must return real numbers; got dtype {y.dtype}")
     if y.dim() == 1:
         y = y[:, None]
     if y.dim() != 2 or y.shape[0] != n:
         raise ValueError(f"`{arg}` must return (N,) or (N, O) values for N = {n} samples; got shape {tuple(y.shape)}")
+    y = y.to(dtype)
+    bad = ~torch.isfinite(y)
+    if bool(bad.any()):
+        row, col = (int(v) for v in bad.nonzero()[0])
+        raise ValueError(
+            f"`{arg}` returned {int(bad.sum())} NaN or infinite value(s) in {dtype} (first: sample {row}, output {col}, "
+            f"value {y[row, col].item()}); labels must be finite"
+        )
     return y
 
 
@@ -74,26 +102,31 @@ def function_dataset(
     Returns:
         dict with train_input (train_num, n_var), train_label (train_num, O) and the test pair.
 
+    Raises:
+        ValueError naming `f` when it returns the wrong shape or values that are NaN or
+        infinite in `dtype` (1e39 overflows float32); TypeError for non-numeric values.
+
     Example:
         >>> data = function_dataset(lambda x: x[:, 0] * x[:, 1], n_var=2, train_num=10, test_num=5)
         >>> data["train_input"].shape, data["test_label"].shape
         (torch.Size([10, 2]), torch.Size([5, 1]))
     """
     if not callable(f):
-        raise ValueError(f"`f` must be a callable on (N, n_var) tensors; got {f!r}")
+        raise TypeError(f"`f` must be a callable on (N, n_var) tensors; got {f!r}")
     check_int("n_var", n_var)
     check_int("train_num", train_num)
     check_int("test_num", test_num)
+    check_int("seed", seed, low=0, high=2**63 - 1)
     r = _ranges(ranges, n_var)
-    dtype = dtype or torch.get_default_dtype()
+    dtype = _check_dtype(dtype)
     gen = torch.Generator().manual_seed(seed)
     out = {}
     for split, num in (("train", train_num), ("test", test_num)):
         x = r[:, 0] + (r[:, 1] - r[:, 0]) * torch.rand(num, n_var, generator=gen, dtype=torch.float64)
         with torch.no_grad():
-            y = _as_labels(f(x), num, "f")
+            y = _as_labels(f(x), num, "f", dtype)
         out[f"{split}_input"] = x.to(device=device, dtype=dtype)
-        out[f"{split}_label"] = y.to(device=device, dtype=dtype)
+        out[f"{split}_label"] = y.to(device=device)
     return out
 
 
@@ -265,10 +298,10 @@ def classification_dataset(
         raise ValueError(f"`kind` must be 'moons' or 'spirals'; got {kind!r}")
     check_int("train_num", train_num)
     check_int("test_num", test_num)
-    if not isinstance(noise, (int, float)) or noise < 0:
-        raise ValueError(f"`noise` must be a number >= 0; got {noise!r}")
+    check_number("noise", noise)
+    check_int("seed", seed, low=0, high=2**63 - 1)
     gen = torch.Generator().manual_seed(seed)
-    dtype = dtype or torch.get_default_dtype()
+    dtype = _check_dtype(dtype)
     out = {}
     for split, num in (("train", train_num), ("test", test_num)):
         label = torch.randint(0, 2, (num,), generator=gen)
@@ -361,10 +394,18 @@ def load_csv(
 
     Returns:
         dataset dict plus "columns": the input column names (or "x1".."xn").
+
+    Raises:
+        ValueError naming the file, line and column for unreadable files, ragged or
+        non-numeric rows and cells that are NaN or infinite in `dtype` (1e39 overflows float32).
     """
+    check_type("path", path, (str, Path))
     path = Path(path)
+    check_number("test_fraction", test_fraction, 0.0, 1.0)
     if not 0 < test_fraction < 1:
         raise ValueError(f"`test_fraction` must be in (0, 1); got {test_fraction!r}")
+    check_int("seed", seed, low=0, high=2**63 - 1)
+    dtype = _check_dtype(dtype)
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             rows = [row for row in csv.reader(fh) if row and any(cell.strip() for cell in row)]
@@ -378,12 +419,13 @@ def load_csv(
     width = len(header) if header else len(rows[0]) if rows else 0
     if width < 2:
         raise ValueError(f"CSV file {str(path)!r} needs at least 2 columns (inputs and a label); got {width}")
-    values = []
+    values, lines = [], []
     for line, row in enumerate(rows, start=2 if header else 1):
         if len(row) != width:
             raise ValueError(f"CSV file {str(path)!r}, line {line}: expected {width} columns; got {len(row)}")
         try:
             values.append([float(cell) for cell in row])
+            lines.append(line)
         except ValueError:
             raise ValueError(f"CSV file {str(path)!r}, line {line}: non-numeric value in {row}") from None
     if len(values) < 2:
@@ -396,14 +438,18 @@ def load_csv(
     if isinstance(target, bool) or not isinstance(target, int) or not -width <= target < width:
         raise ValueError(f"`target` must be a column name or an index in [-{width}, {width}); got {target!r}")
     target %= width
-    table = torch.tensor(values, dtype=torch.float64)  # (rows, width)
-    if not torch.isfinite(table).all():
-        raise ValueError(f"CSV file {str(path)!r} contains NaN or infinite values")
+    table = torch.tensor(values, dtype=torch.float64).to(dtype)  # (rows, width), checked in the returned dtype
+    bad = ~torch.isfinite(table)
+    if bool(bad.any()):
+        row, col = (int(v) for v in bad.nonzero()[0])
+        raise ValueError(
+            f"CSV file {str(path)!r} contains NaN or infinite values in {dtype}: line {lines[row]}, column "
+            f"{columns[col]!r} is {rows[row][col].strip()!r}" + (" (too large for this dtype)" if math.isfinite(values[row][col]) else "")
+        )
     keep = [i for i in range(width) if i != target]
     perm = torch.randperm(len(table), generator=torch.Generator().manual_seed(seed))
     n_test = min(max(1, round(test_fraction * len(table))), len(table) - 1)
     test, train = perm[:n_test], perm[n_test:]
-    dtype = dtype or torch.get_default_dtype()
     out = {}
     for split, idx in (("train", train), ("test", test)):
         out[f"{split}_input"] = table[idx][:, keep].to(device=device, dtype=dtype)

@@ -17,7 +17,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from qkan._checks import check_int
+from qkan._checks import check_choice, check_device, check_int
+from qkan.circuits.ansatz import get_ansatz
+from qkan.layers import PARAM_DTYPES
 from qkan.models import QKAN
 
 __all__ = ["HQKAN", "FFNReport", "replace_ffn", "SQUASHES"]
@@ -28,11 +30,18 @@ SQUASHES = ("none", "tanh", "layernorm")
 _TRANSFORMER_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 
 
-class _PiTanh(nn.Module):
-    """x -> pi * tanh(x): an elementwise bijection of the real line onto one DARUAN period."""
+class _ScaledTanh(nn.Module):
+    """x -> scale * tanh(x): pi maps the real line onto one DARUAN period, 1 onto px's domain [-1, 1]."""
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.scale = scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return math.pi * torch.tanh(x)
+        return self.scale * torch.tanh(x)
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale:.6g}"
 
 
 class HQKAN(nn.Module):
@@ -49,6 +58,9 @@ class HQKAN(nn.Module):
       whatever the encoder learns, but every path through the core is bounded.
     - ``"layernorm"``: normalise the latent vector (zero mean, unit variance across the latent
       features, then a learned affine map); it removes two degrees of freedom of ~10.
+
+    The "px" ansatz takes inputs in [-1, 1] only: with it, "tanh" is z -> tanh(z) and the
+    other two choices are refused (ValueError) because they leave that interval.
 
     "none" is the default because it trained best: on the character-level GPT of
     benchmarks/hqkan_lm.py (d=128, 600k tokens, seeds 0 and 1) the validation loss was
@@ -108,14 +120,24 @@ class HQKAN(nn.Module):
         check_int("latent_out", latent_out)
         if not isinstance(hidden, (list, tuple)):
             raise TypeError(f"`hidden` must be a list of layer widths; got {hidden!r}")
-        for width in hidden:
-            check_int("hidden", width)
-        if squash not in SQUASHES:
-            raise ValueError(f"`squash` must be one of {list(SQUASHES)}; got {squash!r}")
+        check_int("reps", reps)
+        for k, width in enumerate(hidden):
+            check_int(f"hidden[{k}]", width)
+        check_choice("squash", squash, SQUASHES)
+        bounded = get_ansatz(qkan_options.get("ansatz", "pz")).domain is not None
+        if bounded and squash != "tanh":
+            raise ValueError(
+                f"ansatz {qkan_options['ansatz']!r} takes core inputs in [-1, 1] only; `squash` must be 'tanh' "
+                f"(z -> tanh(z)) with it; got {squash!r}"
+            )
         for arg in ("width", "in_dim", "out_dim"):
             if arg in qkan_options:
                 raise ValueError(f"`{arg}` is set by HQKAN from its sizes; do not pass it as a QKAN option")
-        factory = {"device": device, "dtype": dtype}
+        if dtype is not None and dtype not in PARAM_DTYPES:
+            raise (ValueError if isinstance(dtype, torch.dtype) else TypeError)(
+                f"`dtype` must be torch.float32, torch.float64, torch.bfloat16, torch.float16 or None; got {dtype!r}"
+            )
+        factory = {"device": check_device(device), "dtype": dtype}
         self.in_dim, self.out_dim = in_dim, out_dim
         self.latent_in, self.latent_out = latent_in, latent_out
         self.hidden = [int(w) for w in hidden]
@@ -124,7 +146,7 @@ class HQKAN(nn.Module):
         self.qkan_options = dict(qkan_options)
         self.encoder = nn.Linear(in_dim, latent_in, **factory)
         if squash == "tanh":
-            self.squash = _PiTanh()
+            self.squash = _ScaledTanh(1.0 if bounded else math.pi)
         elif squash == "layernorm":
             self.squash = nn.LayerNorm(latent_in, **factory)
         else:
@@ -136,8 +158,13 @@ class HQKAN(nn.Module):
         """(*, in_dim) -> (*, out_dim)."""
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"`x` must be a torch.Tensor; got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"`x` must be a floating-point tensor; got {x.dtype}")
         if x.dim() < 1 or x.shape[-1] != self.in_dim:
             raise ValueError(f"`x` must have shape (*, {self.in_dim}); got {tuple(x.shape)}")
+        dtype = self.encoder.weight.dtype
+        if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+            raise ValueError(f"`x` has dtype {x.dtype} but the block's parameters are {dtype}; convert one of them")
         z = self.squash(self.encoder(x))  # (*, latent_in)
         return self.decoder(self.core(z))  # (*, latent_out) -> (*, out_dim)
 

@@ -21,7 +21,10 @@ from torch import nn
 from qkan._checks import check_number
 from qkan.layers import QKANLayer
 
-__all__ = ["edge_activations", "regularization", "Attribution", "attribution", "PrunePlan", "prune_plan", "prune"]
+__all__ = [
+    "edge_activations", "regularization", "Attribution", "attribution", "PrunePlan", "prune_plan", "prune",
+    "prune_input",
+]  # fmt: skip
 
 
 def _check_batch(model: nn.Module, x) -> torch.Tensor:
@@ -43,8 +46,8 @@ def edge_activations(layer: QKANLayer, x: torch.Tensor) -> torch.Tensor:
 
 def _layer_activations(model: nn.Module, x: torch.Tensor) -> Iterator[tuple[QKANLayer, torch.Tensor]]:
     """(layer, phi (N, O, I)) for every layer, feeding each layer's output to the next."""
-    for layer in model.layers:
-        phi = edge_activations(layer, x)
+    for k, layer in enumerate(model.layers):
+        phi = edge_activations(layer, layer.hidden_input(x) if k else x)
         yield layer, phi
         x = phi.sum(-1) if layer.bias is None else phi.sum(-1) + layer.bias  # (N, O)
 
@@ -146,11 +149,7 @@ class PrunePlan(NamedTuple):
 def prune_plan(model: nn.Module, node_th: float = 1e-2, edge_th: float = 3e-2, x: torch.Tensor | None = None) -> PrunePlan:
     """Decide which hidden nodes and edges to keep (see :func:`prune`); the model is not changed."""
     node_th, edge_th = check_number("node_th", node_th), check_number("edge_th", edge_th)
-    if x is None:
-        x = getattr(model, "reference_input", None)
-        if x is None:
-            raise ValueError("`x` is required: the model has no `reference_input` (fit() sets it)")
-    att = attribution(model, x)
+    att = attribution(model, _reference(model, x))
     masks = [layer.mask.detach().clone() * (edge >= edge_th) for layer, edge in zip(model.layers, att.edges)]
     keep = [torch.ones_like(s, dtype=torch.bool) for s in att.nodes]
     for l in range(len(keep) - 2, 0, -1):  # hidden node layers, last first so removals cascade back
@@ -210,4 +209,66 @@ def prune(model: nn.Module, node_th: float = 1e-2, edge_th: float = 3e-2, x: tor
     pruned = type(model).from_layers(layers)
     if model.reference_input is not None:
         pruned.reference_input = model.reference_input[:, plan.nodes[0]]
+    return pruned
+
+
+def _reference(model: nn.Module, x: torch.Tensor | None) -> torch.Tensor:
+    """x, else the model's reference_input; ValueError when neither exists."""
+    if x is None:
+        x = getattr(model, "reference_input", None)
+        if x is None:
+            raise ValueError("`x` is required: the model has no `reference_input` (fit() sets it)")
+    return _check_batch(model, x)
+
+
+def _all(n: int, like: torch.Tensor) -> torch.Tensor:
+    """Indices 0..n-1 on like's device."""
+    return torch.arange(n, device=like.device)
+
+
+def prune_input(model: nn.Module, threshold: float = 1e-2, x: torch.Tensor | None = None) -> nn.Module:
+    """A new QKAN without the inputs whose attribution score is below `threshold`.
+
+    Input scores are ``attribution(model, x).nodes[0]`` (fractions of the outputs' attention).
+    The best input is always kept. The first layer's edges from a dropped input are replaced by
+    their mean over `x` (folded into the post bias d of a kept edge of the same output), so
+
+        pruned(x[:, pruned.kept_inputs]) == model(x)
+
+    exactly where the dropped edges are constant over `x`, and up to their spread otherwise.
+
+    Args:
+        model: a QKAN.
+        threshold: input score threshold, >= 0.
+        x: (N, in) inputs the scores and means are measured on; None uses ``model.reference_input``.
+    Returns:
+        a new QKAN with ``kept_inputs`` (sorted list of the original input indices it takes);
+        the original is unchanged.
+    """
+    threshold = check_number("threshold", threshold)
+    x = _reference(model, x)
+    scores = attribution(model, x).nodes[0]  # (I,)
+    keep = scores >= threshold
+    keep[scores.argmax()] = True
+    cols = keep.nonzero().flatten()
+    first = model.layers[0]
+    new = _slice_layer(first, _all(first.out_dim, cols), cols, first.mask)
+    with torch.no_grad():
+        dropped = edge_activations(first, x)[:, :, ~keep].mean(0).sum(-1)  # (O,): mean of the dropped edges
+        scale = new.mask * new.post_weight  # (O, I'): d of edge (j, i) enters as scale_ji * d_ji
+        for j in range(new.out_dim):
+            if dropped[j] == 0:
+                continue
+            target = int(scale[j].abs().argmax())
+            if scale[j, target] == 0:
+                raise ValueError(
+                    f"cannot drop inputs {(~keep).nonzero().flatten().tolist()}: output {j} of the first layer "
+                    "has no unmasked kept edge to carry their constant contribution"
+                )
+            new.post_bias[j, target] += dropped[j] / scale[j, target]
+    rest = [_slice_layer(layer, _all(layer.out_dim, cols), _all(layer.in_dim, cols), layer.mask) for layer in model.layers[1:]]
+    pruned = type(model).from_layers([new, *rest])
+    pruned.kept_inputs = cols.tolist()
+    if model.reference_input is not None:
+        pruned.reference_input = model.reference_input[:, cols]
     return pruned

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qkan._checks import check_bool, check_choice, check_int, check_type
+from qkan._checks import check_bool, check_choice, check_device, check_int, check_type
 from qkan._foreign import reject_foreign
 from qkan.circuits.ansatz import get_ansatz
 from qkan.simulators.base import Evaluator, make_evaluator
@@ -35,6 +35,10 @@ GROUPS = (None, "input", "output", "all")
 MEASURES = ("z", "amplitude")
 #: theta initialisations (reset_parameters); the default was chosen by benchmarks/reproduce.py
 THETA_INITS = ("xavier", "normal", "uniform")
+#: parameter dtypes the evaluators do not compute in: they run on float32 copies (in_compute_precision)
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+#: parameter dtypes a layer accepts
+PARAM_DTYPES = (torch.float32, torch.float64, *LOW_PRECISION)
 #: largest `reps` accepted (the Fourier degree of an edge; beyond it a typo would ask for gigabytes)
 MAX_REPS = 1000
 
@@ -66,6 +70,20 @@ class QKANLayer(nn.Module):
 
     Shape:
         (*, in_dim) -> (*, out_dim)
+
+    Inputs:
+        Inputs are angles and must be finite with |x| <= eps^(-1/2) of the dtype (float32:
+        2896, float64: 6.7e7; ValueError naming the range otherwise): the rounding of x alone
+        moves a frequency-n term's phase by up to n |x| eps, which here stays below n sqrt(eps)
+        (half the digits); far beyond it the edge values are noise (and n x overflowed to NaN
+        at 3e38 in float32).
+        The "px" ansatz applies arccos to its encoded angles, so they must lie in [-1, 1]
+        (``ansatz.domain``): the inputs of a first layer are checked; a deeper px layer of a
+        QKAN receives tanh(h) of the previous layer's output h (``hidden_input``), and a
+        trainable px encoding uses (w, b) / max(1, |w| + |b|) per edge and repetition
+        (``encoding_parameters``), which equals (w, b) wherever |w| + |b| <= 1 (the
+        initialisation included) and keeps |w x + b| <= 1 for every |x| <= 1 as training
+        moves w and b.
 
     Attributes:
         theta: (O', I', n_slots, k) angles drawn as `theta_init` says; O', I' are 1 where grouped.
@@ -112,10 +130,11 @@ class QKANLayer(nn.Module):
         check_choice("theta_init", theta_init, THETA_INITS)
         check_bool("bias", bias)
         check_int("seed", seed, low=0, high=2**63 - 1, allow_none=True)
-        if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+        if dtype is not None and dtype not in PARAM_DTYPES:
             raise (ValueError if isinstance(dtype, torch.dtype) else TypeError)(
-                f"`dtype` must be a real floating torch dtype (float64, float32, bfloat16, float16) or None; got {dtype!r}"
+                f"`dtype` must be torch.float32, torch.float64, torch.bfloat16, torch.float16 or None; got {dtype!r}"
             )
+        device = check_device(device)
         if base is None:
             base = "none"
         if not callable(base):
@@ -216,8 +235,19 @@ class QKANLayer(nn.Module):
 
     # ------------------------------------------------------------------------------ the formula
     def encoding_parameters(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """(enc_weight, enc_bias), (None, None) for the fixed encoding."""
-        return self.enc_weight, self.enc_bias
+        """The effective encoding (w, b), each (O'', I, R); (None, None) for the fixed encoding.
+
+        (enc_weight, enc_bias) themselves, except for an ansatz with a bounded domain (px):
+        there (w, b) / max(1, |w| + |b|), so |w x + b| <= 1 whenever |x| <= 1 (see the class
+        docstring). Every evaluator and converter reads the encoding through this method.
+        """
+        w, b = self.enc_weight, self.enc_bias
+        if w is None or self.ansatz.domain is None:
+            return w, b
+        size = w.abs() + b.abs()  # (O'', I, R)
+        # 4 eps of headroom where rescaled, so rounding cannot push |w x + b| past 1
+        norm = torch.where(size > 1, size * (1 + 4 * torch.finfo(w.dtype).eps), torch.ones_like(size))
+        return w / norm, b / norm
 
     def encoded_angles(self, x: torch.Tensor, rep: int | None = None) -> torch.Tensor:
         """phi = w x + b, the encoded data of every edge and repetition (before any arccos).
@@ -230,11 +260,12 @@ class QKANLayer(nn.Module):
             (for the fixed encoding phi is x itself, broadcast over the reps).
         """
         xs = x.unsqueeze(1)  # (N, 1, I)
-        if self.enc_weight is None:
+        w, b = self.encoding_parameters()
+        if w is None:
             return xs if rep is not None else xs.unsqueeze(-1).expand(-1, -1, -1, self.reps)
         if rep is not None:
-            return torch.addcmul(self.enc_bias[..., rep], self.enc_weight[..., rep], xs)
-        return torch.addcmul(self.enc_bias, self.enc_weight, xs.unsqueeze(-1))
+            return torch.addcmul(b[..., rep], w[..., rep], xs)
+        return torch.addcmul(b, w, xs.unsqueeze(-1))
 
     def check_edge(self, edge) -> tuple[int, int]:
         """Validate an edge index (j, i), 0 <= j < out_dim, 0 <= i < in_dim, and return it as ints."""
@@ -250,14 +281,15 @@ class QKANLayer(nn.Module):
     def edge_parameters(self, edge: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The circuit parameters of edge (j, i): theta (n_slots, k), w (R,), b (R,).
 
-        w = 1 and b = 0 for the fixed encoding.
+        w = 1 and b = 0 for the fixed encoding; the effective encoding (encoding_parameters) otherwise.
         """
         j, i = self.check_edge(edge)
         theta = self.edge_theta()[j, i]
-        if self.enc_weight is None:
+        w, b = self.encoding_parameters()
+        if w is None:
             return theta, theta.new_ones(self.reps), theta.new_zeros(self.reps)
         O = self.out_dim
-        return theta, self.enc_weight.expand(O, -1, -1)[j, i], self.enc_bias.expand(O, -1, -1)[j, i]
+        return theta, w.expand(O, -1, -1)[j, i], b.expand(O, -1, -1)[j, i]
 
     def edge_theta(self) -> torch.Tensor:
         """theta of every edge: (O, I, n_slots, k), an expanded view where edges share a circuit (group)."""
@@ -277,6 +309,13 @@ class QKANLayer(nn.Module):
             return 0.0
         return F.linear(self._base_fn(x), self.mask * self.base_weight)
 
+    def base_parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(base(x) (N, I), m * beta (O, I)), whose product is base_term(x); None without a base.
+        For evaluators that fold the base term into their own matrix product."""
+        if self._base_fn is None:
+            return None
+        return self._base_fn(x), self.mask * self.base_weight
+
     def combine_edges(self, f: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The layer formula from edge values: f (N, O, I), x (N, I) -> (N, O)."""
         scale, const = self.edge_weights()
@@ -292,14 +331,31 @@ class QKANLayer(nn.Module):
             phi = phi + (self.mask * self.base_weight) * self._base_fn(x).unsqueeze(-2)  # (N, 1, I) against (O, I)
         return phi
 
+    def hidden_input(self, h: torch.Tensor) -> torch.Tensor:
+        """The input this layer receives from a previous layer's output h (N, I) inside a QKAN.
+
+        tanh(h) for an ansatz whose encoded angles must lie in [-1, 1] (px), so a deep px model
+        is defined on every input; h itself otherwise (no change to any other model).
+        """
+        return h if self.ansatz.domain is None else torch.tanh(h)
+
+    def max_input(self) -> float:
+        """The largest |x| accepted: eps^(-1/2) of the parameters' dtype (float32: 2896), see the class docstring."""
+        return torch.finfo(self.theta.dtype).eps ** -0.5
+
     def check_input(self, x) -> torch.Tensor:
         """Validate x (*, I) and flatten it to (N, I); the public entry's one check of its input.
 
         TypeError for a non-tensor or a non-floating dtype, ValueError for a wrong shape, a dtype
-        other than the parameters' (outside autocast) or non-finite values. On CUDA the
-        finiteness check is asynchronous (no host-device synchronisation).
+        other than the parameters' (outside autocast), non-finite values or |x| > max_input().
+        On CUDA the value check is asynchronous (no host-device synchronisation).
         """
         check_type("x", x, torch.Tensor)
+        if self.theta.dtype not in PARAM_DTYPES:
+            raise ValueError(
+                f"the layer's parameters are {self.theta.dtype}; QKAN takes float32, float64, bfloat16 or float16 "
+                "parameters: convert back (e.g. model.float())"
+            )
         if not x.is_floating_point():
             raise TypeError(f"`x` must be a floating-point tensor; got {x.dtype}")
         if x.dim() < 1 or x.shape[-1] != self.in_dim:
@@ -311,7 +367,16 @@ class QKANLayer(nn.Module):
                 f"`x` has dtype {x.dtype} but the layer's parameters are {self.theta.dtype}; "
                 f"convert one of them (e.g. layer.to({x.dtype}))"
             )
-        _assert(torch.isfinite(x).all(), "`x` contains NaN or infinite values")
+        bound = self.max_input()
+        ok = (x.abs() <= bound).all()  # False for NaN and infinities too
+        if x.device.type == "cpu" and not bool(ok):
+            if not bool(torch.isfinite(x).all()):
+                raise ValueError("`x` contains NaN or infinite values")
+            raise ValueError(
+                f"`x` must satisfy |x| <= {bound:.4g} for {x.dtype} (inputs are angles; beyond this the rounding of x "
+                f"alone loses half the digits of the edge values); got max |x| = {float(x.abs().amax()):.4g}: rescale the inputs"
+            )
+        _assert(ok, f"`x` contains NaN, infinite or too large values (|x| > {bound:.4g})")
         return x.reshape(-1, self.in_dim)
 
     def _check_domain(self, x: torch.Tensor) -> None:
@@ -328,9 +393,53 @@ class QKANLayer(nn.Module):
         )
 
     def evaluate(self, x: torch.Tensor) -> torch.Tensor:
-        """The layer on already validated inputs (see check_input): (N, I) -> (N, O)."""
+        """The layer on already validated inputs (see check_input): (N, I) -> (N, O).
+
+        FloatingPointError when the output is not finite (an evaluator returning NaN, e.g. a failed
+        estimator, or non-finite parameters): no NaN leaves a layer whose input was finite.
+        """
         self._check_domain(x)
-        return self.get_evaluator().forward(self, x)
+        return self._check_output(self.in_compute_precision(lambda xc: self.get_evaluator().forward(self, xc), x))
+
+    def in_compute_precision(self, fn: Callable[..., torch.Tensor], *args) -> torch.Tensor:
+        """fn(*args) -> tensor, with this layer's parameters, buffers and tensor args in a precision evaluators compute in.
+
+        bfloat16 and float16 parameters are read as float32 copies for the call (gradients flow
+        back to them) and the result is cast back to the parameters' dtype; other dtypes run fn
+        as is. The copies take part in autograd even without grad mode, so evaluator caches
+        keyed on tensor identity never serve a result of an earlier call's copies.
+        """
+        dtype = self.theta.dtype
+        if dtype not in LOW_PRECISION:
+            return fn(*args)
+        grad = torch.is_grad_enabled()
+        with torch.inference_mode(False), torch.enable_grad():
+            wide = {}
+            for name, t in [*self.named_parameters(), *self.named_buffers()]:
+                w = t.float()
+                wide[f"layer.{name}"] = w if w.requires_grad or not isinstance(t, nn.Parameter) else w.requires_grad_()
+            args = [a.float() if isinstance(a, torch.Tensor) and a.dtype in LOW_PRECISION else a for a in args]
+            out = torch.func.functional_call(_Call(self), wide, (fn, *args))
+        return out.to(dtype) if grad else out.detach().to(dtype)
+
+    def _check_output(self, y: torch.Tensor) -> torch.Tensor:
+        """y itself; FloatingPointError when it holds NaN or infinities (the inputs were checked finite).
+
+        The message names the non-finite parameters, or else the evaluator (e.g. a circuit
+        backend that returned NaN). On CUDA an asynchronous device assert.
+        """
+        ok = torch.isfinite(y).all()
+        where = f"layer {self.in_dim} -> {self.out_dim}"
+        if y.device.type == "cpu" and not bool(ok):
+            bad = [name for name, p in self.named_parameters() if not bool(torch.isfinite(p).all())]
+            if bad:
+                raise FloatingPointError(f"{where}: the parameters {bad} hold NaN or infinite values, so do the outputs")
+            raise FloatingPointError(
+                f"{where}: evaluator {self.evaluator!r} gave NaN or infinite values for finite inputs and parameters "
+                "(a circuit backend may have returned NaN)"
+            )
+        _assert(ok, f"{where}: NaN or infinite outputs for finite inputs (non-finite parameters or evaluator values)")
+        return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(*, in_dim) -> (*, out_dim)."""
@@ -341,7 +450,7 @@ class QKANLayer(nn.Module):
         """f_ji(x_i) before any weights: (*, in_dim) -> (*, out_dim, in_dim)."""
         x2 = self.check_input(x)
         self._check_domain(x2)
-        f = self.get_evaluator().edge_outputs(self, x2)
+        f = self._check_output(self.in_compute_precision(lambda xc: self.get_evaluator().edge_outputs(self, xc), x2))
         return f.reshape(*x.shape[:-1], self.out_dim, self.in_dim)
 
     def fourier_coefficients(self) -> torch.Tensor:
@@ -357,9 +466,11 @@ class QKANLayer(nn.Module):
                 "fourier_coefficients() needs a closed-form ansatz (pz, rpz, real, mix), encoding='fixed' "
                 f"and measure='z'; got ansatz={self.ansatz.name!r}, encoding={self.encoding!r}, measure={self.measure!r}"
             )
-        a0, a, b = compile_coefficients(self.ansatz, self.theta, self.reps)
-        coeffs = torch.cat([a0.unsqueeze(-1), a, b], dim=-1)
-        return coeffs.expand(self.out_dim, self.in_dim, -1)
+        def compiled() -> torch.Tensor:
+            a0, a, b = compile_coefficients(self.ansatz, self.theta, self.reps)
+            return torch.cat([a0.unsqueeze(-1), a, b], dim=-1)
+
+        return self.in_compute_precision(compiled).expand(self.out_dim, self.in_dim, -1)
 
     def to_pennylane(self, edge: tuple[int, int] = (0, 0), device="default.qubit", **qnode_options):
         """One edge (j, i) as a PennyLane QNode of the input x: qnode(x) -> <Z>.
@@ -415,6 +526,17 @@ class QKANLayer(nn.Module):
             f"encoding={self.encoding!r}, base={base!r}, group={self.group!r}, measure={self.measure!r}, "
             f"evaluator={self._evaluator_choice[0]!r}"
         )
+
+
+class _Call(nn.Module):
+    """Holds a layer so torch.func.functional_call can swap its tensors around any function call."""
+
+    def __init__(self, layer: QKANLayer) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, fn: Callable, *args):
+        return fn(*args)
 
 
 def _assert(ok: torch.Tensor, message: str, value: torch.Tensor | None = None) -> None:

@@ -43,6 +43,12 @@ class QKAN(nn.Module):
     Shape:
         (*, width[0]) -> (*, width[-1])
 
+    Deep px models: a px layer needs its encoded angles in [-1, 1]. The first layer's inputs
+    are the user's (checked, ValueError outside the domain); every later px layer receives
+    tanh of the previous layer's output (``QKANLayer.hidden_input``), so a px QKAN of any depth
+    is defined on all of [-1, 1]^width[0]. Models of the other ansaetze pass hidden values on
+    unchanged.
+
     Example:
         >>> from qkan.data import function_dataset
         >>> data = function_dataset(lambda x: torch.sin(x[:, :1]) * x[:, 1:], n_var=2, train_num=100, test_num=100)
@@ -107,8 +113,8 @@ class QKAN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(*, width[0]) -> (*, width[-1]); the input is validated once here."""
         h = self.layers[0].check_input(x)
-        for layer in self.layers:
-            h = layer.evaluate(h)
+        for k, layer in enumerate(self.layers):
+            h = layer.evaluate(layer.hidden_input(h) if k else h)
         return h.reshape(*x.shape[:-1], self.width[-1])
 
     def set_evaluator(self, name: str = "auto", **options) -> QKAN:
@@ -205,6 +211,7 @@ class QKAN(nn.Module):
         return fit(self, dataset, steps, optimizer, lr, batch, loss, progress, reg, reg_options, log, seed,
                    scheduler, callbacks, **foreign)  # fmt: skip
 
+
     # ------------------------------------------------------------------------------- extension
     def extend(self, reps: int) -> QKAN:
         """A new QKAN with `reps` repetitions per edge and the same function (daruan.md).
@@ -246,6 +253,12 @@ class QKAN(nn.Module):
 
         return prune(self, node_th, edge_th, x)
 
+    def prune_input(self, threshold: float = 1e-2, x: torch.Tensor | None = None) -> QKAN:
+        """A model without inputs whose attribution is below `threshold`: see ``qkan.interpret.prune_input``."""
+        from qkan.interpret import prune_input
+
+        return prune_input(self, threshold, x)
+
     def plot(self, path: str | Path | None = None, **kw):
         """Draw the network with every edge's curve: see ``qkan.plotting.plot_model``."""
         from qkan.plotting import plot_model
@@ -257,6 +270,12 @@ class QKAN(nn.Module):
         from qkan.symbolic import model_formulas
 
         return model_formulas(self, tol)
+
+    def auto_symbolic(self, lib: dict | list | None = None, r2_threshold: float = 0.999, **kw) -> list:
+        """Short formulas, one per output, from a library fit of every edge: see ``qkan.symbolic.auto_symbolic``."""
+        from qkan.symbolic import auto_symbolic
+
+        return auto_symbolic(self, lib, r2_threshold, **kw)
 
     # --------------------------------------------------------------------------------- save/load
     def save(self, path: str | Path) -> None:

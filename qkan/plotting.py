@@ -1,4 +1,5 @@
-"""Drawings of QKAN models: the network with every edge's learned function, and one edge's spectrum.
+"""Drawings of QKAN models: the network with every edge's learned function, one edge's spectrum,
+and the inputs' attribution scores.
 
 Figures are plain ``matplotlib.figure.Figure`` objects (Agg canvas, no pyplot state), returned
 and optionally saved. Edge importance comes from :func:`qkan.interpret.attribution`.
@@ -13,14 +14,14 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from qkan._checks import check_int
+from qkan._checks import check_int, check_number
 from qkan.interpret import attribution, edge_activations
 from qkan.layers import QKANLayer
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-__all__ = ["plot_model", "plot_edge"]
+__all__ = ["plot_model", "plot_edge", "plot_attribution"]
 
 _BOX_HEIGHT = 0.34  # height of an edge's curve box, in units of the layer spacing
 
@@ -47,7 +48,27 @@ def _sample_input(model: nn.Module, x: torch.Tensor | None) -> torch.Tensor:
     return x
 
 
-def plot_model(model: nn.Module, path=None, x: torch.Tensor | None = None, *, n_points: int = 48, figsize=None) -> Figure:
+def _names(arg: str, names, n: int, default: str) -> list[str]:
+    """Node labels: `names` (n strings, shown as math when wrapped in $) or default_1..default_n."""
+    if names is None:
+        return [f"${default}_{{{k + 1}}}$" for k in range(n)]
+    if not isinstance(names, (list, tuple)) or not all(isinstance(v, str) for v in names):
+        raise TypeError(f"`{arg}` must be a list of {n} str or None; got {names!r}")
+    if len(names) != n:
+        raise ValueError(f"`{arg}` must have {n} names (one per node); got {len(names)}")
+    return list(names)
+
+
+def plot_model(
+    model: nn.Module,
+    path=None,
+    x: torch.Tensor | None = None,
+    *,
+    in_vars: list[str] | None = None,
+    out_vars: list[str] | None = None,
+    n_points: int = 48,
+    figsize=None,
+) -> Figure:
     """Draw a QKAN: nodes bottom (inputs) to top (outputs), each edge with its learned curve.
 
     Every unmasked edge (j, i) of layer l runs from input node i to a small box holding the curve
@@ -60,12 +81,16 @@ def plot_model(model: nn.Module, path=None, x: torch.Tensor | None = None, *, n_
         path: file to save the figure to (format from the suffix), or None.
         x: (N, in) inputs that set the input ranges and the importance; None uses
             ``model.reference_input`` or uniform points in [-1, 1].
+        in_vars: names of the inputs (e.g. ["$\\mu$", "N"]); default $x_1$, $x_2$, ...
+        out_vars: names of the outputs; default $y_1$, ...
         n_points: points per edge curve.
         figsize: matplotlib figure size; default grows with the widest layer.
     Returns:
         the matplotlib Figure.
     """
     check_int("n_points", n_points, low=2)
+    in_names = _names("in_vars", in_vars, model.layers[0].in_dim, "x")
+    out_names = _names("out_vars", out_vars, model.layers[-1].out_dim, "y")
     x = _sample_input(model, x)
     scores = attribution(model, x).edges
     widths = [model.layers[0].in_dim] + [layer.out_dim for layer in model.layers]
@@ -79,6 +104,7 @@ def plot_model(model: nn.Module, path=None, x: torch.Tensor | None = None, *, n_
     with torch.no_grad():
         for l, (layer, score) in enumerate(zip(model.layers, scores)):
             O, I = layer.out_dim, layer.in_dim
+            x = layer.hidden_input(x) if l else x  # what this layer receives inside the model (tanh for px)
             lo, hi = x.min(0).values, x.max(0).values  # (I,)
             t = torch.linspace(0, 1, n_points, dtype=x.dtype, device=x.device)[:, None]  # (G, 1)
             curves = edge_activations(layer, lo + (hi - lo) * t).cpu().double()  # (G, O, I)
@@ -102,10 +128,10 @@ def plot_model(model: nn.Module, path=None, x: torch.Tensor | None = None, *, n_
             x = layer(x)  # (N, O): the next layer's inputs
     for l, row in enumerate(node_x):
         ax.scatter(row, [l] * len(row), s=60, color="black", zorder=3)
-    for k, nx in enumerate(node_x[0]):
-        ax.annotate(f"$x_{{{k + 1}}}$", (nx, 0), xytext=(0, -14), textcoords="offset points", ha="center")
-    for k, nx in enumerate(node_x[-1]):
-        ax.annotate(f"$y_{{{k + 1}}}$", (nx, len(widths) - 1), xytext=(0, 8), textcoords="offset points", ha="center")
+    for name, nx in zip(in_names, node_x[0]):
+        ax.annotate(name, (nx, 0), xytext=(0, -14), textcoords="offset points", ha="center", va="top", gid="in-var")
+    for name, nx in zip(out_names, node_x[-1]):
+        ax.annotate(name, (nx, len(widths) - 1), xytext=(0, 8), textcoords="offset points", ha="center", gid="out-var")
     _save(fig, path)
     return fig
 
@@ -166,6 +192,41 @@ def plot_edge(layer: QKANLayer, j: int, i: int, path=None, *, x_range: tuple[flo
         ax_spec.set_xlabel("frequency n")
         ax_spec.set_ylabel(r"$|c_n|$")
         ax_spec.set_title("Fourier spectrum of $f$")
+    fig.tight_layout()
+    _save(fig, path)
+    return fig
+
+
+def plot_attribution(
+    model: nn.Module, x: torch.Tensor | None = None, path=None, *, in_vars: list[str] | None = None, threshold: float | None = None
+) -> Figure:
+    """Bar chart of the input attribution scores (``attribution(model, x).nodes[0]``), largest first.
+
+    Args:
+        model: a QKAN.
+        x: (N, in) inputs the scores are measured on; None uses ``model.reference_input`` or
+            uniform points in [-1, 1].
+        path: file to save the figure to, or None.
+        in_vars: names of the inputs; default $x_1$, $x_2$, ...
+        threshold: draw this score as a dashed line (e.g. prune_input's threshold); bars below it
+            are grey.
+    Returns:
+        the matplotlib Figure (bars carry gids "score-<input index>").
+    """
+    names = _names("in_vars", in_vars, model.layers[0].in_dim, "x")
+    threshold = check_number("threshold", threshold, allow_none=True)
+    scores = attribution(model, _sample_input(model, x)).nodes[0].cpu().double()
+    order = scores.argsort(descending=True).tolist()
+    fig = _figure((max(3.5, 0.5 * len(order) + 1.5), 3.0))
+    ax = fig.add_subplot()
+    for pos, k in enumerate(order):
+        low = threshold is not None and scores[k] < threshold
+        ax.bar(pos, scores[k].item(), color="tab:gray" if low else "tab:purple", gid=f"score-{k}")
+    ax.set_xticks(range(len(order)), [names[k] for k in order])
+    if threshold is not None:
+        ax.axhline(threshold, color="black", ls="--", lw=0.8, gid="threshold")
+    ax.set_ylabel("attribution score")
+    ax.set_title("input importance")
     fig.tight_layout()
     _save(fig, path)
     return fig

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["reference_edge", "reference_layer", "assert_matches_reference"]
+__all__ = ["reference_edge", "reference_layer", "assert_matches_reference", "check_evaluator", "CONFORMANCE_CASES"]
 
 _H = np.array([[1, 1], [1, -1]], dtype=complex) / np.sqrt(2)
 _X = np.array([[0, 1], [1, 0]], dtype=complex)
@@ -99,3 +99,74 @@ def assert_matches_reference(layer, x: torch.Tensor, atol: float = 1e-12) -> Non
         y_ref = y_ref + base.detach().double().cpu().numpy()
     y = layer(x).detach().double().cpu().numpy()
     np.testing.assert_allclose(y, y_ref, rtol=0, atol=atol * max(1, layer.in_dim), err_msg=f"layer output, evaluator {layer.evaluator}")
+
+
+#: layer settings every evaluator is checked on (those it declares unsupported are skipped)
+CONFORMANCE_CASES: tuple[dict, ...] = (
+    dict(ansatz="pz", encoding="fixed"),
+    dict(ansatz="pz", encoding="edge", bias=True),
+    dict(ansatz="rpz", encoding="input"),
+    dict(ansatz="px", encoding="edge"),
+    dict(ansatz="real", encoding="fixed", group="input"),
+    dict(ansatz="mix", encoding="edge", measure="amplitude"),
+)
+
+
+def check_evaluator(name: str, *, gradcheck: bool = True, **options) -> list[dict]:
+    """Run the conformance checks on the evaluator registered as `name`; AssertionError on a failure.
+
+    On small float64 layers of every case in CONFORMANCE_CASES that the evaluator supports:
+    agreement of edge_outputs and forward with the reference statevector (1e-12), gradients by
+    ``torch.autograd.gradcheck`` (x and every parameter), leading dimensions and dtype kept,
+    an empty batch, and a state_dict round trip into a fresh layer giving the same outputs.
+
+    Args:
+        name: a registered evaluator name.
+        gradcheck: run gradcheck (off for evaluators without gradients).
+        **options: options for ``set_evaluator(name, **options)``.
+    Returns:
+        the cases that were checked (at least one, or AssertionError).
+    """
+    from qkan.layers import QKANLayer
+
+    checked = []
+    for case in CONFORMANCE_CASES:
+        layer = QKANLayer(2, 2, 2, seed=3, dtype=torch.float64, **case)
+        if _unsupported(layer, name, options):
+            continue
+        with torch.no_grad():
+            for p in (layer.post_weight, layer.post_bias, layer.base_weight):
+                p.add_(torch.rand(p.shape, generator=torch.Generator().manual_seed(5), dtype=p.dtype) * 0.5)
+            if layer.enc_weight is not None:
+                layer.enc_weight.mul_(0.7)
+                layer.enc_bias.add_(0.1)
+        layer.set_evaluator(name, **options)
+        gen = torch.Generator().manual_seed(7)
+        x = torch.rand(3, 2, generator=gen, dtype=torch.float64) * 1.2 - 0.6  # inside [-1, 1] for px
+        assert_matches_reference(layer, x)
+        xs = x.reshape(3, 1, 2).expand(3, 2, 2)  # leading dims (3, 2)
+        y = layer(xs)
+        assert y.shape == (3, 2, 2) and y.dtype == torch.float64, f"{name}: leading dims or dtype lost"
+        assert torch.allclose(y[:, 0], layer(x), atol=1e-12, rtol=0), f"{name}: leading dims change values"
+        assert layer(x[:0]).shape == (0, 2), f"{name}: an empty batch must give shape (0, out_dim)"
+        clone = QKANLayer(2, 2, 2, seed=11, dtype=torch.float64, **case).set_evaluator(name, **options)
+        clone.load_state_dict(layer.state_dict())
+        assert torch.allclose(clone(x), layer(x), atol=1e-12, rtol=0), f"{name}: state_dict round trip changes outputs"
+        if gradcheck:
+            names, params = zip(*layer.named_parameters())
+
+            def fn(xi, *ps):
+                return torch.func.functional_call(layer, dict(zip(names, ps)), (xi,))
+
+            xg = x[:2].clone().requires_grad_(True)
+            assert torch.autograd.gradcheck(fn, (xg, *params), atol=1e-6), f"{name}: gradcheck failed for {case}"
+        checked.append(case)
+    assert checked, f"evaluator {name!r} supports none of the conformance cases"
+    return checked
+
+
+def _unsupported(layer, name: str, options: dict) -> str | None:
+    """Why the evaluator `name` cannot run `layer` (None when it can)."""
+    from qkan.simulators import make_evaluator
+
+    return make_evaluator(name, **options).unsupported(layer)

@@ -16,6 +16,7 @@ from torch import nn
 
 from qkan._checks import check_bool, check_int, check_number, check_type
 from qkan._foreign import reject_foreign
+from qkan._progress import progress_bar
 
 __all__ = ["fit", "make_optimizer", "OPTIMIZERS", "DEFAULT_LR"]
 
@@ -197,12 +198,11 @@ def fit(
     **foreign,
 ) -> dict:
     """Train `model` (a QKAN) on a pykan-style dataset dict: the body of ``QKAN.fit``."""
-    from tqdm.auto import tqdm
-
     reject_foreign("fit", foreign)
     check_int("log", log)
     check_int("batch", batch, allow_none=True)
-    check_int("seed", seed, low=0, allow_none=True)
+    check_int("seed", seed, low=0, high=2**63 - 1, allow_none=True)
+    check_type("reg_options", reg_options, dict, allow_none=True)
     check_bool("progress", progress)
     reg = check_number("reg", reg)
     check_number("lr", lr, low=0.0, allow_none=True)
@@ -231,7 +231,7 @@ def fit(
     metric = "acc" if classify else "rmse"
     history = {"step": [], "loss": [], "train_loss": [], "test_loss": [], f"train_{metric}": [], f"test_{metric}": []}
 
-    bar = tqdm(total=total, disable=not progress, desc="fit", dynamic_ncols=True)
+    bar = progress_bar(None, progress, total=total, desc="fit", dynamic_ncols=True)
     step, stop = 0, False
     for stage_opt, stage_steps, stage_lr in stages:
         opt = make_optimizer(params, stage_opt, stage_lr)

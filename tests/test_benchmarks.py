@@ -21,8 +21,12 @@ BENCHMARKS = ROOT / "benchmarks"
 SCRIPTS = sorted(p for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_"))
 TIMEOUT_S = 180  # --quick takes seconds; the margin is for a loaded machine
 #: script -> top-level modules it needs beyond qkan's core dependencies
-EXTRAS = {"pennylane_speed": ["pennylane"], "qiskit_speed": ["qiskit", "qiskit_aer"],
-          "kanqas": ["gymnasium", "qiskit_aer"]}
+EXTRAS = {
+    "hardware": ["qiskit_aer", "qiskit_ibm_runtime"],
+    "pennylane_speed": ["pennylane"],
+    "qiskit_speed": ["qiskit", "qiskit_aer"],
+    "kanqas": ["gymnasium", "qiskit_aer"],
+}
 
 
 def _harness():

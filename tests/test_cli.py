@@ -60,7 +60,13 @@ def test_fit_csv_and_feynman_in_process(tmp_path, capsys):
         (["fit", "--data", "nothing"], "qkan fit: error: `--data` must be 'demo', a Feynman equation"),
         (["fit", "--width", "3,1"], "qkan fit: error: `--width` must start with 2 inputs and end with 1 outputs"),
         (["fit", "--reps", "3", "--extend-reps", "2"], "qkan fit: error: `--extend-reps` must be 0 or greater than --reps (3)"),
-        (["fit", "--ansatz", "px"], "qkan fit: error: extend() does not support ansatz 'px'"),
+        (["fit", "--ansatz", "px", "--extend-reps", "5"], "qkan fit: error: extend() does not support ansatz 'px'"),
+        (["fit", "--lr", "nan"], "qkan fit: error: argument --lr: must be a finite number > 0; got 'nan'"),
+        (["fit", "--lr", "-1"], "qkan fit: error: argument --lr: must be a finite number > 0; got '-1'"),
+        (["fit", "--lr", "inf"], "qkan fit: error: argument --lr: must be a finite number > 0; got 'inf'"),
+        (["fit", "--seed", "-1"], "qkan fit: error: argument --seed: must be an int >= 0; got '-1'"),
+        (["fit", "--resume", "missing.pt"], "qkan fit: error: cannot load a QKAN from 'missing.pt': no such file"),
+        (["fit", "--evaluator", "nope"], "qkan fit: error: `evaluator` must be 'auto' or one of"),
         (["fit", "--ansatz", "zz"], "qkan fit: error: `ansatz` must be one of"),
         (["bench", "no_such_benchmark"], "qkan bench: error: unknown benchmark(s) ['no_such_benchmark']"),
     ],
@@ -133,3 +139,156 @@ def test_search_without_kanqas_says_how_to_install(monkeypatch, capsys):
     assert cli.main(["search"]) == 2
     err = capsys.readouterr().err
     assert "KANQAS is not available" in err and 'pip install "qkan[kanqas]"' in err
+
+
+# --------------------------------------------------------------------------- issue 16: robustness
+def test_fit_px_runs_without_extension_stage(tmp_path, capsys):
+    code = cli.main(["fit", "--ansatz", "px", "--out", str(tmp_path / "px"), *TINY])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "ansatz=px" in out and "extend " not in out
+    model = QKAN.load(tmp_path / "px" / "model.pt")
+    assert model.width == [2, 5, 1] and model.layers[1].ansatz.name == "px"
+
+
+def test_fit_px_csv_outside_the_domain_fails_before_training(tmp_path, capsys):
+    csv = tmp_path / "wide.csv"
+    csv.write_text("u,y\n" + "\n".join(f"{i / 5},{i}" for i in range(20)))
+    assert cli.main(["fit", "--data", str(csv), "--ansatz", "px", "--out", str(tmp_path / "o"), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("qkan fit: error: `x` gives encoding angles phi = w*x + b outside [-1, 1]") and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_fit_csv_cell_overflowing_float32_is_a_one_line_error(tmp_path, capsys):
+    csv = tmp_path / "big.csv"
+    csv.write_text("a,b\n1,2\n1e39,3\n5,6\n")
+    assert cli.main(["fit", "--data", str(csv), "--out", str(tmp_path / "o"), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("qkan fit: error: CSV file") and "line 3, column 'a' is '1e39'" in err and err.count("\n") == 1
+    assert cli.main(["fit", "--data", str(csv), "--dtype", "float64", "--width", "1,1", "--extend-reps", "0",
+                     "--out", str(tmp_path / "o64"), *TINY]) == 2  # finite in float64, but far beyond the input range
+    assert "`x` must satisfy |x| <=" in capsys.readouterr().err
+
+
+def test_unwritable_output_found_before_training(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    calls = []
+    monkeypatch.setattr(QKAN, "fit", lambda *a, **k: calls.append(1))
+    assert cli.main(["fit", "--out", str(blocker / "sub"), *TINY]) == 2
+    assert capsys.readouterr().err.startswith(f"qkan fit: error: cannot write to {str(blocker / 'sub')!r}")
+    assert calls == []
+
+
+def _interrupt_after(monkeypatch, n_calls: int, steps: int = 2):
+    """QKAN.fit trains `steps` steps for real, then raises KeyboardInterrupt on call number n_calls."""
+    real_fit, calls = QKAN.fit, []
+
+    def fit(self, data, **kw):
+        calls.append(1)
+        history = real_fit(self, data, **{**kw, "steps": steps})
+        if len(calls) == n_calls:
+            raise KeyboardInterrupt
+        return history
+
+    monkeypatch.setattr(QKAN, "fit", fit)
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint_and_exits_130(tmp_path, monkeypatch, capsys):
+    _interrupt_after(monkeypatch, n_calls=2)  # during the extension stage
+    out = tmp_path / "run"
+    code = cli.main(["fit", "--reps", "1", "--extend-reps", "2", "--out", str(out), *TINY])
+    assert code == 130
+    err = capsys.readouterr().err
+    assert err == f"qkan fit: interrupted during stage 'extend'; saved the model trained so far to {out / 'model.pt'} (continue with --resume)\n"
+    model = QKAN.load(out / "model.pt")
+    assert model.reps == 2  # the extended model, trained for a while
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [s["stage"] for s in metrics["stages"]] == ["fit"] and metrics["stopped"] == "interrupted during stage 'extend'"
+    assert not (out / "fit.png").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.pt"]  # no temporary files left
+    # resume: the saved parameters are the starting point
+    monkeypatch.undo()
+    starts = []
+    real_fit = QKAN.fit
+    monkeypatch.setattr(QKAN, "fit", lambda self, *a, **k: (starts.append({k: v.clone() for k, v in self.state_dict().items()}), real_fit(self, *a, **k))[1])
+    code = cli.main(["fit", "--resume", str(out / "model.pt"), "--extend-reps", "3", "--out", str(tmp_path / "again"), *TINY])
+    assert code == 0
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(starts[0][key], value, rtol=0, atol=0)
+    assert QKAN.load(tmp_path / "again" / "model.pt").reps == 3
+
+
+def test_ctrl_c_in_a_real_process(tmp_path):
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "qkan", "fit", "--steps", "100000", "--train-num", "64", "--test-num", "32",
+                             "--out", "run"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "run").exists() and time.monotonic() < deadline:  # made right before training starts
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("qkan fit: interrupted during stage 'fit'; saved the model trained so far")
+    assert "Traceback" not in err
+    assert QKAN.load(tmp_path / "run" / "model.pt").width == [2, 5, 1]
+
+
+def test_training_failure_is_one_line_and_keeps_finite_parameters(tmp_path, monkeypatch, capsys):
+    def diverge(self, data, **kw):
+        raise FloatingPointError("the training loss became nan at step 3; try a smaller `lr`")
+
+    monkeypatch.setattr(QKAN, "fit", diverge)
+    code = cli.main(["fit", "--out", str(tmp_path / "d"), *TINY])
+    assert code == 1
+    assert capsys.readouterr().err == (f"qkan fit: error during stage 'fit': the training loss became nan at step 3; try a "
+                                       f"smaller `lr`; saved the model trained so far to {tmp_path / 'd' / 'model.pt'} "
+                                       "(continue with --resume)\n")
+
+
+def test_outputs_are_written_atomically(tmp_path, monkeypatch):
+    from qkan import _io
+
+    out = tmp_path / "atomic"
+    assert cli.main(["fit", "--extend-reps", "0", "--out", str(out), *TINY]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(text, path):  # the disk fills up while metrics.json is written
+        with _io.atomic_path(path) as tmp:
+            tmp.write_text(text[:10])
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_io, "atomic_write_text", broken)
+    with pytest.raises(OSError):
+        cli.main(["fit", "--extend-reps", "0", "--out", str(out), *TINY])
+    assert (out / "metrics.json").read_bytes() == before["metrics.json"]  # the previous file is intact
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)  # no temporary file left
+
+
+def test_resume_errors_are_one_line(tmp_path, capsys):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    assert cli.main(["fit", "--resume", str(corrupt), "--out", str(tmp_path / "o"), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"qkan fit: error: cannot load a QKAN from {str(corrupt)!r}: not a readable checkpoint") and err.count("\n") == 1
+    QKAN([3, 1]).save(tmp_path / "three.pt")
+    assert cli.main(["fit", "--resume", str(tmp_path / "three.pt"), "--out", str(tmp_path / "o"), *TINY]) == 2
+    assert capsys.readouterr().err == "qkan fit: error: `--resume` model has width [3, 1]; this data needs 2 inputs and 1 outputs\n"
+
+
+def test_bench_ctrl_c_is_one_line_exit_130(monkeypatch, tmp_path, capsys):
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    (folder / "slow.py").write_text("")
+    monkeypatch.setattr(cli, "_benchmarks_dir", lambda: folder)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.subprocess, "run", interrupted)
+    assert cli.main(["bench"]) == 130
+    assert capsys.readouterr().err == "qkan bench: interrupted during 'slow'\n"

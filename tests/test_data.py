@@ -44,7 +44,7 @@ def test_function_dataset_errors(kwargs, match):
 
 
 def test_function_dataset_bad_function():
-    with pytest.raises(ValueError, match="`f` must be a callable"):
+    with pytest.raises(TypeError, match="`f` must be a callable"):
         qdata.function_dataset(3)
     with pytest.raises(ValueError, match=r"`f` must return \(N,\) or \(N, O\) values for N = 1000"):
         qdata.function_dataset(lambda x: x[:3, 0])
@@ -262,3 +262,85 @@ def test_load_csv_missing_and_binary(tmp_path):
     path.write_bytes(b"\xff\xfe\x00\x81")
     with pytest.raises(ValueError, match=r"cannot read CSV file .*bin.csv"):
         qdata.load_csv(path)
+
+
+# ------------------------------------------------------------------------- validation (issue 16)
+@pytest.mark.parametrize(
+    "f, error, match",
+    [
+        (lambda x: x[:, 0] * math.nan, ValueError, r"`f` returned 1000 NaN or infinite value\(s\) in torch.float32 \(first: sample 0"),
+        (lambda x: x[:, :1] / 0, ValueError, r"`f` returned .* NaN or infinite"),
+        (lambda x: x[:, 0] * 1e39, ValueError, r"`f` returned .* in torch.float32 .*value -?inf"),
+        (lambda x: x[:, :, None], ValueError, r"`f` must return \(N,\) or \(N, O\) values for N = 1000 samples; got shape \(1000, 2, 1\)"),
+        (lambda x: 3.0, ValueError, r"`f` must return \(N,\) or \(N, O\) values .* got shape \(\)"),
+        (lambda x: "label", TypeError, r"`f` must return a tensor of real numbers; got str"),
+        (lambda x: torch.complex(x, x), TypeError, r"`f` must return real numbers; got dtype torch.complex"),
+    ],
+)
+def test_function_dataset_checks_what_f_returns(f, error, match):
+    with pytest.raises(error, match=match):
+        qdata.function_dataset(f, dtype=torch.float32)
+
+
+def test_function_dataset_large_values_fit_float64():
+    d = qdata.function_dataset(lambda x: x[:, 0] * 1e39, train_num=4, test_num=4, dtype=torch.float64)
+    assert torch.isfinite(d["train_label"]).all() and d["train_label"].abs().max() > 1e37
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(ranges=(0, math.inf)), ValueError, r"`ranges` must be \(lo, hi\) or 2 pairs \(lo, hi\) of finite numbers"),
+        (dict(ranges="ab"), TypeError, r"`ranges` must be \(lo, hi\)"),
+        (dict(seed=-1), ValueError, r"`seed` must be an int >= 0; got -1"),
+        (dict(seed="0"), TypeError, r"`seed` must be an int"),
+        (dict(dtype=torch.int64), ValueError, r"`dtype` must be a real floating torch dtype"),
+        (dict(dtype="float32"), TypeError, r"`dtype` must be a real floating torch dtype"),
+        (dict(train_num=2.5), TypeError, r"`train_num` must be an int"),
+    ],
+)
+def test_function_dataset_argument_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        qdata.function_dataset(lambda x: x[:, 0], **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(noise=math.nan), ValueError, r"`noise` must be a finite number; got nan"),
+        (dict(noise="0.1"), TypeError, r"`noise` must be a number >= 0"),
+        (dict(seed=-3), ValueError, r"`seed` must be an int >= 0"),
+        (dict(dtype=torch.complex64), ValueError, r"`dtype` must be a real floating"),
+    ],
+)
+def test_classification_argument_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        qdata.classification_dataset(**kwargs)
+
+
+def test_load_csv_overflow_in_the_target_dtype(tmp_path):
+    path = _write(tmp_path, "a,b\n1,2\n3,1e39\n5,6\n")
+    with pytest.raises(ValueError, match=r"contains NaN or infinite values in torch.float32: line 3, column 'b' is '1e39' \(too large"):
+        qdata.load_csv(path, dtype=torch.float32)
+    d = qdata.load_csv(path, dtype=torch.float64)  # representable in float64
+    assert torch.isfinite(d["train_input"]).all() and torch.isfinite(d["train_label"]).all()
+    path = _write(tmp_path, "1,2\n3,4\n-inf,6\n", name="u.csv")
+    with pytest.raises(ValueError, match=r"line 3, column 'x1' is '-inf'$"):
+        qdata.load_csv(path)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(test_fraction="0.2"), TypeError, r"`test_fraction` must be a number"),
+        (dict(test_fraction=math.nan), ValueError, r"`test_fraction` must be a finite number"),
+        (dict(test_fraction=0.0), ValueError, r"`test_fraction` must be in \(0, 1\)"),
+        (dict(seed=-1), ValueError, r"`seed` must be an int >= 0"),
+        (dict(dtype=torch.int32), ValueError, r"`dtype` must be a real floating"),
+    ],
+)
+def test_load_csv_argument_errors(tmp_path, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        qdata.load_csv(_write(tmp_path, "1,2\n3,4\n5,6\n"), **kwargs)
+    with pytest.raises(TypeError, match=r"`path` must be str or pathlib.Path; got int"):
+        qdata.load_csv(3)

@@ -116,7 +116,7 @@ def test_dtype_and_qkan_options_pass_through():
         (dict(in_dim=0, out_dim=4), r"`in_dim` must be an int >= 1; got 0"),
         (dict(in_dim=4, out_dim=4, latent_in=0), r"`latent_in` must be an int >= 1; got 0"),
         (dict(in_dim=4, out_dim=4, latent_out=-1), r"`latent_out` must be an int >= 1; got -1"),
-        (dict(in_dim=4, out_dim=4, hidden=[3, 0]), r"`hidden` must be an int >= 1; got 0"),
+        (dict(in_dim=4, out_dim=4, hidden=[3, 0]), r"`hidden\[1\]` must be an int >= 1; got 0"),
         (dict(in_dim=4, out_dim=4, squash="sigmoid"), r"`squash` must be one of \['none', 'tanh', 'layernorm'\]; got 'sigmoid'"),
         (dict(in_dim=4, out_dim=4, width=[2, 2]), r"`width` is set by HQKAN"),
         (dict(in_dim=4, out_dim=4, ansatz="zz"), r"`ansatz` must be one of"),

@@ -187,3 +187,42 @@ def test_fit_with_regularization_then_prune_save_and_load(tmp_path):
     loaded = QKAN.load(tmp_path / "pruned.pt")
     x = data["test_input"]
     torch.testing.assert_close(loaded(x), pruned(x), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("options", [dict(), dict(group="input", bias=True), dict(ansatz="mix", encoding="edge")])
+def test_prune_input_equals_original_on_kept_inputs(options):
+    model = _model([4, 3, 2], **options)
+    first = model.layers[0]
+    with torch.no_grad():  # inputs 1 and 3 reach the outputs only through constant edges
+        first.theta[..., 1] = torch.where(torch.tensor([False, True, False, True]).reshape(1, 4, 1), 0.0, first.theta[..., 1])
+        if first.enc_weight is not None:  # mix: RY(w x + b) with w = 0 makes the edge constant
+            first.enc_weight[:, [1, 3]] = 0
+        first.base_weight[:, [1, 3]] = 0
+        first.post_bias[:, [1, 3]] = torch.rand(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(64, 4, dtype=torch.float64) * 2 - 1
+    scores = attribution(model, x).nodes[0]
+    assert scores[1] < 1e-12 and scores[3] < 1e-12 and scores[0] > 0.05 and scores[2] > 0.05
+    pruned = model.prune_input(threshold=1e-2, x=x)
+    assert pruned.kept_inputs == [0, 2] and pruned.width == [2, 3, 2]
+    x_new = torch.rand(32, 4, dtype=torch.float64) * 2 - 1  # other points, and any values of the dropped inputs
+    torch.testing.assert_close(pruned(x_new[:, [0, 2]]), model(x_new), rtol=0, atol=1e-12)
+    # the original is unchanged and shares no parameters with the result
+    assert model.width == [4, 3, 2]
+    assert not {id(p) for p in pruned.parameters()} & {id(p) for p in model.parameters()}
+
+
+def test_prune_input_keeps_the_best_input_and_validates():
+    model = _model([3, 2, 1])
+    x = torch.rand(16, 3, dtype=torch.float64)
+    scores = attribution(model, x).nodes[0]
+    only = model.prune_input(threshold=10.0, x=x)
+    assert only.kept_inputs == [int(scores.argmax())] and only.width == [1, 2, 1]
+    assert model.prune_input(threshold=0.0, x=x).kept_inputs == [0, 1, 2]
+    with pytest.raises(ValueError, match="`x` is required"):
+        model.prune_input()
+    with pytest.raises(ValueError, match="`threshold` must be a number >= 0"):
+        model.prune_input(threshold=-1.0, x=x)
+    with pytest.raises(TypeError, match="`threshold` must be a number"):
+        model.prune_input(threshold="high", x=x)
+    model.reference_input = x
+    assert model.prune_input(threshold=0.0).reference_input.shape == (16, 3)

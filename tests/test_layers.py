@@ -361,7 +361,7 @@ def test_bad_construction(kwargs, match):
         (dict(in_dim=2.7), r"`in_dim` must be an int >= 1; got 2.7"),
         (dict(in_dim=True), r"`in_dim` must be an int >= 1; got True"),
         (dict(bias="yes"), r"`bias` must be True or False; got 'yes'"),
-        (dict(dtype="float64"), r"`dtype` must be a real floating torch dtype"),
+        (dict(dtype="float64"), r"`dtype` must be torch.float32, torch.float64, torch.bfloat16, torch.float16 or None"),
     ],
 )
 def test_wrong_types_raise_type_error(kwargs, match):
@@ -376,7 +376,8 @@ def test_wrong_types_raise_type_error(kwargs, match):
     [
         (dict(reps=10**9), r"`reps` must be an int <= 1000; got 1000000000"),
         (dict(seed=2**70), r"`seed` must be an int <= 9223372036854775807 or None"),
-        (dict(dtype=torch.complex64), r"`dtype` must be a real floating torch dtype"),
+        (dict(dtype=torch.complex64), r"`dtype` must be torch.float32, torch.float64, torch.bfloat16, torch.float16 or None"),
+        (dict(dtype=torch.float8_e5m2), r"`dtype` must be torch.float32, torch.float64, torch.bfloat16, torch.float16 or None"),
     ],
 )
 def test_out_of_range_values(kwargs, match):
@@ -425,6 +426,7 @@ def test_px_input_outside_unit_interval():
         layer(torch.tensor([[0.5, 1.5]]))
     edge = QKANLayer(2, 2, 2, ansatz="px", encoding="edge")
     with torch.no_grad():
-        edge.enc_weight.fill_(2.0)
+        edge.enc_weight.fill_(2.0)  # acts as w = 1 (the bounded px encoding, see encoding_parameters)
+    edge(torch.tensor([[1.0, -1.0]]))
     with pytest.raises(ValueError, match=r"outside \[-1, 1\]"):
-        edge(torch.tensor([[0.6, 0.0]]))
+        edge(torch.tensor([[0.6, 1.5]]))

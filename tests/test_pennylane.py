@@ -361,3 +361,27 @@ def test_device_object_with_custom_wire_label():
     assert_matches_reference(layer, _inputs("real"), atol=1e-10)
     qnode = layer.to_pennylane(edge=(0, 0), device=dev)
     assert "q" in qml.draw(qnode)(0.1)
+
+
+# ------------------------------------------------------------------------------ routes (issue 14)
+def test_default_route_broadcasts_natively_with_backprop():
+    from qkan.simulators.pennylane import broadcasts_natively
+
+    ev = qkan.simulators.make_evaluator("pennylane")
+    assert ev.device.name == "default.qubit" and ev.diff_method == "backprop"
+    assert broadcasts_natively(ev.device)
+
+
+def test_non_broadcasting_device_is_honoured_with_one_warning(monkeypatch):
+    import warnings
+
+    import qkan.simulators.pennylane as pl
+
+    monkeypatch.setattr(pl, "_WARNED", set())
+    with pytest.warns(UserWarning, match=r"'lightning.qubit' does not broadcast.*default.qubit.*backprop"):
+        ev = qkan.simulators.make_evaluator("pennylane", device="lightning.qubit")
+    assert ev.device.name == "lightning.qubit" and not pl.broadcasts_natively(ev.device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per device name: no second warning
+        qkan.simulators.make_evaluator("pennylane", device="lightning.qubit")
+        qkan.simulators.make_evaluator("pennylane", device="default.qubit")

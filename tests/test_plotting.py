@@ -8,7 +8,7 @@ from matplotlib.image import imread
 
 from qkan import QKAN, QKANLayer
 from qkan.interpret import attribution, edge_activations
-from qkan.plotting import plot_edge, plot_model
+from qkan.plotting import plot_attribution, plot_edge, plot_model
 
 
 def _by_gid(fig, prefix):
@@ -80,3 +80,37 @@ def test_plot_edge_without_closed_form_and_errors(tmp_path):
         plot_edge(layer, 0, 1)
     with pytest.raises(ValueError, match="`x_range` must be"):
         plot_edge(layer, 0, 0, x_range=(1, -1))
+
+
+def test_plot_model_names_inputs_and_outputs():
+    model = QKAN([2, 2, 1], reps=1, seed=0)
+    fig = model.plot(in_vars=[r"$\mu$", "N"], out_vars=["F"])
+    texts = [a.get_text() for a in fig.findobj() if a.get_gid() in ("in-var", "out-var")]
+    assert texts == [r"$\mu$", "N", "F"]
+    default = plot_model(model)
+    assert [a.get_text() for a in default.findobj() if a.get_gid() == "in-var"] == ["$x_{1}$", "$x_{2}$"]
+    with pytest.raises(ValueError, match=r"`in_vars` must have 2 names \(one per node\); got 3"):
+        plot_model(model, in_vars=["a", "b", "c"])
+    with pytest.raises(TypeError, match="`out_vars` must be a list of 1 str or None"):
+        plot_model(model, out_vars="F")
+
+
+def test_plot_attribution_bars_are_the_input_scores(tmp_path):
+    model = QKAN([3, 2, 1], reps=2, seed=0, dtype=torch.float64)
+    with torch.no_grad():
+        model.layers[0].mask[:, 1] = 0  # input 2 carries nothing
+    x = torch.rand(30, 3, dtype=torch.float64) * 2 - 1
+    scores = attribution(model, x).nodes[0]
+    path = tmp_path / "scores.png"
+    fig = plot_attribution(model, x, path, in_vars=["a", "b", "c"], threshold=0.05)
+    assert imread(path).shape[0] > 50
+    bars = _by_gid(fig, "score-")
+    heights = {int(k.split("-")[1]): a.get_height() for k, a in bars.items()}
+    np.testing.assert_allclose([heights[k] for k in range(3)], scores.numpy(), rtol=0, atol=1e-12)
+    assert bars["score-1"].get_height() == 0 and bars["score-1"].get_facecolor() != bars["score-0"].get_facecolor()
+    ax = fig.axes[0]
+    order = torch.argsort(scores, descending=True).tolist()
+    assert [t.get_text() for t in ax.get_xticklabels()] == [["a", "b", "c"][k] for k in order]
+    assert _by_gid(fig, "threshold")
+    with pytest.raises(ValueError, match="`threshold` must be a number >= 0"):
+        plot_attribution(model, x, threshold=-1.0)

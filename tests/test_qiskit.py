@@ -137,7 +137,7 @@ def test_parameter_shift_equals_autograd(ansatz, encoding, group):
 
 def test_backward_shifts_only_what_needs_gradients():
     layer = _layer("pz", reps=2, in_dim=2, out_dim=2)
-    layer.set_evaluator("qiskit", **EXACT)
+    layer.set_evaluator("qiskit", pack=1, **EXACT)  # one parameter set per executed circuit
     x = _inputs(3, 2)  # no grad for x and a fixed encoding: only theta (3 slots x 2) is shifted
     layer(x).sum().backward()
     ev = layer.get_evaluator()
@@ -183,9 +183,12 @@ def test_caps_split_pubs_and_jobs():
     layer = _layer("pz", in_dim=2, out_dim=2)
     x = _inputs(5, 2)  # 20 (sample, edge) pairs
     ideal = layer(x)
-    layer.set_evaluator("qiskit", max_pub_size=3, max_circuits_per_job=8, threads=1)
+    layer.set_evaluator("qiskit", max_pub_size=3, max_circuits_per_job=8, threads=1, pack=1)
     torch.testing.assert_close(layer(x), ideal, rtol=0, atol=1e-10)
     assert layer.get_evaluator().jobs_submitted == 3 and layer.get_evaluator().circuits_submitted == 20
+    layer.set_evaluator("qiskit", max_circuits_per_job=2, threads=1, pack=4)  # 5 packed rows of 4
+    torch.testing.assert_close(layer(x), ideal, rtol=0, atol=1e-10)
+    assert layer.get_evaluator().jobs_submitted == 3 and layer.get_evaluator().circuits_submitted == 5
 
 
 def test_isa_circuit_transpiled_once(monkeypatch):
@@ -328,7 +331,7 @@ def test_closed_form_model_on_fake_manila_runtime_estimator():
     noisy_edges = model.layers[0].edge_outputs(x).detach()
     noisy = model(x).detach()
 
-    (qubit,) = first._compiled(model.layers[0].ansatz, 2)[0].layout.final_index_layout()
+    (qubit,) = first.physical_qubits
     props = fake.properties().qubit_property(qubit)
     readout = max(props["prob_meas0_prep1"][0], props["prob_meas1_prep0"][0])
     bound = 2 * readout + 0.02 + 5 / math.sqrt(shots)
@@ -384,5 +387,5 @@ def test_isa_circuits_for_a_device_target_stay_exact(ansatz, optimization_level)
     ideal = layer.edge_outputs(x)
     layer.set_evaluator("qiskit", backend=backend, optimization_level=optimization_level, seed=2)
     torch.testing.assert_close(layer.edge_outputs(x), ideal, rtol=0, atol=1e-10)
-    isa = layer.get_evaluator()._compiled(layer.ansatz, layer.reps)[0]
+    isa = layer.get_evaluator()._compiled(layer.ansatz, layer.reps, 1).circuit
     assert isa.num_qubits == 3 and set(isa.count_ops()) <= {"rz", "sx", "x"}

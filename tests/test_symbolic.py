@@ -7,7 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from qkan import QKAN, QKANLayer
+from qkan.data import demo_function, function_dataset
 from qkan.symbolic import base_formula, edge_formula, layer_formulas, model_formulas
+from qkan.symbolic_fit import LIBRARY, CurveFit, fit_curve, fit_library
 
 
 def _lambdified(exprs, n):
@@ -117,3 +119,92 @@ def test_masked_edge_and_errors():
         edge_formula(QKANLayer(1, 1, reps=1, base=torch.sin), 0, 0)
     with pytest.raises(ValueError, match="`base` must be one of"):
         base_formula("swish", sympy.Symbol("x"))
+
+
+# ------------------------------------------------------------------------------- auto_symbolic
+@pytest.mark.parametrize(
+    "name, fn",
+    [
+        ("sin", lambda x: 2 * np.sin(3 * x + 0.5) - 1),
+        ("exp", lambda x: 1.5 * np.exp(0.7 * x) - 2),
+        ("x^2", lambda x: 0.3 * (x - 0.2) ** 2 + 1),
+        ("sqrt", lambda x: np.sqrt(x + 1.5)),
+        ("tanh", lambda x: np.tanh(4 * x - 1)),
+    ],
+)
+def test_fit_curve_recovers_library_functions(name, fn):
+    x = np.linspace(-1, 2, 101)
+    y = fn(x)
+    fit = fit_curve(x, y, LIBRARY[name])
+    assert fit.name == name and fit.r2 > 1 - 1e-10
+    np.testing.assert_allclose(fit(x), y, rtol=0, atol=1e-6)
+    assert fit_library(x, y, LIBRARY)[0].r2 >= fit.r2 - 1e-12  # best first
+
+
+def test_auto_symbolic_falls_back_to_the_exact_form():
+    model = QKAN([2, 3, 1], reps=2, seed=1, dtype=torch.float64)
+    x = torch.rand(64, 2, dtype=torch.float64) * 2 - 1
+    with torch.no_grad():
+        model.layers[0].mask[1, 0] = 0
+    exact = model.auto_symbolic(r2_threshold=1.0, x=x)  # no fit is perfect: every edge stays exact
+    names = {(e.layer, e.j, e.i): e.name for e in exact.edges}
+    assert names[(0, 1, 0)] == "masked" and set(names.values()) == {"fourier", "masked"}
+    np.testing.assert_allclose(_lambdified(exact, 2)(x.numpy()), model(x).detach().numpy(), rtol=0, atol=1e-10)
+    assert "fourier" in exact.table() and len(exact.edges) == 6 + 3
+
+
+def test_auto_symbolic_names_constant_and_library_edges():
+    layer = QKANLayer(2, 1, reps=1, seed=0, base="none", dtype=torch.float64)
+    with torch.no_grad():
+        layer.theta[0, 1, :, 1] = 0  # RY(0): the state stays on the equator, <Z> = 0 for every x_2
+        layer.post_bias[0, 1] = 0.25
+    model = QKAN.from_layers([layer])
+    x = torch.rand(50, 2, dtype=torch.float64) * 2 - 1
+    result = model.auto_symbolic(x=x, lib=["sin", "x"])
+    choice = {(e.j, e.i): e for e in result.edges}
+    assert choice[(0, 1)].name == "const" and choice[(0, 0)].name == "sin"  # reps=1: a0 + a cos x + b sin x
+    assert result[0].free_symbols == {sympy.Symbol("x_1", real=True)}
+    np.testing.assert_allclose(_lambdified(result, 2)(x.numpy()), model(x).detach().numpy(), rtol=0, atol=1e-8)
+
+
+def test_auto_symbolic_recovers_the_demo_formula():
+    """f = exp(sin(pi x1) + x2^2): train, prune, name the edges; short and accurate (well under 20 s)."""
+    data = function_dataset(demo_function, n_var=2, train_num=200, test_num=1000, seed=0, dtype=torch.float64)
+    model = QKAN([2, 1, 1], reps=3, seed=0, dtype=torch.float64)
+    model.fit(data, steps=20, progress=False)
+    model = model.prune()
+    model.fit(data, steps=10, progress=False)
+    (formula,) = result = model.auto_symbolic()
+    names = {(e.layer, e.j, e.i): e.name for e in result.edges}
+    assert names == {(0, 0, 0): "sin", (0, 0, 1): "x^2", (1, 0, 0): "exp"}, result.table()
+    assert sympy.count_ops(formula) <= 20, formula
+    x = data["test_input"].numpy()
+    rmse = np.sqrt(((_lambdified(result, 2)(x) - data["test_label"].numpy()) ** 2).mean())
+    assert rmse < 1e-2, (rmse, formula)
+
+
+def test_auto_symbolic_errors():
+    model = QKAN([2, 1], reps=1, seed=0)
+    x = torch.rand(10, 2)
+    with pytest.raises(ValueError, match="`x` is required"):
+        model.auto_symbolic()
+    with pytest.raises(ValueError, match=r"`r2_threshold` must be a number >= 0 and <= 1; got 1.5"):
+        model.auto_symbolic(r2_threshold=1.5, x=x)
+    with pytest.raises(ValueError, match=r"`lib` names must be among .*unknown \['sinc'\]"):
+        model.auto_symbolic(lib=["sin", "sinc"], x=x)
+    with pytest.raises(TypeError, match="`lib` must be None"):
+        model.auto_symbolic(lib="sin", x=x)
+    with pytest.raises(TypeError, match="`n_points` must be an int >= 8"):
+        model.auto_symbolic(x=x, n_points=2.5)
+
+
+@pytest.mark.parametrize("name", sorted(LIBRARY))
+def test_library_formula_is_the_fitted_curve(name):
+    prim = LIBRARY[name]
+    fit = CurveFit(name, a=1.7, b=-0.8, c=2.5, d=0.3, r2=1.0)
+    x = np.linspace(-1, 1, 11)
+    sym = sympy.Symbol("x", real=True)
+    expr = prim.formula(fit, sym)
+    if prim.degree is not None:  # powers read a b^n (x + c / b)^n: the inner scale is gone
+        assert sympy.Float(-0.8) not in expr.atoms(sympy.Float)
+    np.testing.assert_allclose(sympy.lambdify(sym, expr)(x), fit(x), rtol=1e-12, atol=1e-12)

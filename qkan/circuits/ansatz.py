@@ -69,6 +69,11 @@ class Ansatz:
         return (self.n_slots(reps), self.k)
 
     @property
+    def domain(self) -> tuple[float, float] | None:
+        """The interval the encoded angles phi must lie in: (-1, 1) for arccos ansaetze, None for any real."""
+        return (-1.0, 1.0) if self.arccos else None
+
+    @property
     def closed_form(self) -> bool:
         """True when f is a trigonometric polynomial in phi (data rotation without arccos)."""
         return not self.arccos

@@ -28,7 +28,7 @@ from qkan.circuits.ansatz import Ansatz
 from qkan.simulators import su2
 from qkan.simulators.base import Evaluator
 
-__all__ = ["compile_coefficients", "frequency_vectors", "fourier_features", "FourierEvaluator", "MAX_INPUT_REPS"]
+__all__ = ["compile_coefficients", "compile_matrix", "frequency_vectors", "fourier_features", "FourierEvaluator", "MAX_INPUT_REPS"]
 
 #: per-input trainable encodings compile in O(R 3^R) per edge; beyond this the SU(2) path is used
 MAX_INPUT_REPS = 5
@@ -84,6 +84,9 @@ def compile_coefficients(
         a0 (*edge), a (*edge, n_freq), b (*edge, n_freq) real, with f = a0 + sum a cos(Omega x) + b sin(Omega x).
     """
     assert ansatz.closed_form, "compile_coefficients needs a closed-form ansatz"
+    if enc_bias is None and not multi and _use_native(theta):
+        coeffs = compile_matrix(ansatz, theta, reps).movedim(0, -1)  # (*edge, 1 + 2R)
+        return coeffs[..., 0], coeffs[..., 1 : reps + 1], coeffs[..., reps + 1 :]
     points, D = _sampling(reps, multi, theta.dtype, theta.device)
     edge_dims = [1] * (theta.dim() - 2)
     angles = []
@@ -94,6 +97,28 @@ def compile_coefficients(
     coeffs = torch.tensordot(D, f, dims=1).movedim(0, -1)  # (*edge, 1 + 2K)
     K = (D.shape[0] - 1) // 2
     return coeffs[..., 0], coeffs[..., 1 : K + 1], coeffs[..., K + 1 :]
+
+
+def compile_matrix(ansatz: Ansatz, theta: torch.Tensor, reps: int) -> torch.Tensor:
+    """Fixed-encoding coefficients as one tensor: theta (*edge, n_slots, k) -> (1 + 2R, *edge) = [a0; a_1..a_R; b_1..b_R].
+
+    On CPU (float32/float64) the native kernels compute them in one autograd node, exactly, from
+    the amplitudes' polynomial coefficients (edges as SIMD lanes); elsewhere compile_coefficients'
+    torch path (the sampled DFT).
+    """
+    if not _use_native(theta):
+        a0, a, b = compile_coefficients(ansatz, theta, reps)
+        return torch.cat([a0.unsqueeze(-1), a, b], dim=-1).movedim(-1, 0)
+    from qkan.simulators.native.fourier_ops import fourier_compile
+
+    return fourier_compile(ansatz, theta, reps)
+
+
+def _use_native(t: torch.Tensor) -> bool:
+    """The native kernels run for t: CPU float32/float64 and qkan.simulators.native available."""
+    from qkan.simulators import native
+
+    return t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and native.available()
 
 
 class _FourierFeatures(torch.autograd.Function):
@@ -188,6 +213,16 @@ class FourierEvaluator(Evaluator):
 
     def forward(self, layer, x: torch.Tensor) -> torch.Tensor:
         """(N, I) -> (N, O) as F.linear(Phi (N, 2K*I), W (O, 2K*I)) plus the base term."""
+        if layer.encoding == "fixed" and _use_native(x) and not torch.is_autocast_enabled(x.device.type):
+            # one native node: W, the features and the product (under autocast the torch path runs the product in bf16/fp16)
+            from qkan.simulators.native.fourier_ops import closed_form_layer
+
+            scale, const = layer.edge_weights()
+            if torch.is_grad_enabled() and layer.theta.requires_grad:  # the compile runs inside the same node
+                return closed_form_layer(x, scale, const, layer.base_parts(x), ansatz=layer.ansatz, theta=layer.theta)
+            a0, a, b = self._coefficients(layer, False)  # the cached compile
+            coeffs = torch.cat([a0.unsqueeze(-1), a, b], dim=-1).movedim(-1, 0)
+            return closed_form_layer(x, scale, const, layer.base_parts(x), coeffs=coeffs)
         a0, ab, freq = self._compiled(layer)
         scale, const = layer.edge_weights()  # (O, I), (O,)
         W = (scale.unsqueeze(1) * ab).reshape(layer.out_dim, -1)  # (O, 2K*I)

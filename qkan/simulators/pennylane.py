@@ -15,14 +15,19 @@ Gradients reach theta, the encodings and x through the gate angles:
   shifting gate g in all M circuits at once gives df_m / dangle_gm for every m. That costs
   2G (shift) or G (finite-diff) broadcast executions per backward, G = parametric gates.
 
-Devices without native broadcasting (lightning.qubit, the pennylane-qiskit devices) get the
-same single batch; PennyLane splits it into one tape per element inside its pipeline.
+The default device, default.qubit with "best" (= backprop), broadcasts natively and is the
+fastest correct route for one-qubit edges (6 ms for a 4->4 layer of 64 samples, within 3x of
+the closed form). A device the user names is honoured; devices without native broadcasting
+(lightning.qubit 0.45, the pennylane-qiskit devices) get the same single batch, which
+PennyLane splits into one tape per element (about 250x slower for that layer): the evaluator
+says so once per device name, with what is faster.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -38,6 +43,32 @@ DIFF_METHODS = ("best", "backprop", "adjoint", "parameter-shift", "finite-diff",
 _SHIFT_RULES = ("parameter-shift", "finite-diff")
 #: step of the forward finite difference (PennyLane's default)
 FINITE_DIFF_STEP = 1e-7
+#: device names already warned about (the warning is given once per process)
+_WARNED: set[str] = set()
+
+
+def broadcasts_natively(device) -> bool:
+    """False when the device's preprocessing splits broadcast tapes (PennyLane's broadcast_expand)."""
+    try:
+        program = device.preprocess_transforms()
+    except (AttributeError, NotImplementedError):  # pragma: no cover - legacy devices
+        return False
+    return not any(getattr(getattr(t, "tape_transform", None), "__name__", "") == "broadcast_expand" for t in program)
+
+
+def _warn_no_broadcast(device) -> None:
+    """Say once per device name that it cannot broadcast and what is faster."""
+    if device.name in _WARNED or broadcasts_natively(device):
+        return
+    _WARNED.add(device.name)
+    warnings.warn(
+        f"PennyLane device {device.name!r} does not broadcast: every (sample, edge) pair of a layer runs as "
+        "its own tape (about 250x slower than one broadcast tape for a 4->4 layer of 64 samples). "
+        "device='default.qubit' with diff_method='backprop' (the default) broadcasts natively and is faster "
+        "for one-qubit edges; the closed form (evaluator 'auto') is faster still.",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 @contextmanager
@@ -135,6 +166,7 @@ class PennyLaneEvaluator(Evaluator):
             )
         self.shots, self.seed = shots, seed
         self._wire = device_wire(self.device)
+        _warn_no_broadcast(self.device)
         if diff_method == "best":
             probe = qml.QNode(lambda: qml.expval(qml.PauliZ(self._wire)), self.device, interface="torch", shots=shots)
             diff_method = qml.workflow.get_best_diff_method(probe)()

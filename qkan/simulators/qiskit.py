@@ -1,21 +1,23 @@
-"""Qiskit evaluator: DARUAN edges on Aer or IBM backends through EstimatorV2 primitives.
+"""Qiskit evaluator: DARUAN edges on Aer, fake or real IBM backends, at the physical limit.
 
-A layer forward is one EstimatorV2 job: the ansatz circuit is transpiled once per backend to
-an ISA circuit (cached), and every (sample, edge) pair is one row of the PUBs' parameter-value
-arrays. Gradients use the parameter-shift rule (shared/design/daruan.md) on every gate angle:
-theta, and the encoded angles phi_l = w_l x + b_l (the gate angle arccos(phi_l) for "px"), all
-shifts of a backward pass in one job; torch's chain rule then gives df/dx = sum_l w_l df/dphi_l,
+A layer forward is one evaluation of M = N x O x I (sample, edge) parameter sets [theta...,
+phi...]; ``pack`` of them run side by side on as many physical qubits of one circuit
+(hardware.packing), on qubits chosen from the backend's calibration (hardware.layout), with
+optional mitigation (hardware.mitigation). Gradients use the parameter-shift rule
+(shared/design/daruan.md) on every gate angle, all shifts of a backward pass in one more
+evaluation, on mitigated values too; torch's chain rule then gives df/dx = sum_l w_l df/dphi_l,
 df/dw_l = x df/dphi_l and df/db_l = df/dphi_l. The rule is exact for noisy expectations too,
 since every parameter enters one rotation exp(-i a P / 2).
 
-Backends (option ``backend``):
-    None                           Aer: exact statevector (shots=None) or sampled shots
-    AerSimulator (ideal or noisy,  exact expectation of the noise model's gate errors
-      e.g. from_backend(fake))       (shots=None; no readout error) or sampled shots
-    other BackendV2 (fake or real  qiskit_ibm_runtime.EstimatorV2(mode=backend); shots=None
-      IBM backend)                   leaves the primitive's default precision
-    a BaseEstimatorV2 instance     used as given (circuits are transpiled for its backend when
-                                     it exposes one)
+Backends (option ``backend``) and how they run (hardware.executors):
+    None, or an AerSimulator        exact expectations from Aer in one job (ideal or the
+      (ideal or noisy, e.g.           simulator's noise model), shots drawn as binomials from
+      from_backend(fake))             this evaluator's seeded generator with the noise model's
+                                      readout error folded in (shots=None: exact, no readout)
+    other BackendV2 (fake or real   qiskit_ibm_runtime.EstimatorV2(mode=backend, or a Batch /
+      IBM backend)                    Session with ``mode``): sampled, the real thing
+    a BaseEstimatorV2 instance      used as given (circuits transpiled for its backend when it
+                                      exposes one)
 """
 
 from __future__ import annotations
@@ -25,17 +27,21 @@ import math
 import numpy as np
 import torch
 
-from qkan._checks import check_int
-from qkan.circuits.qiskit import ansatz_circuit
+from qkan._checks import check_choice, check_int, check_number, check_type
 from qkan.simulators.base import Evaluator
+from qkan.simulators.hardware.executors import AerExecutor, EstimatorExecutor
+from qkan.simulators.hardware.jobs import QiskitJobError, run_tasks
+from qkan.simulators.hardware.layout import rank_qubits
+from qkan.simulators.hardware.mitigation import parse_mitigation
+from qkan.simulators.hardware.packing import Packed, pack_circuit, pack_rows, unpack_rows
 
 __all__ = ["QiskitEvaluator", "QiskitJobError"]
 
 _SHIFT = math.pi / 2
-
-
-class QiskitJobError(RuntimeError):
-    """A Qiskit primitive job failed or was cancelled; the message names backend, job and layer."""
+_AER_PACK = 64  # pack="auto" without a device: Aer's per-row overhead is amortised by then
+_WIDE = 16  # fake backends switch to matrix_product_state above this many packed qubits
+#: one open Batch / Session per (backend, mode), shared by the evaluators of a model's layers
+_MODES: dict[tuple[int, str], object] = {}
 
 
 def _shots_precision(shots: int) -> float:
@@ -46,12 +52,8 @@ def _shots_precision(shots: int) -> float:
     return p
 
 
-def _is_simulator(backend) -> bool:
-    """True for Aer and qiskit-ibm-runtime fake backends (seedable, local)."""
-    from qiskit_aer import AerSimulator
-
-    if isinstance(backend, AerSimulator):
-        return True
+def _is_fake(backend) -> bool:
+    """True for qiskit-ibm-runtime fake backends (local, seedable)."""
     try:
         from qiskit_ibm_runtime.fake_provider.fake_backend import FakeBackendV2
     except ImportError:  # pragma: no cover
@@ -59,63 +61,63 @@ def _is_simulator(backend) -> bool:
     return isinstance(backend, FakeBackendV2)
 
 
-def _job_info(job) -> tuple[str, str]:
-    """(job id, status) of a job for error messages, whatever the job's state."""
-    if job is None:
-        return "<not submitted>", "status unknown"
-    info = []
-    for getter in ("job_id", "status"):
-        try:
-            value = getattr(job, getter)()
-            info.append(str(getattr(value, "name", value)))
-        except Exception:  # noqa: BLE001 - only for the message
-            info.append("unknown")
-    return info[0], f"status {info[1]}"
-
-
 def _layer_name(layer) -> str:
     return f"{type(layer).__name__}({layer.extra_repr()})"
 
 
 class QiskitEvaluator(Evaluator):
-    """DARUAN edges through a Qiskit EstimatorV2 (Aer, fake or real IBM backends).
+    """DARUAN edges through Aer, fake or real IBM backends (option names: shared/design/api.md).
 
     Args:
         backend: None, an AerSimulator, a BackendV2 (e.g. FakeManilaV2 or an IBM backend from
             QiskitRuntimeService) or a BaseEstimatorV2 instance (see the module docstring).
         shots: shots per expectation value (None: exact where the backend allows it).
-        precision: target standard error per value instead of shots (estimators use
-            ceil(1 / precision^2) shots); give at most one of shots and precision.
+        precision: target standard error per value instead of shots (shots = ceil(1 / precision^2));
+            give at most one of shots and precision.
         optimization_level: preset pass manager level 0..3 for the ISA circuit.
-        seed: seeds the transpiler and the simulators this evaluator drives (each job draws a
-            fresh simulator seed from it, so results are reproducible and jobs independent).
-        max_pub_size: parameter sets per PUB (Aer's estimator slows down quadratically in it).
-        max_circuits_per_job: parameter sets per job; larger evaluations are split (None: one job).
-        threads: Aer's max_parallel_threads for simulators this evaluator creates (None: Aer's choice).
+        seed: seeds the transpiler, the binomial shots and the simulators this evaluator drives
+            (each job draws a fresh simulator seed from it: reproducible, independent jobs).
+        max_pub_size: parameter sets per PUB of estimator jobs.
+        max_circuits_per_job: packed parameter sets per job; larger evaluations are split into
+            jobs submitted together (None: one job per noise scale).
+        threads: Aer's max_parallel_threads for simulators this evaluator creates.
+        pack: None (one edge circuit per circuit; on a device-less Aer simulator, whose qubits
+            have no identity, 64 per circuit: the same values, 12x faster), an int k, or "auto"
+            (every usable qubit of the device; 64 on device-less Aer, 1 for a device-less estimator). A fake backend packed wider than 16 qubits
+            is switched to Aer's matrix_product_state method (set_options on it) for local runs.
+        initial_layout: None (the transpiler's placement), "auto" (qubits ranked by the target's
+            calibration) or a list of physical qubits, one per packed edge circuit.
+        max_readout_error: qubits with a larger readout error are not used (with initial_layout
+            None or "auto": the qubits are then ranked from the calibration).
+        mitigation: None or {"readout": bool, "zne": [1, 3, 5] | None, "extrapolation":
+            "richardson" | "linear", "repeats": int}.
+        runtime_options: dict set on qiskit-ibm-runtime's EstimatorV2 options (resilience_level,
+            twirling, dynamical_decoupling, ...). With qkan's `mitigation` on, the estimator this
+            evaluator creates for an IBM backend starts at resilience_level 0 (runtime_options
+            may override it; local mode has no resilience levels).
+        mode: None, "batch" or "session": qiskit-ibm-runtime execution mode (close() ends it).
+        job_callback: called as job_callback(event, info) per job (see hardware.jobs).
+        progress: show a tqdm bar over the jobs of evaluations split into several.
 
     Attributes:
-        jobs_submitted, circuits_submitted: counters of jobs and parameter sets run so far.
+        jobs_submitted, circuits_submitted: jobs and executed (packed) parameter sets so far.
+        physical_qubits: the physical qubits of the last evaluation's packed slots.
     """
 
     name = "qiskit"
 
-    def __init__(
-        self,
-        backend=None,
-        *,
-        shots: int | None = None,
-        precision: float | None = None,
-        optimization_level: int = 1,
-        seed: int | None = None,
-        max_pub_size: int = 256,
-        max_circuits_per_job: int | None = None,
-        threads: int | None = None,
-    ) -> None:
+    def __init__(self, backend=None, *, shots: int | None = None, precision: float | None = None,
+                 optimization_level: int = 1, seed: int | None = None, max_pub_size: int = 256,
+                 max_circuits_per_job: int | None = None, threads: int | None = None, pack=None,
+                 initial_layout=None, max_readout_error: float | None = None, mitigation: dict | None = None,
+                 runtime_options: dict | None = None, mode: str | None = None, job_callback=None,
+                 progress: bool = True) -> None:
         try:
             from qiskit.primitives import BaseEstimatorV2
             from qiskit.providers import BackendV2
+            from qiskit_aer import AerSimulator
         except ImportError as err:  # pragma: no cover - the test environment has qiskit
-            raise ImportError('the "qiskit" evaluator needs qiskit: pip install "qkan[qiskit]"') from err
+            raise ImportError('the "qiskit" evaluator needs qiskit and qiskit-aer: pip install "qkan[qiskit]"') from err
         check_int("shots", shots, 1, allow_none=True)
         if precision is not None and (
             isinstance(precision, bool) or not isinstance(precision, (int, float)) or not 0 < precision < math.inf
@@ -134,51 +136,88 @@ class QiskitEvaluator(Evaluator):
                 "`backend` must be None, a qiskit BackendV2 (AerSimulator, a fake or IBM backend) or an "
                 f"EstimatorV2 instance; got {type(backend).__name__}"
             )
-        self.backend = backend
-        self.shots = shots
+        if pack is not None and pack != "auto":
+            check_int("pack", pack, 1)
+        if initial_layout is not None and initial_layout != "auto":
+            check_type("initial_layout", initial_layout, (list, tuple))
+            for q in initial_layout:
+                check_int("initial_layout qubit", q, 0)
+            if len(set(initial_layout)) != len(initial_layout) or not initial_layout:
+                raise ValueError(f"`initial_layout` must list distinct physical qubits; got {list(initial_layout)}")
+        self.max_readout_error = check_number("max_readout_error", max_readout_error, 0.0, 1.0, allow_none=True)
+        self.mitigation = parse_mitigation(mitigation)
+        check_type("runtime_options", runtime_options, dict, allow_none=True)
+        if mode is not None:
+            check_choice("mode", mode, ("batch", "session"))
+        if job_callback is not None and not callable(job_callback):
+            raise TypeError(f"`job_callback` must be callable(event, info) or None; got {type(job_callback).__name__}")
+        self.backend, self.shots, self.seed = backend, shots, seed
+        if shots is None and precision is not None:
+            self.shots = math.ceil(1 / precision**2)
         self.precision = _shots_precision(shots) if shots is not None else precision
-        self.optimization_level = optimization_level
-        self.seed = seed
-        self.max_pub_size = int(max_pub_size)
-        self.max_circuits_per_job = max_circuits_per_job
-        self.threads = threads
+        self.optimization_level, self.threads = optimization_level, threads
+        self.max_pub_size, self.max_circuits_per_job = int(max_pub_size), max_circuits_per_job
+        self.pack, self.initial_layout = pack, None if initial_layout is None else (
+            "auto" if initial_layout == "auto" else [int(q) for q in initial_layout])
+        self.job_callback, self.progress = job_callback, progress
         self._rng = np.random.default_rng(seed)
-        self._estimator, self._target = self._make_estimator(backend, BackendV2, BaseEstimatorV2)
-        self._seedable = backend is None or not isinstance(backend, BaseEstimatorV2) and _is_simulator(backend)
-        self._isa: dict[tuple[str, int], tuple] = {}
+        self._session = None
+        self._target = None  # the BackendV2 circuits are transpiled for, or None
+        if backend is None or isinstance(backend, AerSimulator):
+            if runtime_options or mode:
+                raise ValueError("`runtime_options` and `mode` are for qiskit-ibm-runtime backends (fake or IBM); "
+                                 f"got backend {type(backend).__name__}")
+            sim = AerSimulator(**({} if threads is None else {"max_parallel_threads": threads}))
+            self._target = backend if backend is not None and backend.target.num_qubits else None
+            self._executor = AerExecutor(backend if backend is not None else sim, self._rng, self.shots)
+        else:
+            estimator = self._make_estimator(backend, BackendV2, BaseEstimatorV2, runtime_options, mode)
+            self._executor = EstimatorExecutor(estimator, self.precision, self.mitigation.readout,
+                                               self.max_pub_size, self._reseed)
+        self._seedable = backend is None or isinstance(backend, AerSimulator) or _is_fake(backend)
+        self._packed: dict[tuple, Packed] = {}
+        self.physical_qubits: list[int] = []
         self.jobs_submitted = 0
         self.circuits_submitted = 0
 
     # ------------------------------------------------------------------------ backends
-    def _make_estimator(self, backend, BackendV2, BaseEstimatorV2):
-        """(estimator, target backend for transpilation or None)."""
-        from qiskit.primitives import BackendEstimatorV2
-        from qiskit_aer import AerSimulator
-        from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
-
-        sampled = self.precision is not None
+    def _make_estimator(self, backend, BackendV2, BaseEstimatorV2, runtime_options, mode):
+        """The EstimatorV2 for a non-Aer backend; sets self._target."""
         if isinstance(backend, BaseEstimatorV2):
+            if mode:
+                raise ValueError("`mode` needs a backend, not an estimator instance (make it with mode= yourself)")
             target = getattr(backend, "backend", None)
             if callable(target) and not isinstance(target, BackendV2):
                 target = target()  # qiskit-ibm-runtime primitives: backend()
-            return backend, target if isinstance(target, BackendV2) else None
-        if backend is None:
-            options = {} if self.threads is None else {"max_parallel_threads": self.threads}
-            sim = AerSimulator(**options)
-            if sampled:
-                return BackendEstimatorV2(backend=sim), None
-            return AerEstimatorV2(options={"backend_options": {"method": "statevector", **options}}), None
-        if isinstance(backend, AerSimulator):  # the user's simulator keeps its own options
-            if sampled:
-                return BackendEstimatorV2(backend=backend), backend
-            return AerEstimatorV2.from_backend(backend), backend
-        try:
-            from qiskit_ibm_runtime import EstimatorV2 as RuntimeEstimatorV2
-        except ImportError as err:  # pragma: no cover - the test environment has it
-            raise ImportError(
-                'running on an IBM or fake backend needs qiskit-ibm-runtime: pip install "qkan[qiskit]"'
-            ) from err
-        return RuntimeEstimatorV2(mode=backend), backend
+            self._target = target if isinstance(target, BackendV2) else None
+            estimator = backend
+        else:
+            try:
+                import qiskit_ibm_runtime as runtime
+            except ImportError as err:  # pragma: no cover - the test environment has it
+                raise ImportError(
+                    'running on an IBM or fake backend needs qiskit-ibm-runtime: pip install "qkan[qiskit]"'
+                ) from err
+            self._target = backend
+            if mode is not None:
+                key = (id(backend), mode)
+                if key not in _MODES or not getattr(_MODES[key], "_active", True):
+                    _MODES[key] = (runtime.Batch if mode == "batch" else runtime.Session)(backend=backend)
+                self._session = _MODES[key]
+            estimator = runtime.EstimatorV2(mode=self._session or backend)
+            if (self.mitigation.readout or self.mitigation.zne) and not _is_fake(backend):
+                estimator.options.resilience_level = 0  # qkan mitigates: IBM's TREX (level 1) would correct twice
+        if runtime_options:
+            if not hasattr(estimator.options, "update"):
+                raise ValueError(f"`runtime_options` needs a qiskit-ibm-runtime estimator; got {type(estimator).__name__}")
+            estimator.options.update(**runtime_options)
+        return estimator
+
+    def close(self) -> None:
+        """End the Batch or Session opened for ``mode``, shared by all layers on this backend (no-op otherwise)."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
     @property
     def backend_name(self) -> str:
@@ -187,84 +226,87 @@ class QiskitEvaluator(Evaluator):
             return str(self._target.name)
         if self.backend is not None:
             return type(self.backend).__name__
-        return "aer_simulator (" + ("sampled" if self.precision is not None else "exact statevector") + ")"
+        return "aer_simulator (" + ("exact" if self.shots is None else f"{self.shots} shots, binomial") + ")"
 
     def _reseed(self) -> None:
-        """Give the next job a fresh simulator seed drawn from `seed` (simulators only)."""
+        """Give the next estimator job a fresh simulator seed drawn from `seed` (local simulators only)."""
         if self.seed is None or not self._seedable:
             return
-        options = self._estimator.options
+        options = self._executor.estimator.options
         s = int(self._rng.integers(2**31 - 1))
-        if hasattr(options, "seed_simulator"):  # BackendEstimatorV2 (Aer, sampled)
+        if hasattr(options, "seed_simulator"):
             options.seed_simulator = s
         elif hasattr(options, "simulator"):  # qiskit-ibm-runtime with a fake backend (local mode)
             options.simulator.seed_simulator = s
 
-    def _compiled(self, ansatz, reps: int):
-        """(ISA circuit, observable, column of each ISA parameter in [theta..., phi...])."""
-        key = (ansatz.name, reps)
-        if key not in self._isa:
-            from qiskit.quantum_info import SparsePauliOp
-
-            circuit, theta, phi = ansatz_circuit(ansatz, reps, gate_angles=True)
-            observable = SparsePauliOp("Z")
+    def _pack_size(self, reps: int) -> tuple[int, list[int] | None]:
+        """(k, physical qubits or None for the transpiler's choice) from pack and initial_layout."""
+        layout = self.initial_layout
+        if layout == "auto" or (layout is None and self.max_readout_error is not None):
+            if self._target is None:
+                raise ValueError("`initial_layout='auto'` and `max_readout_error` need a backend with calibration data "
+                                 "(a fake or IBM backend, or AerSimulator.from_backend); this one has no target")
+            layout = rank_qubits(self._target.target, reps, self.max_readout_error)
+            if not layout:
+                raise ValueError(f"no qubit of {self.backend_name!r} has readout error <= {self.max_readout_error}")
+        if self.pack is None:
+            if layout is None and self._target is None and isinstance(self._executor, AerExecutor):
+                return _AER_PACK, None  # device-less Aer: qubits have no identity, 64 per circuit is fastest
+            return 1, None if layout is None else layout[:1]
+        if self.pack == "auto":
+            if layout is not None:
+                return len(layout), layout
             if self._target is not None:
-                from qiskit.transpiler import generate_preset_pass_manager
+                return len(rank_qubits(self._target.target, reps)), None
+            # no device: Aer packs 64 (product states stay cheap); another estimator's width is unknown
+            return (_AER_PACK if isinstance(self._executor, AerExecutor) else 1), None
+        if layout is not None and len(layout) < self.pack:
+            raise ValueError(f"`pack`={self.pack} needs {self.pack} qubits; `initial_layout` gives {len(layout)}")
+        return self.pack, None if layout is None else layout[: self.pack]
 
-                pm = generate_preset_pass_manager(
-                    optimization_level=self.optimization_level, backend=self._target, seed_transpiler=self.seed
-                )
-                circuit = pm.run(circuit)
-                observable = observable.apply_layout(circuit.layout)
-            column = {p.name: c for c, p in enumerate([*theta, *phi])}
-            columns = np.array([column[p.name] for p in circuit.parameters], dtype=np.int64)
-            self._isa[key] = (circuit, observable, columns)
-        return self._isa[key]
+    def _compiled(self, ansatz, reps: int, M: int) -> Packed:
+        """The packed (ISA) circuit for M parameter sets (k <= M), compiled once per size."""
+        k, layout = self._pack_size(reps)
+        k = max(1, min(k, M))
+        key = (ansatz.name, reps, k)
+        if key not in self._packed:
+            if _is_fake(self._target) and k > _WIDE and self._target.options.get("method", "automatic") == "automatic":
+                self._target.set_options(method="matrix_product_state")  # wide product circuits in local mode
+            self._packed[key] = pack_circuit(ansatz, reps, k, self._target, None if layout is None else layout[:k],
+                                             self.optimization_level, self.seed)
+        return self._packed[key]
 
     # ------------------------------------------------------------------------ jobs
     def run_values(self, layer, values: np.ndarray, stage: str = "forward") -> np.ndarray:
-        """Expectation values of the layer's ansatz at many parameter sets.
+        """Expectation values of the layer's ansatz at many parameter sets, mitigated if asked.
 
         Args:
             values: (M, P) gate angles [theta (n_slots * k, slot-major), phi (R)], P = n_slots*k + R.
-            stage: what the job is for, named in errors ("forward", "backward").
+            stage: what the jobs are for, named in errors and callbacks ("forward", "backward").
         Returns:
-            (M,) float64 <Z> values. One job, or ceil(M / max_circuits_per_job) jobs.
+            (M,) float64 <Z> values.
         """
-        circuit, observable, columns = self._compiled(layer.ansatz, layer.reps)
-        values = np.ascontiguousarray(values[:, columns], dtype=np.float64)  # (M, P_isa)
-        out = np.empty(len(values))
-        per_job = self.max_circuits_per_job or max(1, len(values))
-        for start in range(0, len(values), per_job):
-            chunk = values[start : start + per_job]
-            pubs = [(circuit, observable, chunk[s : s + self.max_pub_size]) for s in range(0, len(chunk), self.max_pub_size)]
-            out[start : start + len(chunk)] = self._submit(layer, pubs, stage)
-        return out
+        M = len(values)
+        packed = self._compiled(layer.ansatz, layer.reps, M)
+        self.physical_qubits = list(packed.physical)
+        rows = pack_rows(np.asarray(values, dtype=np.float64), packed.k)  # (n, k P)
+        per_job = self.max_circuits_per_job or len(rows)
+        m = self.mitigation
+        tasks = [self._executor.task(packed, scale, rows[a : a + per_job], m.repeats)
+                 for scale in m.scales for a in range(0, len(rows), per_job)]
+        results = run_tasks(tasks, backend=self.backend_name, stage=stage, layer=_layer_name(layer),
+                            callback=self.job_callback, progress=self.progress)
+        self.jobs_submitted += len(tasks)
+        self.circuits_submitted += sum(t.circuits for t in tasks)
+        S = len(m.scales)
+        C = len(tasks) // S  # jobs per noise scale, in row order
+        parts = [results[s * C : (s + 1) * C] for s in range(S)]
+        raw = np.stack([np.concatenate([z for z, _ in part], axis=1) for part in parts])  # (S, repeats, n, k)
 
-    def _submit(self, layer, pubs: list, stage: str) -> np.ndarray:
-        """Run one job of PUBs; QiskitJobError naming backend, job id and layer when it fails."""
-        self._reseed()
-        job = None
-        try:
-            job = self._estimator.run(pubs) if self.precision is None else self._estimator.run(pubs, precision=self.precision)
-            result = job.result()
-            evs = np.concatenate([np.asarray(r.data.evs, dtype=np.float64).reshape(-1) for r in result])
-        except Exception as err:
-            job_id, status = _job_info(job)
-            raise QiskitJobError(
-                f"Qiskit {stage} job {job_id} ({status}) on backend {self.backend_name!r} failed for layer "
-                f"{_layer_name(layer)}: {type(err).__name__}: {err}. Parameters are unchanged; "
-                "zero the gradients and retry, or switch back with layer.set_evaluator('auto')"
-            ) from err
-        expected = sum(len(p[2]) for p in pubs)
-        if evs.shape != (expected,):
-            raise QiskitJobError(
-                f"Qiskit {stage} job {_job_info(job)[0]} on backend {self.backend_name!r} returned {evs.size} values "
-                f"for {expected} parameter sets of layer {_layer_name(layer)}"
-            )
-        self.jobs_submitted += 1
-        self.circuits_submitted += expected
-        return evs
+        def rates(i: int) -> np.ndarray:  # (S, n, k) readout rate i of each job, per row
+            return np.stack([np.concatenate([np.broadcast_to(r[i], z.shape[1:]) for z, r in part]) for part in parts])
+
+        return unpack_rows(m.apply(raw, rates(0), rates(1)), M)
 
     # ------------------------------------------------------------------------ interface
     def unsupported(self, layer) -> str | None:
@@ -280,7 +322,6 @@ class QiskitEvaluator(Evaluator):
         angles = torch.arccos(phi) if layer.ansatz.arccos else phi
         f = _ShiftRule.apply(self, layer, layer.theta, angles)  # (N, O'', I)
         return f.expand(N, layer.out_dim, layer.in_dim)
-
 
 
 def _parameter_grid(theta: torch.Tensor, angles: torch.Tensor) -> np.ndarray:

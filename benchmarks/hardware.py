@@ -1,0 +1,120 @@
+"""Hardware paths of the Qiskit evaluator: packing, calibrated qubits and mitigation on fake IBM backends.
+
+Two parts, each measured side by side in one run:
+
+- packing on FakeSherbrooke (127 qubits, qiskit-ibm-runtime local mode, noisy Aer underneath):
+  a 4->4 layer (R=3) forward, unpacked (one edge circuit per circuit, the transpiler's qubit)
+  and pack="auto" with initial_layout="auto" (qubits ranked from the target, readout error <=
+  `--max-readout-error`). Rows: executed parameter sets per forward, their ratio, the chosen
+  qubits' mean readout error against the chip's median, CPU and wall time.
+- mitigation on FakeManilaV2's noise (AerSimulator.from_backend, exact noisy values + binomial
+  shots, `--mit-shots` shots): a [2, 2, 1] QKAN trained in closed form, its first layer's edge
+  values raw, with readout inversion, and with readout + ZNE (1, 3, 5 folds, linear
+  extrapolation, 2 repeats). Rows: mean |f - f_exact| and its ratio to the raw error.
+
+    python benchmarks/hardware.py [--quick] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import _harness as h
+
+__all__ = ["main"]
+
+
+def _packing_rows(args) -> list[dict]:
+    from qiskit_ibm_runtime.fake_provider import FakeSherbrooke
+
+    from qkan import QKANLayer
+    from qkan.simulators.hardware.layout import qubit_calibration
+
+    fake = FakeSherbrooke()
+    readout = qubit_calibration(fake.target)["readout"]
+    median = float(np.nanmedian(readout))
+    gen = torch.Generator().manual_seed(args.seed)
+    x = torch.rand(args.pack_batch, 4, generator=gen, dtype=torch.float64) * 2 - 1
+    modes = {"unpacked": {}, "pack=auto, initial_layout=auto": {
+        "pack": "auto", "initial_layout": "auto", "max_readout_error": args.max_readout_error}}
+    rows = []
+    for name, options in modes.items():
+        layer = QKANLayer(4, 4, args.reps, seed=args.seed, dtype=torch.float64)
+        layer.set_evaluator("qiskit", backend=fake, shots=args.pack_shots, seed=args.seed, progress=False, **options)
+        ev = layer.get_evaluator()
+        with torch.no_grad(), h.Stopwatch() as sw:
+            layer(x)
+        rows.append({"part": "FakeSherbrooke", "mode": name, "parameter_sets_forward": ev.circuits_submitted,
+                     "qubits": len(ev.physical_qubits), "mean_readout": float(np.mean(readout[ev.physical_qubits])),
+                     "chip_median_readout": median, "wall_s": sw.wall_s, "cpu_s": sw.cpu_s})
+    for row in rows:
+        row["fewer_sets"] = rows[0]["parameter_sets_forward"] / row["parameter_sets_forward"]
+    return rows
+
+
+def _mitigation_rows(args) -> list[dict]:
+    from qiskit_aer import AerSimulator
+    from qiskit_ibm_runtime.fake_provider import FakeManilaV2
+
+    from qkan import QKAN
+
+    gen = torch.Generator().manual_seed(args.seed)
+    x = torch.rand(args.mit_batch, 2, generator=gen, dtype=torch.float64) * 2 - 1
+    y = torch.sin(2 * x[:, :1]) * x[:, 1:]
+    model = QKAN([2, 2, 1], reps=args.reps, seed=args.seed, dtype=torch.float64)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(args.train_steps):
+        opt.zero_grad()
+        ((model(x) - y) ** 2).mean().backward()
+        opt.step()
+    layer = model.layers[0]
+    exact = layer.edge_outputs(x).detach()
+    sim = AerSimulator.from_backend(FakeManilaV2(), max_parallel_threads=args.threads)
+    modes = {"raw": None, "readout": {"readout": True},
+             "readout + zne (1,3,5 linear, 2 repeats)": {"readout": True, "zne": [1, 3, 5],
+                                                          "extrapolation": "linear", "repeats": 2}}
+    rows = []
+    for name, mitigation in modes.items():
+        layer.set_evaluator("qiskit", backend=sim, shots=args.mit_shots, seed=args.seed, pack="auto",
+                            mitigation=mitigation, progress=False)
+        with h.Stopwatch() as sw:
+            f = layer.edge_outputs(x).detach()
+        rows.append({"part": "FakeManilaV2 noise", "mode": name, "mean_abs_error": (f - exact).abs().mean().item(),
+                     "values": f.numel(), "wall_s": sw.wall_s, "cpu_s": sw.cpu_s})
+    for row in rows:
+        row["error_vs_raw"] = row["mean_abs_error"] / rows[0]["mean_abs_error"]
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = h.make_parser("hardware", __doc__)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--pack-batch", type=int, default=None, help="samples on FakeSherbrooke (default 16; quick 2)")
+    parser.add_argument("--pack-shots", type=int, default=100, help="shots per value on FakeSherbrooke")
+    parser.add_argument("--max-readout-error", type=float, default=0.02)
+    parser.add_argument("--mit-batch", type=int, default=None, help="samples for mitigation (default 32; quick 4)")
+    parser.add_argument("--mit-shots", type=int, default=20_000)
+    parser.add_argument("--train-steps", type=int, default=None, help="closed-form Adam steps (default 100; quick 5)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = h.parse_args(parser, argv)
+    args.pack_batch = args.pack_batch or (2 if args.quick else 16)
+    args.mit_batch = args.mit_batch or (4 if args.quick else 32)
+    args.train_steps = args.train_steps or (5 if args.quick else 100)
+
+    packing = _packing_rows(args)
+    h.print_table(packing, [("mode", "FakeSherbrooke forward", ""), ("parameter_sets_forward", "param sets", ""),
+                            ("fewer_sets", "x fewer", ".1f"), ("qubits", "qubits", ""),
+                            ("mean_readout", "mean readout", ".4f"), ("chip_median_readout", "chip median", ".4f"),
+                            ("cpu_s", "cpu [s]", ".2f"), ("wall_s", "wall [s]", ".2f")],
+                  f"QKANLayer 4->4, reps={args.reps}, batch={args.pack_batch}, {args.pack_shots} shots, local mode")
+    mitigation = _mitigation_rows(args)
+    h.print_table(mitigation, [("mode", "mitigation", ""), ("mean_abs_error", "mean |f - f_exact|", ".4f"),
+                               ("error_vs_raw", "vs raw", ".3f"), ("values", "values", ""),
+                               ("cpu_s", "cpu [s]", ".2f"), ("wall_s", "wall [s]", ".2f")],
+                  f"QKAN [2, 2, 1] first layer, reps={args.reps}, {args.mit_shots} shots, FakeManilaV2 noise")
+    return h.save(args, "hardware", packing + mitigation)
+
+
+if __name__ == "__main__":
+    main()

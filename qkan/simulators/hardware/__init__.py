@@ -1,0 +1,13 @@
+"""Running DARUAN edges on simulators and IBM hardware at the physical limit.
+
+The Qiskit evaluator (qkan.simulators.qiskit) is built from these parts:
+
+    shots       exact (noisy) expectations + binomial shot draws with readout error folded in
+    layout      ranking a backend's physical qubits from its calibration (backend.target)
+    packing     k independent edge circuits side by side on k physical qubits of one circuit
+    mitigation  readout inversion, zero-noise extrapolation by unitary folding, repeats, clipping
+    jobs        submitting split jobs concurrently, collecting them in order, callbacks, progress
+    executors   Aer (exact values + binomial shots) and EstimatorV2 (sampled) execution of packed rows
+
+Facts behind the choices: shared/design/hardware.md.
+"""

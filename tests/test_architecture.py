@@ -1,0 +1,114 @@
+"""The boundaries of the architecture: what the layer owns, what derived models carry over."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import qkan
+from qkan import QKAN, QKANLayer
+from qkan.circuits import ANSATZE
+
+
+def test_encoded_angles_shapes_and_values():
+    x = torch.rand(5, 3, dtype=torch.float64)
+    fixed = QKANLayer(3, 2, 4, dtype=torch.float64)
+    assert fixed.encoded_angles(x).shape == (5, 1, 3, 4)
+    torch.testing.assert_close(fixed.encoded_angles(x)[..., 2], x[:, None, :])
+    edge = QKANLayer(3, 2, 4, encoding="edge", dtype=torch.float64)
+    with torch.no_grad():
+        edge.enc_weight.normal_()
+        edge.enc_bias.normal_()
+    phi = edge.encoded_angles(x)
+    assert phi.shape == (5, 2, 3, 4)
+    torch.testing.assert_close(phi[1, 0, 2, 3], edge.enc_weight[0, 2, 3] * x[1, 2] + edge.enc_bias[0, 2, 3])
+    torch.testing.assert_close(edge.encoded_angles(x, 3), phi[..., 3])
+    assert QKANLayer(3, 2, 4, encoding="input").encoded_angles(x.float()).shape == (5, 1, 3, 4)
+
+
+def test_edge_theta_and_parameters_follow_grouping():
+    layer = QKANLayer(3, 2, 2, group="input", encoding="edge", seed=1)
+    assert layer.theta.shape == (1, 3, 3, 2) and layer.edge_theta().shape == (2, 3, 3, 2)
+    theta, w, b = layer.edge_parameters((1, 2))
+    assert torch.equal(theta, layer.theta[0, 2]) and torch.equal(w, layer.enc_weight[1, 2]) and torch.equal(b, layer.enc_bias[1, 2])
+    theta, w, b = QKANLayer(1, 1, 3).edge_parameters((0, 0))
+    assert torch.equal(w, torch.ones(3)) and torch.equal(b, torch.zeros(3))
+
+
+def test_edge_contributions_sum_to_the_layer():
+    layer = QKANLayer(3, 2, 2, bias=True, seed=0, dtype=torch.float64)
+    x = torch.rand(4, 3, dtype=torch.float64)
+    terms = layer.edge_contributions(layer.edge_outputs(x), x)
+    torch.testing.assert_close(terms.sum(-1) + layer.bias, layer(x), atol=1e-12, rtol=0)
+
+
+def test_evaluator_state_lives_on_the_evaluator():
+    layer = QKANLayer(2, 2, 2)
+    with torch.no_grad():
+        layer(torch.rand(3, 2))
+    assert not any(k.startswith("_frozen") for k in vars(layer))
+    assert layer.get_evaluator()._cache is not None
+    assert not hasattr(layer.get_evaluator(), "supports_grad")
+
+
+def test_model_derives_its_state_from_layers():
+    model = QKAN([3, 4, 2], reps=2, seed=5, encoding="edge")
+    assert model.width == [3, 4, 2] and model.reps == 2 and model.seed == 5
+    assert [layer.seed for layer in model.layers] == [5, 6]
+    rebuilt = QKAN(**model.config())
+    assert rebuilt.config() == model.config()
+    with pytest.raises(AttributeError):
+        model.width = [1, 2]
+
+
+def test_model_checks_input_once(monkeypatch):
+    model = QKAN([2, 3, 3, 1], reps=1)
+    calls = []
+    original = QKANLayer.check_input
+    monkeypatch.setattr(QKANLayer, "check_input", lambda self, x: calls.append(1) or original(self, x))
+    model(torch.rand(4, 2))
+    assert len(calls) == 1
+
+
+def test_reference_input_is_a_buffer_that_survives_save_load_extend_prune(tmp_path):
+    model = QKAN([2, 3, 1], reps=2, seed=0, dtype=torch.float64)
+    assert model.reference_input is None
+    model.reference_input = torch.rand(16, 2, dtype=torch.float64)
+    assert "reference_input" in model.state_dict()
+    model.save(tmp_path / "m.pt")
+    loaded = QKAN.load(tmp_path / "m.pt")
+    torch.testing.assert_close(loaded.reference_input, model.reference_input)
+    torch.testing.assert_close(model.extend(3).reference_input, model.reference_input)
+    assert model.prune(0.0, 0.0).reference_input is not None
+    model.to(torch.float32)
+    assert model.reference_input.dtype == torch.float32  # a buffer moves with the model
+
+
+def test_extend_and_prune_carry_the_evaluator_choice():
+    model = QKAN([2, 3, 1], reps=2, seed=0, dtype=torch.float64).set_evaluator("su2")
+    x = torch.rand(8, 2, dtype=torch.float64)
+    extended = model.extend(4)
+    assert all(layer.evaluator == "su2" for layer in extended.layers)
+    torch.testing.assert_close(extended(x), model(x), atol=1e-12, rtol=0)
+    pruned = model.prune(0.0, 0.0, x=x)
+    assert all(layer.evaluator == "su2" for layer in pruned.layers)
+    assert pruned.layers[0].get_evaluator() is not model.layers[0].get_evaluator()  # fresh, same choice
+
+
+@pytest.mark.parametrize("name", sorted(ANSATZE))
+def test_extension_rule_is_a_field_of_the_spec(name):
+    spec = ANSATZE[name]
+    for encoding in ("fixed", "edge"):
+        problem = spec.extension_problem(encoding != "fixed")
+        model = QKAN([2, 1], reps=1, ansatz=name, encoding=encoding, seed=0, dtype=torch.float64)
+        if problem:
+            with pytest.raises(ValueError, match="extend\\(\\) "):
+                model.extend(2)
+            continue
+        x = torch.rand(6, 2, dtype=torch.float64) * 1.6 - 0.8
+        torch.testing.assert_close(model.extend(3)(x), model(x), atol=1e-12, rtol=0)
+
+
+def test_register_evaluator_is_public():
+    assert qkan.register_evaluator is qkan.simulators.register_evaluator
+    assert "register_evaluator" in qkan.__all__

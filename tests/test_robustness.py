@@ -1,0 +1,319 @@
+"""Issue 16: bad input, deep px models, empty batches, overflow and non-finite values."""
+
+import math
+
+import pytest
+import torch
+
+import qkan
+from qkan import QKAN, QKANLayer
+from qkan.data import demo_function, function_dataset
+from qkan.simulators import Evaluator
+from qkan.testing import assert_matches_reference
+
+EVALUATORS = ["fourier", "su2", "pennylane", "qiskit"]
+
+
+# ------------------------------------------------------------------------------ deep px models
+def test_deep_px_model_feeds_tanh_of_hidden_values():
+    model = QKAN([2, 3, 2, 1], reps=2, ansatz="px", seed=0, dtype=torch.float64)
+    x = torch.rand(40, 2, dtype=torch.float64) * 2 - 1
+    h = model.layers[0](x)
+    assert h.abs().max() > 1  # without the bounded map the next layer would refuse these
+    expected = model.layers[2](torch.tanh(model.layers[1](torch.tanh(h))))
+    torch.testing.assert_close(model(x), expected, rtol=0, atol=0)
+    assert model.layers[1].hidden_input(h).abs().max() <= 1
+
+
+def test_hidden_input_is_the_identity_for_unbounded_ansaetze():
+    h = torch.randn(5, 3) * 10
+    for ansatz in ("pz", "rpz", "real", "mix"):
+        assert QKANLayer(3, 1, ansatz=ansatz).hidden_input(h) is h
+    model = QKAN([2, 3, 1], seed=0, dtype=torch.float64)
+    x = torch.rand(8, 2, dtype=torch.float64)
+    torch.testing.assert_close(model(x), model.layers[1](model.layers[0](x)), rtol=0, atol=0)
+
+
+def test_px_first_layer_still_checks_the_users_inputs():
+    model = QKAN([2, 3, 1], ansatz="px", seed=0)
+    with pytest.raises(ValueError, match=r"outside \[-1, 1\].*'px' ansatz"):
+        model(torch.tensor([[0.5, 1.5]]))
+
+
+@pytest.mark.parametrize("encoding", ["edge", "input"])
+def test_px_trainable_encoding_is_bounded_and_exact_where_small(encoding):
+    layer = QKANLayer(3, 2, 3, ansatz="px", encoding=encoding, seed=0, dtype=torch.float64)
+    x = torch.rand(30, 3, dtype=torch.float64) * 2 - 1
+    # at initialisation (w = 1, b = 0) the effective encoding is the raw one, exactly
+    phi = layer.encoded_angles(x)  # (N, O'', I, R)
+    assert torch.equal(phi, x[:, None, :, None].expand_as(phi))
+    with torch.no_grad():  # small raw parameters (|w| + |b| <= 1) are used as they are
+        layer.enc_weight.uniform_(-0.5, 0.5)
+        layer.enc_bias.uniform_(-0.5, 0.5)
+    w, b = layer.encoding_parameters()
+    assert torch.equal(w, layer.enc_weight) and torch.equal(b, layer.enc_bias)
+    with torch.no_grad():  # large ones are rescaled onto |w| + |b| <= 1
+        layer.enc_weight.uniform_(-5, 5)
+        layer.enc_bias.uniform_(-5, 5)
+    edge = torch.tensor([[1.0, -1.0, 1.0]], dtype=torch.float64)
+    phi = layer.encoded_angles(torch.cat([x, edge, -edge]))
+    assert phi.abs().max() <= 1
+    w, b = layer.encoding_parameters()
+    torch.testing.assert_close(w / b, layer.enc_weight / layer.enc_bias)  # the direction is kept
+    assert_matches_reference(layer, x)  # every evaluator and the reference read the same encoding
+    _, we, be = layer.edge_parameters((1, 2))
+    torch.testing.assert_close(we, w.expand(2, -1, -1)[1, 2])
+    x.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x, w, b: layer(x), (x[:4], layer.enc_weight, layer.enc_bias))
+
+
+def test_px_bounded_encoding_survives_rounding():
+    layer = QKANLayer(1, 1, 1, ansatz="px", encoding="edge", base="none")
+    with torch.no_grad():
+        layer.enc_weight.fill_(0.7)
+        layer.enc_bias.fill_(0.6000001)
+    phi = layer.encoded_angles(torch.ones(1, 1))
+    assert phi.abs().max() <= 1
+    assert torch.isfinite(layer(torch.ones(1, 1))).all()
+
+
+@pytest.mark.parametrize("encoding", ["fixed", "edge"])
+def test_deep_px_model_trains_saves_and_loads(tmp_path, encoding):
+    data = function_dataset(demo_function, train_num=64, test_num=32, seed=0)
+    model = QKAN([2, 3, 1], reps=2, ansatz="px", encoding=encoding, seed=0)
+    history = model.fit(data, steps=15, optimizer="adam", lr=0.2, progress=False)
+    assert all(math.isfinite(v) for v in history["train_rmse"])
+    assert history["train_rmse"][-1] < history["train_rmse"][0]
+    if encoding == "edge":  # Adam moved the raw encodings out of the unit ball: still inside the domain
+        assert (model.layers[0].enc_weight.abs() + model.layers[0].enc_bias.abs()).max() > 1
+    model.save(tmp_path / "px.pt")
+    loaded = QKAN.load(tmp_path / "px.pt")
+    torch.testing.assert_close(loaded(data["test_input"]), model(data["test_input"]), rtol=0, atol=0)
+
+
+def test_deep_px_model_interprets_prunes_and_plots(tmp_path):
+    from qkan.interpret import attribution, edge_activations
+
+    model = QKAN([2, 3, 1], reps=2, ansatz="px", seed=0, dtype=torch.float64)
+    x = torch.rand(20, 2, dtype=torch.float64) * 2 - 1
+    hidden = model.layers[1].hidden_input(model.layers[0](x))
+    phi = edge_activations(model.layers[1], hidden)
+    torch.testing.assert_close(phi.sum(-1), model(x))
+    assert attribution(model, x).edges[1].shape == (1, 3)
+    pruned = model.prune(0.0, 0.0, x)
+    torch.testing.assert_close(pruned(x), model(x))
+    model.plot(tmp_path / "px.png", x=x)
+    assert (tmp_path / "px.png").stat().st_size > 1000
+
+
+# ----------------------------------------------------------------------------- input range, NaN
+def test_huge_float32_input_is_an_error_naming_the_range():
+    model = QKAN([2, 3, 1], seed=0)
+    with pytest.raises(ValueError, match=r"`x` must satisfy \|x\| <= 2896 for torch\.float32.*got max \|x\| = 3e\+38"):
+        model(torch.tensor([[3e38, 0.0]]))
+    assert torch.isfinite(model(torch.full((1, 2), 2.0**11.5))).all()  # the bound itself is accepted
+    with pytest.raises(ValueError, match=r"got max \|x\| = 2900"):
+        model(torch.tensor([[1.0, -2900.0]]))
+    with pytest.raises(ValueError, match=r"\|x\| <= 6\.711e\+07 for torch\.float64"):
+        QKANLayer(2, 1, dtype=torch.float64)(torch.tensor([[1e300, 0.0]], dtype=torch.float64))
+    with pytest.raises(ValueError, match="`x` contains NaN or infinite values"):
+        model(torch.tensor([[math.inf, 0.0]]))
+
+
+@pytest.mark.parametrize("evaluator", ["fourier", "su2"])
+def test_large_valid_inputs_give_finite_outputs(evaluator):
+    layer = QKANLayer(2, 3, 5, seed=0, evaluator=evaluator)
+    x = torch.tensor([[2896.0, -2896.0], [1e3, 0.5]], dtype=torch.float64)
+    y = layer.double()(x)
+    f = layer.edge_outputs(x)
+    assert torch.isfinite(y).all() and (f.abs() <= 1 + 1e-9).all()
+    other = QKANLayer(2, 3, 5, seed=0, evaluator="su2" if evaluator == "fourier" else "fourier").double()
+    other.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(other.edge_outputs(x), f, rtol=0, atol=1e-9)  # both evaluators agree there
+
+
+class _NaNEvaluator(Evaluator):
+    """A backend whose estimator failed: NaN edge values."""
+
+    name = "nan-backend"
+
+    def edge_outputs(self, layer, x):
+        return torch.full((x.shape[0], layer.out_dim, layer.in_dim), math.nan, dtype=x.dtype)
+
+
+def test_nan_from_an_evaluator_does_not_pass_through():
+    qkan.register_evaluator("nan-backend", _NaNEvaluator)
+    layer = QKANLayer(2, 2, seed=0, evaluator="nan-backend")
+    x = torch.rand(3, 2)
+    with pytest.raises(FloatingPointError, match=r"evaluator 'nan-backend' gave NaN or infinite values for finite inputs and parameters"):
+        layer(x)
+    with pytest.raises(FloatingPointError, match=r"evaluator 'nan-backend' gave NaN"):
+        layer.edge_outputs(x)
+    with pytest.raises(FloatingPointError, match=r"evaluator 'nan-backend' gave NaN"):
+        QKAN.from_layers([layer])(x)
+
+
+def test_non_finite_parameters_are_reported_not_propagated():
+    layer = QKANLayer(2, 2, seed=0)
+    with torch.no_grad():
+        layer.theta[0, 0, 0, 0] = math.nan
+    with pytest.raises(FloatingPointError, match=r"layer 2 -> 2: the parameters \['theta'\] hold NaN or infinite values"):
+        layer(torch.rand(3, 2))
+
+
+def test_reg_nan_is_an_error():
+    data = function_dataset(demo_function, train_num=8, test_num=4)
+    with pytest.raises(ValueError, match="`reg` must be a finite number; got nan"):
+        QKAN([2, 1]).fit(data, steps=1, reg=math.nan, progress=False)
+    with pytest.raises(TypeError, match="`reg` must be a number >= 0"):
+        QKAN([2, 1]).fit(data, steps=1, reg="0.1", progress=False)
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    ([2, "x", 1], TypeError, r"`width\[1\]` must be an int >= 1; got 'x'"),
+    ([2.7, 1], TypeError, r"`width\[0\]`"),
+    ([True, 1], TypeError, r"`width\[0\]`"),
+    ([2, 0, 1], ValueError, r"`width\[1\]` must be an int >= 1; got 0"),
+])
+def test_width_entries(bad, error, match):
+    with pytest.raises(error, match=match):
+        QKAN(bad)
+
+
+# ------------------------------------------------------------------------- empty batch, meta
+def _layer(evaluator, encoding="fixed", ansatz="pz"):
+    return QKANLayer(2, 3, 2, ansatz=ansatz, encoding=encoding, seed=0, evaluator=evaluator, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("evaluator, encoding", [(e, enc) for e in EVALUATORS for enc in ("fixed", "edge", "input")
+                                                 if not (e == "fourier" and enc == "edge")])
+def test_empty_batch_every_evaluator(evaluator, encoding):
+    pytest.importorskip({"pennylane": "pennylane", "qiskit": "qiskit_aer"}.get(evaluator, "torch"))
+    layer = _layer(evaluator, encoding)
+    x = torch.zeros(0, 2, dtype=torch.float64, requires_grad=True)
+    y = layer(x)
+    assert y.shape == (0, 3) and y.dtype == torch.float64
+    y.sum().backward()
+    assert x.grad.shape == (0, 2)
+    assert layer.edge_outputs(x).shape == (0, 3, 2)
+    assert layer(torch.zeros(4, 0, 2, dtype=torch.float64)).shape == (4, 0, 3)
+
+
+def test_empty_batch_deep_models():
+    for ansatz in ("pz", "px"):
+        model = QKAN([2, 3, 1], ansatz=ansatz, seed=0)
+        assert model(torch.zeros(0, 2)).shape == (0, 1)
+
+
+@pytest.mark.parametrize("ansatz, encoding", [("pz", "fixed"), ("pz", "input"), ("px", "edge"), ("mix", "edge")])
+def test_meta_device_forward_gives_shapes(ansatz, encoding):
+    model = QKAN([2, 3, 1], ansatz=ansatz, encoding=encoding, device="meta")
+    y = model(torch.empty(5, 4, 2, device="meta"))
+    assert y.shape == (5, 4, 1) and y.device.type == "meta"
+
+
+# ------------------------------------------------------------------------------------- HQKAN
+def test_hqkan_px_core_takes_tanh_of_the_encoder_output():
+    from qkan.hqkan import HQKAN
+
+    hq = HQKAN(6, 4, latent_in=3, latent_out=2, hidden=[3], squash="tanh", ansatz="px", seed=0, dtype=torch.float64)
+    x = 100 * torch.randn(7, 6, dtype=torch.float64)
+    torch.testing.assert_close(hq(x), hq.decoder(hq.core(torch.tanh(hq.encoder(x)))), rtol=0, atol=0)
+    assert torch.isfinite(hq(x)).all()
+    with pytest.raises(ValueError, match=r"ansatz 'px' takes core inputs in \[-1, 1\] only; `squash` must be 'tanh'.*got 'none'"):
+        HQKAN(6, 4, ansatz="px")
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(squash="sigmoid"), ValueError, r"`squash` must be one of \['none', 'tanh', 'layernorm'\]; got 'sigmoid'"),
+    (dict(hidden=[3, 0]), ValueError, r"`hidden\[1\]` must be an int >= 1; got 0"),
+    (dict(hidden=[2.5]), TypeError, r"`hidden\[0\]` must be an int"),
+    (dict(hidden=3), TypeError, r"`hidden` must be a list"),
+    (dict(reps=0), ValueError, r"`reps` must be an int >= 1; got 0"),
+    (dict(reps="3"), TypeError, r"`reps` must be an int"),
+    (dict(latent_in=0), ValueError, r"`latent_in` must be an int >= 1"),
+    (dict(ansatz="zz"), ValueError, r"`ansatz` must be one of"),
+    (dict(seed=-1), ValueError, r"`seed` must be an int >= 0"),
+])
+def test_hqkan_argument_errors(kwargs, error, match):
+    from qkan.hqkan import HQKAN
+
+    with pytest.raises(error, match=match):
+        HQKAN(8, 8, **kwargs)
+
+
+def test_hqkan_input_errors():
+    from qkan.hqkan import HQKAN
+
+    hq = HQKAN(8, 8, seed=0)
+    with pytest.raises(TypeError, match="`x` must be a torch.Tensor; got list"):
+        hq([[0.0] * 8])
+    with pytest.raises(TypeError, match="`x` must be a floating-point tensor; got torch.int64"):
+        hq(torch.zeros(2, 8, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"`x` has dtype torch.float64 but the block's parameters are torch.float32"):
+        hq(torch.zeros(2, 8, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"`x` must have shape \(\*, 8\); got \(2, 7\)"):
+        hq(torch.zeros(2, 7))
+    with pytest.raises(ValueError, match="`x` contains NaN"):
+        hq(torch.full((2, 8), math.nan))
+    assert hq(torch.zeros(0, 8)).shape == (0, 8)
+
+
+def test_half_precision_parameters_compute_and_other_dtypes_are_refused_clearly():
+    assert QKAN([2, 1], dtype="float16").layers[0].theta.dtype == torch.float16  # issue 18: bf16/fp16 parameters
+    model = QKAN([2, 3, 1], seed=0).to(torch.bfloat16)  # converted after construction
+    y = model(torch.rand(3, 2, dtype=torch.bfloat16))
+    assert y.dtype == torch.bfloat16 and torch.isfinite(y).all()
+    with pytest.raises(ValueError, match=r"`dtype` must be torch.float32, torch.float64, torch.bfloat16, torch.float16 or None"):
+        QKAN([2, 1], dtype="float8_e4m3fn")
+    model = QKAN([2, 3, 1], seed=0).to(torch.float8_e4m3fn)
+    with pytest.raises(ValueError, match=r"parameters are torch.float8_e4m3fn; QKAN takes float32, float64, bfloat16 or float16"):
+        model(torch.rand(3, 2).to(torch.float8_e4m3fn))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # float32 parameters, bf16 matmuls
+        assert torch.isfinite(QKAN([2, 3, 1], seed=0)(torch.rand(3, 2))).all()
+
+
+@pytest.mark.parametrize("device, error, match", [
+    ("nonsense", ValueError, r"`device` must be an available torch device"),
+    (3.5, TypeError, r"`device` must be str or torch.device or int; got float"),
+])
+def test_bad_device(device, error, match):
+    from qkan.hqkan import HQKAN
+
+    with pytest.raises(error, match=match):
+        QKANLayer(2, 2, device=device)
+    with pytest.raises(error, match=match):
+        HQKAN(4, 4, device=device)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(lr=math.nan), ValueError, r"`lr` must be a finite number; got nan"),
+    (dict(lr=-1.0), ValueError, r"`lr` must be a number >= 0; got -1.0"),
+    (dict(lr="0.1"), TypeError, r"`lr` must be a number"),
+    (dict(seed="0"), TypeError, r"`seed` must be an int"),
+    (dict(reg_options=3, reg=0.1), TypeError, r"`reg_options` must be dict or None; got int"),
+])
+def test_fit_argument_errors(kwargs, error, match):
+    data = function_dataset(demo_function, train_num=8, test_num=4)
+    model = QKAN([2, 1], seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(error, match=match):
+        model.fit(data, steps=1, progress=False, **kwargs)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_hqkan_bad_dtype():
+    from qkan.hqkan import HQKAN
+
+    with pytest.raises(ValueError, match=r"`dtype` must be torch.float32, torch.float64, torch.bfloat16, torch.float16 or None; got torch.int32"):
+        HQKAN(4, 4, dtype=torch.int32)
+
+
+def test_save_errors_name_the_target(tmp_path):
+    model = QKAN([2, 1], seed=0)
+    target = tmp_path / "missing" / "m.pt"
+    with pytest.raises(FileNotFoundError, match=f"cannot write {str(target)!r}: No such file or directory"):
+        model.save(target)
+    with pytest.raises(IsADirectoryError, match=f"cannot write {str(tmp_path)!r}"):
+        model.save(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no temporary file left
