@@ -150,18 +150,27 @@ def _non_finite(model: nn.Module) -> str | None:
     return None
 
 
-def _step(opt: torch.optim.Optimizer, closure) -> float:
-    """One optimizer step; the objective at its start."""
-    if isinstance(opt, torch.optim.LBFGS):
-        return float(opt.step(closure).detach())
-    value = closure()
-    opt.step()
-    return float(value.detach())
+def _step(opt: torch.optim.Optimizer, closure, params: list[nn.Parameter], start: list[torch.Tensor]) -> float:
+    """One optimizer step; the objective at its start, NaN when the step moved the parameters
+    where the model cannot be evaluated (its forward raised FloatingPointError or ValueError)."""
+    try:
+        if isinstance(opt, torch.optim.LBFGS):
+            return float(opt.step(closure).detach())
+        value = closure()
+        opt.step()
+        return float(value.detach())
+    except (FloatingPointError, ValueError):
+        if all(torch.equal(p, s) for p, s in zip(params, start)):
+            raise  # not caused by the step: the model fails at the parameters it started from
+        return math.nan
 
 
 def _lowered(closure, before: float) -> bool:
     """Whether the objective is now finite and not above `before` (one extra evaluation)."""
-    after = float(closure().detach())
+    try:
+        after = float(closure().detach())
+    except (FloatingPointError, ValueError):  # the model cannot be evaluated at the new parameters
+        return False
     return math.isfinite(after) and after <= before
 
 
@@ -254,12 +263,12 @@ def fit(
                 return objective
 
             last_good = [p.detach().clone() for p in params]
-            value = _step(opt, closure)
+            value = _step(opt, closure, params, last_good)
             if guarded and not _lowered(closure, value):  # roll back; line search from here on
                 _restore(params, last_good)
                 opt, guarded = make_optimizer(params, "lbfgs-wolfe", None), False
                 sched = scheduler(opt) if scheduler is not None else None
-                value = _step(opt, closure)
+                value = _step(opt, closure, params, last_good)
             bad = "the training loss" if not math.isfinite(value) else _non_finite(model)
             if bad:
                 _restore(params, last_good)
