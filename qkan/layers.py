@@ -368,7 +368,10 @@ class QKANLayer(nn.Module):
                 f"convert one of them (e.g. layer.to({x.dtype}))"
             )
         bound = self.max_input()
-        ok = (x.abs() <= bound).all()  # False for NaN and infinities too
+        if x.numel() == 0:
+            return x.reshape(-1, self.in_dim)
+        low, high = torch.aminmax(x)  # one pass; NaN propagates into both
+        ok = (low >= -bound) & (high <= bound)  # False for NaN and infinities too
         if x.device.type == "cpu" and not bool(ok):
             if not bool(torch.isfinite(x).all()):
                 raise ValueError("`x` contains NaN or infinite values")

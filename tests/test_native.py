@@ -229,8 +229,10 @@ def test_native_bad_input_keeps_clear_errors():
         layer(torch.full((2, 3), 1.5, dtype=torch.float64))
     with pytest.raises(ValueError, match="dtype"):
         layer(torch.zeros(2, 3))
-    with pytest.raises(ValueError, match="evaluator 'su2' got unexpected options"):
+    with pytest.raises(TypeError, match="`native` must be bool or None; got str"):
         QKANLayer(2, 2).set_evaluator("su2", native="yes")
+    with pytest.raises(ValueError, match="evaluator 'su2' got unexpected options"):
+        QKANLayer(2, 2).set_evaluator("su2", shots=10)
 
 
 def test_fallback_when_disabled_or_unsupported(monkeypatch):

@@ -17,6 +17,7 @@ Adding an evaluator takes one class and one call::
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Callable
 
 import torch
@@ -95,6 +96,9 @@ def make_evaluator(name: str, **options) -> Evaluator:
         module, attr = factory.split(":")
         factory = getattr(importlib.import_module(module), attr)
     try:
-        return factory(**options)
+        inspect.signature(factory).bind(**options)
     except TypeError as err:
-        raise ValueError(f"evaluator {name!r} got unexpected options {sorted(options)}: {err}") from err
+        raise ValueError(f"evaluator {name!r} got unexpected options {sorted(options)}: {err}") from None
+    except ValueError:  # no signature to read (some builtins): let the call decide
+        pass
+    return factory(**options)
