@@ -275,7 +275,7 @@ def fit(
                 bar.close()
                 raise FloatingPointError(
                     f"step {step}: {bad} became NaN or infinite (loss {value:.4g}); the model keeps the parameters "
-                    f"from before step {step}. Try a smaller `lr` or optimizer='lbfgs' (line search)"
+                    f"from before step {step}. Try a smaller `lr` or optimizer='lbfgs-wolfe'"
                 )
             if sched is not None:
                 sched.step(value) if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau) else sched.step()

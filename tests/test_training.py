@@ -76,6 +76,25 @@ def test_named_optimizers_build_the_documented_torch_optimizers():
     assert isinstance(adam, torch.optim.Adam) and adam.defaults["lr"] == 0.3
 
 
+def test_default_lbfgs_falls_back_to_the_line_search_after_a_bad_step(monkeypatch):
+    import qkan.training as training
+
+    built = []
+    real = training.make_optimizer
+    monkeypatch.setattr(training, "make_optimizer", lambda params, name, lr: built.append(name) or real(params, name, lr))
+    data = _data()
+    model = _model()
+    with torch.no_grad():
+        start = float(((model(data["train_input"]) - data["train_label"]) ** 2).mean())
+    history = model.fit(data, optimizer=[("lbfgs", 3, 50.0)], progress=False)  # lr 50 overshoots at once
+    assert built == ["lbfgs", "lbfgs-wolfe"]
+    assert history["train_rmse"][-1] ** 2 < start
+    assert all(math.isfinite(v) for v in history["loss"])
+    built.clear()
+    _model().fit(data, steps=3, optimizer="adam", progress=False)  # only "lbfgs" is guarded
+    assert built == ["adam"]
+
+
 # ------------------------------------------------------------------------- scheduler, callbacks
 def test_scheduler_is_built_per_stage_and_stepped_every_step():
     made = []
