@@ -1,5 +1,8 @@
 """Feynman sweep: QKAN vs an MLP with the same number of parameters on 20 equations.
 
+--source published takes the equations and ranges of pykan / qkan 0.2.3 (qkan.data.FEYNMAN_PUBLISHED)
+instead of this package's table; benchmarks/reproduce.py compares with the published package itself.
+
 Each equation's inputs are mapped from their published ranges onto [-1, 1] and its labels
 standardised with the training mean and std, so the RMSE (test set, standardised units) is
 comparable across equations. Both models get the same optimizer (LBFGS) and step budget.
@@ -17,10 +20,11 @@ from torch import nn
 
 import _harness as h
 from qkan import QKAN
-from qkan.data import FEYNMAN, feynman
+from qkan.data import FEYNMAN, FEYNMAN_PUBLISHED, feynman
 
 
 def n_params(model: nn.Module) -> int:
+    """Trainable parameters of `model`."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -57,14 +61,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--samples", type=int, default=1000, help="train and test samples each")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--source", choices=["qkan", "published"], default="qkan", help="equation table")
     args = h.parse_args(parser, argv)
     if args.quick:  # 3 equations, 200 samples, 3 steps
         args.equations, args.samples, args.steps = 3, 200, 3
     dtype = getattr(torch, args.dtype)
 
     rows = []
-    for name in list(FEYNMAN)[: args.equations]:
-        data = feynman(name, train_num=args.samples, test_num=args.samples, seed=args.seed, normalize=True, dtype=dtype)
+    table = FEYNMAN if args.source == "qkan" else FEYNMAN_PUBLISHED
+    for name in list(table)[: args.equations]:
+        data = feynman(name, train_num=args.samples, test_num=args.samples, seed=args.seed, normalize=True, dtype=dtype,
+                       source=args.source)
         mean, std = data["train_label"].mean(), data["train_label"].std()
         for key in ("train_label", "test_label"):
             data[key] = (data[key] - mean) / std

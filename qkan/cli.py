@@ -84,7 +84,7 @@ def _add_fit_parser(sub) -> None:
                         "or 0 for an ansatz that cannot be extended, e.g. px)")
     p.add_argument("--extend-steps", type=_pos_int, default=DEMO_EXTEND_STEPS, help=f"steps of stage 2 (default {DEMO_EXTEND_STEPS})")
     p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs", help="optimizer of every stage")
-    p.add_argument("--lr", type=_pos_float, default=None, help="learning rate (default: 1 for lbfgs, 0.01 for adam)")
+    p.add_argument("--lr", type=_pos_float, default=None, help="learning rate (default: 0.5 for lbfgs, 0.01 for adam: see QKAN.fit)")
     p.add_argument("--ansatz", default="pz", help="pz | rpz | px | real | mix")
     p.add_argument("--encoding", default="fixed", help="fixed | edge | input")
     p.add_argument("--evaluator", default="auto", help="auto | fourier | su2 | pennylane | qiskit")

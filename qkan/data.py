@@ -1,5 +1,5 @@
 """Built-in datasets in pykan's dict convention: function fitting, Feynman equations,
-generated classification sets and CSV files.
+generated classification sets, scikit-learn's 8x8 digits and CSV files.
 
 Every loader returns ``{"train_input": (N, I), "train_label": (N, O), "test_input": (M, I),
 "test_label": (M, O)}``; classification labels are integer class indices of shape (N,).
@@ -8,15 +8,21 @@ Every loader returns ``{"train_input": (N, I), "train_label": (N, O), "test_inpu
 from __future__ import annotations
 
 import csv
+import gzip
+import importlib.util
 import math
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from qkan._checks import check_int, check_number, check_type
+from qkan._checks import check_choice, check_int, check_number, check_type
+from qkan._feynman import PUBLISHED_FEYNMAN
 
-__all__ = ["function_dataset", "feynman", "FEYNMAN", "demo_function", "classification_dataset", "load_csv"]
+__all__ = [
+    "function_dataset", "feynman", "FEYNMAN", "FEYNMAN_PUBLISHED", "demo_function", "classification_dataset",
+    "digits", "load_csv",
+]  # fmt: skip
 
 Ranges = tuple[float, float] | list
 
@@ -181,8 +187,41 @@ def _feynman_table() -> dict:
     return {name: (formula, list(ranges), [tuple(map(float, r)) for r in ranges.values()], fn) for name, formula, ranges, fn in eqs}
 
 
-#: name -> (formula, variable names, ranges per variable, function of a dict of columns)
+class _Formula:
+    """A sympy-syntax formula as a function of a dict of float64 columns (compiled on first call)."""
+
+    def __init__(self, formula: str, variables: list[str]) -> None:
+        self.formula, self.variables, self._fn = formula, variables, None
+
+    def __call__(self, columns: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self._fn is None:
+            import sympy
+
+            symbols = [sympy.Symbol(v) for v in self.variables]  # names such as E, I, N stay symbols
+            expr = sympy.sympify(self.formula, locals=dict(zip(self.variables, symbols)))
+            self._fn = sympy.lambdify(symbols, expr, "numpy")
+        first = columns[self.variables[0]]
+        y = self._fn(*[columns[v].cpu().numpy() for v in self.variables])
+        return torch.as_tensor(y, dtype=torch.float64).expand(first.shape).to(first.device)
+
+
+def _published_table() -> dict:
+    """The 120 equations as pykan / qkan 0.2.3 list them (qkan._feynman), same entry layout as FEYNMAN."""
+    table = {}
+    for name, variables, formula, ranges in PUBLISHED_FEYNMAN:
+        names = variables.split()
+        table[name] = (formula, names, [(float(lo), float(hi)) for lo, hi in ranges], _Formula(formula, names))
+    return table
+
+
+#: name -> (formula, variable names, ranges per variable, function of a dict of columns): the 120
+#: AI Feynman equations with the names, order and variable ranges of pykan and the published qkan
+FEYNMAN_PUBLISHED: dict = _published_table()
+#: name -> (formula, variable names, ranges per variable, function of a dict of columns): this
+#: package's 32 original entries (AI Feynman's own ranges, e.g. (1, 5)) first, then every
+#: equation of FEYNMAN_PUBLISHED whose name is not among them
 FEYNMAN: dict = _feynman_table()
+FEYNMAN.update({k: v for k, v in FEYNMAN_PUBLISHED.items() if k not in FEYNMAN})
 
 
 def feynman(
@@ -193,26 +232,38 @@ def feynman(
     normalize: bool = False,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
+    source: str = "qkan",
 ) -> dict:
-    """Samples of an equation of the AI Feynman benchmark on its published variable ranges.
+    """Samples of an equation of the AI Feynman benchmark on its variable ranges.
 
     Args:
-        name_or_index: e.g. "I.12.11", or an index into ``list(FEYNMAN)``.
+        name_or_index: e.g. "I.12.11", or an index into the chosen table.
         train_num, test_num, seed, device, dtype: as in :func:`function_dataset`.
         normalize: map every input linearly from its range onto [-1, 1] (the DARUAN's natural
             domain); labels are left as they are.
+        source: "qkan" (``FEYNMAN``: this package's 32 original entries, then the published ones)
+            | "published" (``FEYNMAN_PUBLISHED``: the 120 equations with pykan's and qkan 0.2.3's
+            names, order and ranges, index 0 = "I.6.20a"). A name in both tables (e.g.
+            "I.12.11") has different ranges in each.
 
     Returns:
         the dataset dict, plus "variables" (names) and "formula" (a string).
+
+    Example:
+        >>> data = feynman("I.6.20a", train_num=10, test_num=5, source="published")
+        >>> data["formula"], data["train_input"].shape
+        ('sqrt(2)*exp(-theta**2/2)/(2*sqrt(pi))', torch.Size([10, 1]))
     """
-    names = list(FEYNMAN)
+    check_choice("source", source, ("qkan", "published"))
+    table = FEYNMAN if source == "qkan" else FEYNMAN_PUBLISHED
+    names = list(table)
     if isinstance(name_or_index, int) and not isinstance(name_or_index, bool):
         if not 0 <= name_or_index < len(names):
-            raise ValueError(f"`name_or_index` must be in [0, {len(names)}) or one of {names}; got {name_or_index}")
+            raise ValueError(f"`name_or_index` must be in [0, {len(names)}) or an equation name; got {name_or_index}")
         name_or_index = names[name_or_index]
-    if name_or_index not in FEYNMAN:
+    if name_or_index not in table:
         raise ValueError(f"`name_or_index` must be one of {names} or an index; got {name_or_index!r}")
-    formula, variables, ranges, fn = FEYNMAN[name_or_index]
+    formula, variables, ranges, fn = table[name_or_index]
     r = torch.tensor(ranges, dtype=torch.float64)  # (n_var, 2)
 
     def f(x: torch.Tensor) -> torch.Tensor:  # x in the normalised or physical box
@@ -267,6 +318,61 @@ def classification_dataset(
         out[f"{split}_input"] = pts.to(device=device, dtype=dtype)
         out[f"{split}_label"] = label.to(device=device)
     return out
+
+
+def digits(
+    test_fraction: float = 0.25,
+    seed: int = 0,
+    path: str | Path | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> dict:
+    """scikit-learn's 8x8 handwritten digits (1,797 images, classes 0-9), read offline.
+
+    The data file ships inside scikit-learn (``sklearn/datasets/data/digits.csv.gz``); it is read
+    directly, without importing scikit-learn.
+
+    Args:
+        test_fraction: share of images in the test split, in (0, 1); the split is random (seeded).
+        seed: seed of the split.
+        path: a digits CSV file (gzipped when it ends in .gz): rows of 64 pixels in 0..16
+            (row-major 8x8) and the label 0..9; None: the copy in the installed scikit-learn.
+        device, dtype: of the returned tensors (default dtype: torch's default).
+
+    Returns:
+        dataset dict: inputs (N, 64) = pixel / 16 in [0, 1], labels (N,) int64 digits 0-9.
+    """
+    check_number("test_fraction", test_fraction, low=0.0, high=1.0)
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"`test_fraction` must be in (0, 1); got {test_fraction!r}")
+    if path is None:
+        spec = importlib.util.find_spec("sklearn")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError('qkan.data.digits needs the data file of scikit-learn: pip install "qkan[data]"')
+        path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as fh:
+            rows = [row for row in csv.reader(fh) if row]
+        table = torch.tensor([[float(cell) for cell in row] for row in rows], dtype=torch.float64)
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError) as err:
+        raise ValueError(f"cannot read the digits file {str(path)!r}: {err}") from None
+    if table.dim() != 2 or table.shape[1] != 65 or len(table) < 2:
+        raise ValueError(f"the digits file {str(path)!r} must hold rows of 64 pixels and a label; got shape {tuple(table.shape)}")
+    pixels, labels = table[:, :64], table[:, 64]
+    valid = ((pixels >= 0) & (pixels <= 16)).all() & ((labels >= 0) & (labels <= 9) & (labels == labels.round())).all()
+    if not bool(valid):
+        raise ValueError(f"the digits file {str(path)!r} must hold pixels in 0..16 and integer labels 0..9")
+    perm = torch.randperm(len(table), generator=torch.Generator().manual_seed(seed))
+    n_test = min(max(1, round(test_fraction * len(table))), len(table) - 1)
+    dtype = dtype or torch.get_default_dtype()
+    out = {}
+    for split, idx in (("train", perm[n_test:]), ("test", perm[:n_test])):
+        out[f"{split}_input"] = (pixels[idx] / 16).to(device=device, dtype=dtype)
+        out[f"{split}_label"] = labels[idx].long().to(device=device)
+    return out
+
 
 
 def load_csv(

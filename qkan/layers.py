@@ -16,10 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from qkan._checks import check_bool, check_choice, check_device, check_int, check_type
+from qkan._foreign import reject_foreign
 from qkan.circuits.ansatz import get_ansatz
 from qkan.simulators.base import Evaluator, make_evaluator
 
-__all__ = ["QKANLayer", "BASES", "ENCODINGS", "GROUPS", "MEASURES", "MAX_REPS"]
+__all__ = ["QKANLayer", "BASES", "ENCODINGS", "GROUPS", "MEASURES", "THETA_INITS", "MAX_REPS"]
 
 BASES: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
     "silu": F.silu,
@@ -32,6 +33,8 @@ BASES: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
 ENCODINGS = ("fixed", "edge", "input")
 GROUPS = (None, "input", "output", "all")
 MEASURES = ("z", "amplitude")
+#: theta initialisations (reset_parameters); the default was chosen by benchmarks/reproduce.py
+THETA_INITS = ("xavier", "normal", "uniform")
 #: parameter dtypes the evaluators do not compute in: they run on float32 copies (in_compute_precision)
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 #: parameter dtypes a layer accepts
@@ -61,6 +64,9 @@ class QKANLayer(nn.Module):
             non-physical "fast measure"; SU(2) and circuit evaluators only).
         bias: add a trainable output bias.
         seed: seed for the parameter initialisation (None: torch's global generator).
+        theta_init: "xavier" (Xavier-normal over theta's (O', I', n_slots, k) shape: std
+            1/sqrt(n_slots (O' + I')), about 0.2 for a [2, 5] layer with reps 3; the published
+            package's default) | "normal" (N(0, 1/reps)) | "uniform" (U[-pi, pi), std 1.8).
 
     Shape:
         (*, in_dim) -> (*, out_dim)
@@ -80,7 +86,7 @@ class QKANLayer(nn.Module):
         moves w and b.
 
     Attributes:
-        theta: (O', I', n_slots, k) angles, uniform in [-pi, pi); O', I' are 1 where grouped.
+        theta: (O', I', n_slots, k) angles drawn as `theta_init` says; O', I' are 1 where grouped.
         enc_weight, enc_bias: (O, I, R) for encoding="edge", (1, I, R) for "input"; init 1, 0.
         post_weight (c), post_bias (d): (O, I), init 1 and 0.
         base_weight (beta): (O, I), uniform in [-1, 1] / sqrt(I); None when base is "none".
@@ -107,10 +113,13 @@ class QKANLayer(nn.Module):
         measure: str = "z",
         bias: bool = False,
         seed: int | None = None,
+        theta_init: str = "xavier",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        **foreign,
     ) -> None:
         super().__init__()
+        reject_foreign("QKANLayer", foreign)
         check_int("in_dim", in_dim)
         check_int("out_dim", out_dim)
         check_int("reps", reps, high=MAX_REPS)
@@ -118,6 +127,7 @@ class QKANLayer(nn.Module):
         check_choice("encoding", encoding, ENCODINGS)
         check_choice("group", group, GROUPS)
         check_choice("measure", measure, MEASURES)
+        check_choice("theta_init", theta_init, THETA_INITS)
         check_bool("bias", bias)
         check_int("seed", seed, low=0, high=2**63 - 1, allow_none=True)
         if dtype is not None and dtype not in PARAM_DTYPES:
@@ -131,6 +141,7 @@ class QKANLayer(nn.Module):
             check_choice("base", base, list(BASES))
         self.in_dim, self.out_dim, self.reps = in_dim, out_dim, reps
         self.encoding, self.group, self.measure, self.seed = encoding, group, measure, seed
+        self.theta_init = theta_init
         self.base = base
         self._base_fn = base if callable(base) else BASES[base]
         factory = {"device": device, "dtype": dtype}
@@ -157,12 +168,18 @@ class QKANLayer(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Re-draw theta and the base weights; encodings to w=1, b=0; c=1, d=0, mask=1."""
+        """Re-draw theta (as `theta_init` says) and the base weights; encodings to w=1, b=0; c=1, d=0, mask=1."""
         gen = None
         if self.seed is not None:
             gen = torch.Generator().manual_seed(self.seed)
         with torch.no_grad():
-            theta = (torch.rand(self.theta.shape, generator=gen, dtype=torch.float64) * 2 - 1) * math.pi
+            theta = torch.empty(self.theta.shape, dtype=torch.float64)
+            if self.theta_init == "xavier":
+                nn.init.xavier_normal_(theta, generator=gen)
+            elif self.theta_init == "normal":
+                theta.normal_(0.0, 1 / math.sqrt(self.reps), generator=gen)
+            else:
+                theta.uniform_(-math.pi, math.pi, generator=gen)
             self.theta.copy_(theta)
             if self.enc_weight is not None:
                 self.enc_weight.fill_(1.0)
@@ -486,6 +503,7 @@ class QKANLayer(nn.Module):
             measure=self.measure,
             bias=self.bias is not None,
             seed=self.seed,
+            theta_init=self.theta_init,
         )
 
     def config(self) -> dict:

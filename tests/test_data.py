@@ -92,6 +92,103 @@ def test_feynman_errors():
         qdata.feynman(10_000)
 
 
+def test_published_feynman_table_has_the_120_equations():
+    table = qdata.FEYNMAN_PUBLISHED
+    assert len(table) == 120 and list(table)[:3] == ["I.6.20a", "I.6.20", "I.6.20b"]
+    assert list(table)[-1] == "Schwarz 13.132 (Klein-Nishina)"
+    for name, (formula, variables, ranges, _) in table.items():
+        assert len(variables) == len(ranges) >= 1 and all(lo < hi for lo, hi in ranges), name
+        d = qdata.feynman(name, train_num=32, test_num=8, seed=1, dtype=torch.float64, source="published")
+        assert torch.isfinite(d["train_label"]).all() and d["formula"] == formula, name
+        lo, hi = torch.tensor(ranges, dtype=torch.float64).T
+        assert bool(((d["train_input"] >= lo) & (d["train_input"] <= hi)).all()), name
+    # every original name still resolves to the original entry (its own ranges)
+    assert list(qdata.FEYNMAN)[:3] == ["I.6.2a", "I.6.2", "I.8.14"]
+    assert set(table) <= set(qdata.FEYNMAN)
+
+
+def test_published_feynman_values():
+    d = qdata.feynman("I.6.20a", train_num=200, test_num=5, source="published", dtype=torch.float64)
+    th = d["train_input"][:, 0]
+    torch.testing.assert_close(d["train_label"][:, 0], torch.exp(-th**2 / 2) / math.sqrt(2 * math.pi), rtol=1e-13, atol=0)
+    assert th.min() >= -3 and th.max() <= 3 and th.min() < -2  # pykan's range (-3, 3), not (1, 3)
+    d = qdata.feynman("I.16.6", train_num=50, test_num=5, source="published", dtype=torch.float64)
+    u, v, c = d["train_input"].T  # the stated formula (pykan samples u*v in the numerator)
+    torch.testing.assert_close(d["train_label"][:, 0], (u + v) / (1 + u * v / c**2), rtol=1e-13, atol=0)
+    d = qdata.feynman("I.12.11", train_num=50, test_num=5, source="published", dtype=torch.float64)
+    assert d["train_input"].min() < 0  # the published ranges differ from this package's (1, 5)
+    d = qdata.feynman("I.18.12", train_num=20, test_num=5, source="published", dtype=torch.float64)
+    r, f, th = d["train_input"].T
+    torch.testing.assert_close(d["train_label"][:, 0], r * f * torch.sin(th), rtol=1e-13, atol=1e-15)
+    by_index = qdata.feynman(1, train_num=20, test_num=5, source="published")
+    assert by_index["formula"] == qdata.FEYNMAN_PUBLISHED["I.6.20"][0]
+    with pytest.raises(ValueError, match=r"`source` must be one of \['qkan', 'published'\]"):
+        qdata.feynman("I.6.20", source="pykan")
+    with pytest.raises(ValueError, match=r"`name_or_index` must be one of .* got 'I.6.2a'"):
+        qdata.feynman("I.6.2a", source="published")
+
+
+def _digits_file(tmp_path, rows, gz=True):
+    import gzip
+
+    path = tmp_path / ("d.csv.gz" if gz else "d.csv")
+    text = "\n".join(",".join(str(v) for v in row) for row in rows) + "\n"
+    if gz:
+        with gzip.open(path, "wt") as fh:
+            fh.write(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def test_digits_from_a_file(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    pixels = torch.randint(0, 17, (40, 64), generator=gen)
+    labels = torch.arange(40) % 10
+    rows = torch.cat([pixels, labels[:, None]], 1).tolist()
+    for gz in (True, False):
+        d = qdata.digits(test_fraction=0.25, seed=3, path=_digits_file(tmp_path, rows, gz), dtype=torch.float64)
+        assert d["train_input"].shape == (30, 64) and d["test_input"].shape == (10, 64)
+        assert d["train_label"].dtype == torch.int64 and d["test_label"].shape == (10,)
+        x = torch.cat([d["train_input"], d["test_input"]]) * 16
+        y = torch.cat([d["train_label"], d["test_label"]])
+        order = sorted(range(40), key=lambda k: x[k].tolist())  # the split is a permutation of the rows
+        expect = sorted(range(40), key=lambda k: pixels[k].tolist())
+        torch.testing.assert_close(x[order], pixels[expect].double())
+        assert torch.equal(y[order], labels[expect])
+    again = qdata.digits(test_fraction=0.25, seed=3, path=_digits_file(tmp_path, rows))
+    other = qdata.digits(test_fraction=0.25, seed=4, path=_digits_file(tmp_path, rows))
+    assert not torch.equal(again["test_label"], other["test_label"]) or not torch.equal(again["test_input"], other["test_input"])
+
+
+def test_digits_errors(tmp_path, monkeypatch):
+    good = [[0] * 64 + [1], [16] * 64 + [9]]
+    with pytest.raises(ValueError, match=r"must hold rows of 64 pixels and a label; got shape \(2, 64\)"):
+        qdata.digits(path=_digits_file(tmp_path, [r[:64] for r in good]))
+    with pytest.raises(ValueError, match=r"pixels in 0..16 and integer labels 0..9"):
+        qdata.digits(path=_digits_file(tmp_path, [good[0], [17] * 64 + [1]]))
+    with pytest.raises(ValueError, match=r"cannot read the digits file"):
+        qdata.digits(path=tmp_path / "missing.csv")
+    with pytest.raises(ValueError, match=r"`test_fraction` must be in \(0, 1\)"):
+        qdata.digits(test_fraction=1.0, path=_digits_file(tmp_path, good))
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ImportError, match=r'pip install "qkan\[data\]"'):
+        qdata.digits()
+
+
+def test_digits_from_scikit_learn():
+    import importlib.util
+
+    if importlib.util.find_spec("sklearn") is None:
+        pytest.skip('scikit-learn is not installed (pip install "qkan[data]")')
+    d = qdata.digits()
+    assert d["train_input"].shape == (1348, 64) and d["test_input"].shape == (449, 64)
+    assert float(d["train_input"].max()) == 1.0 and float(d["train_input"].min()) == 0.0
+    assert set(torch.cat([d["train_label"], d["test_label"]]).tolist()) == set(range(10))
+
+
 @pytest.mark.parametrize("kind", ["moons", "spirals"])
 def test_classification_dataset(kind):
     d = qdata.classification_dataset(kind, train_num=300, test_num=100, noise=0.0, seed=1)

@@ -85,20 +85,20 @@ def test_fit_moves_float32_data_to_model_dtype():
 
 
 @pytest.mark.parametrize(
-    "kwargs, match",
+    "kwargs, error, match",
     [
-        (dict(steps=0), r"`steps` must be an int >= 1; got 0"),
-        (dict(optimizer="sgdx"), r"`optimizer` must be one of \['lbfgs', 'adam'\]"),
-        (dict(optimizer=3), r"`optimizer` must be 'lbfgs', 'adam'"),
-        (dict(batch=0), r"`batch` must be an int >= 1"),
-        (dict(reg=-1.0), r"`reg` must be a number >= 0"),
-        (dict(loss="mse"), r"`loss` must be a callable"),
-        (dict(log=0), r"`log` must be an int >= 1"),
+        (dict(steps=0), ValueError, r"`steps` must be an int >= 1; got 0"),
+        (dict(optimizer="sgdx"), ValueError, r"`optimizer` must be one of \['lbfgs', 'lbfgs-wolfe', 'adam', 'adam\+lbfgs'\]"),
+        (dict(optimizer=3), TypeError, r"`optimizer` must be one of"),
+        (dict(batch=0), ValueError, r"`batch` must be an int >= 1"),
+        (dict(reg=-1.0), ValueError, r"`reg` must be a number >= 0"),
+        (dict(loss="mse"), TypeError, r"`loss` must be a callable"),
+        (dict(log=0), ValueError, r"`log` must be an int >= 1"),
     ],
 )
-def test_fit_argument_errors(kwargs, match):
+def test_fit_argument_errors(kwargs, error, match):
     model = QKAN([2, 1], reps=1, seed=0, dtype=F64)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         model.fit(_product_data(20), progress=False, **kwargs)
 
 
@@ -107,7 +107,7 @@ def test_fit_lr_with_instance_and_dataset_errors():
     data = _product_data(20)
     with pytest.raises(ValueError, match=r"`lr` must be None when `optimizer` is an Optimizer instance"):
         model.fit(data, optimizer=torch.optim.Adam(model.parameters()), lr=0.1, progress=False)
-    with pytest.raises(ValueError, match=r"`dataset` must be a dict with keys"):
+    with pytest.raises(ValueError, match=r"`dataset` must have the keys .* missing \['train_label', 'test_input', 'test_label'\]"):
         model.fit({"train_input": data["train_input"]}, progress=False)
     bad = dict(data, test_label=data["test_label"][:, 0])
     with pytest.raises(ValueError, match=r"`dataset\['test_label'\]` must have shape \(20, 1\)"):
@@ -117,11 +117,14 @@ def test_fit_lr_with_instance_and_dataset_errors():
         model.fit(bad, progress=False)
 
 
-def test_fit_nan_loss_is_an_error():
+def test_fit_nan_label_is_refused_before_any_step():
     data = _product_data(20)
-    data["train_label"] = data["train_label"] * float("nan")
-    with pytest.raises(FloatingPointError, match="training loss became nan at step 1"):
-        QKAN([2, 1], reps=1, seed=0, dtype=F64).fit(data, optimizer="adam", progress=False)
+    data["train_label"][3, 0] = float("nan")
+    model = QKAN([2, 1], reps=1, seed=0, dtype=F64)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match=r"`dataset\['train_label'\]` contains NaN or infinite values"):
+        model.fit(data, optimizer="adam", progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
 # ------------------------------------------------------------------------------------ extension
