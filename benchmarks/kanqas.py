@@ -35,7 +35,7 @@ from torch import nn  # noqa: E402
 
 from qkan.kanqas import CircuitEnv, DDQNAgent, MovingThreshold  # noqa: E402
 from qkan.kanqas.qnets import BSplineKANLayer  # noqa: E402
-from qkan.kanqas.tasks import CHEMICAL_ACCURACY  # noqa: E402
+from qkan.kanqas import CHEMICAL_ACCURACY  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NOISE = (0.3, 0.2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 
-__all__ = ["check_int", "check_number", "check_choice"]
+__all__ = ["check_int", "check_number", "check_interval", "check_choice"]
 
 
 def check_int(arg: str, value, low: int = 1, allow_none: bool = False) -> None:
@@ -19,6 +19,14 @@ def check_number(arg: str, value, low: float = 0.0) -> float:
     """`value` must be a real number >= low; returns it as a float."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= low:
         raise ValueError(f"`{arg}` must be a number >= {low:g}; got {value!r}")
+    return float(value)
+
+
+def check_interval(arg: str, value, low: float, high: float, *, open_low: bool = False) -> float:
+    """`value` must be a real number in [low, high] ((low, high] with open_low); returns it as a float."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not (low < value if open_low else low <= value) or not value <= high):
+        raise ValueError(f"`{arg}` must be a number in {'(' if open_low else '['}{low:g}, {high:g}]; got {value!r}")
     return float(value)
 
 

@@ -95,7 +95,7 @@ def test_export_to_qiskit_and_pennylane_gives_same_state():
     circuit = task.reference_circuit()
     circuit.append("RY", (2,), 0.3)
     circuit.append("T", (1,))
-    ours = kanqas.simulator.run(circuit)[0].numpy()
+    ours = kanqas.statevector.run(circuit)[0].numpy()
     qnode = qml.QNode(lambda: (circuit.to_pennylane()(), qml.state())[1], qml.device("default.qubit", wires=3))
     np.testing.assert_allclose(np.asarray(qnode()), ours, atol=1e-12)
     sv = Statevector(circuit.to_qiskit()).reverse_qargs().data  # qiskit is little-endian
@@ -130,7 +130,8 @@ def test_custom_state_and_validation():
         CircuitEnv("bell", noise=0.1)
     with pytest.raises(ValueError, match="`task` must be"):
         CircuitEnv("h3")
-    with pytest.raises(ValueError, match=r"`action` must be in \[0, 5\)"):
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"`action` must be an int in \[0, 5\)"):
         env.step(5)  # one qubit: no CNOTs, 5 single-qubit gates
 
 
@@ -140,8 +141,18 @@ def test_h2_hamiltonian_ground_energy():
     assert task.exact_energy == pytest.approx(-1.137270, abs=2e-6)
     assert task.n_qubits == 4 and task.initial_bits == (1, 1, 0, 0)
     assert float(task.energy(kanqas.Circuit(4, initial_bits=(1, 1, 0, 0)))[0]) == pytest.approx(-1.116684, abs=2e-6)
+    assert task.start_energy == pytest.approx(-1.116684, abs=2e-6)
+
+
+def test_molecules_start_far_from_exact():
+    # honest chemistry: Hartree-Fock is at least 10x chemical accuracy from the exact energy
+    for name, qubits in (("h2", 4), ("lih", 6)):
+        task = GroundState(name)
+        assert task.n_qubits == qubits
+        assert task.start_energy - task.exact_energy >= 10 * kanqas.CHEMICAL_ACCURACY
+        assert task.initial_bits == (1, 1) + (0,) * (qubits - 2)
     lih = GroundState("lih")
-    assert lih.n_qubits == 4 and lih.exact_energy < -7.8
+    assert lih.exact_energy == pytest.approx(-7.727093, abs=1e-5)  # LiH 3.0 A, STO-3G, 2e in 3 orbitals
 
 
 def test_ground_state_rewards_with_user_hamiltonian():
@@ -186,7 +197,7 @@ def test_bspline_kan_bases_match_scipy():
     layer = BSplineKANLayer(1, 1, grid=5, k=3).double()
     x = torch.linspace(-0.99, 0.99, 37, dtype=torch.float64)[:, None]
     ours = layer.bases(x)[:, 0, :].numpy()
-    t = layer.knots.double().numpy()
+    t = layer.knots[0].double().numpy()
     for m in range(ours.shape[1]):
         ref = BSpline.basis_element(t[m:m + 5], extrapolate=False)(x[:, 0].numpy())
         np.testing.assert_allclose(ours[:, m], np.nan_to_num(ref), atol=1e-12)
@@ -258,7 +269,7 @@ def test_cli_search_runs(capsys):
 
 
 def test_validation_messages():
-    from qkan.kanqas.tasks import molecule_hamiltonian
+    from qkan.kanqas.ground_state import molecule_hamiltonian
 
     with pytest.raises(ValueError, match="`optimizer` must be one of"):
         GroundState(np.eye(2), optimizer="adam")
@@ -272,7 +283,7 @@ def test_validation_messages():
         GroundState(np.eye(2), initial=(0, 1))
     with pytest.raises(ValueError, match="`name` must be one of"):
         molecule_hamiltonian("h2o")
-    with pytest.raises(ValueError, match=r"`threshold` must be in \(0, 1\]"):
+    with pytest.raises(ValueError, match=r"`threshold` must be a number in \(0, 1\]"):
         StatePrep("bell", threshold=1.5)
     with pytest.raises(ValueError, match="`n_qubits` must be 2 for 'bell'"):
         StatePrep("bell", n_qubits=3)
@@ -280,7 +291,7 @@ def test_validation_messages():
         DDQNAgent("bell")
     with pytest.raises(ValueError, match="`batch_size` must be an int >= 1"):
         DDQNAgent(CircuitEnv("bell"), batch_size=0)
-    with pytest.raises(ValueError, match=r"`eps_decay` must be in \(0, 1\]"):
+    with pytest.raises(ValueError, match=r"`eps_decay` must be a number in \(0, 1\]"):
         DDQNAgent(CircuitEnv("bell"), eps_decay=1.5)
     with pytest.raises(ValueError, match="`q_network` must be 'qkan', 'kan', 'mlp' or a torch module"):
         DDQNAgent(CircuitEnv("bell"), q_network=3)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from qkan.kanqas.circuit import Circuit
-from qkan.kanqas.simulator import Noise, apply_gate, expectation, fidelity, initial_state, run
+from qkan.kanqas.statevector import Noise, apply_gate, expectation, fidelity, initial_state, run
 
 qi = pytest.importorskip("qiskit.quantum_info")
 noise_mod = pytest.importorskip("qiskit_aer.noise")
