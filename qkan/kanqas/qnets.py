@@ -8,9 +8,11 @@ from torch import nn
 
 from qkan.models import QKAN
 
-__all__ = ["BSplineKANLayer", "BSplineKAN", "MLP", "make_q_network", "Q_NETWORKS"]
+__all__ = ["BSplineKANLayer", "BSplineKAN", "MLP", "make_q_network", "fan_in_scaled", "Q_NETWORKS", "DEFAULT_HIDDEN"]
 
 Q_NETWORKS = ("qkan", "kan", "mlp")
+#: default hidden widths (chosen by benchmarks/kanqas.py; the MLP's is the published one)
+DEFAULT_HIDDEN = {"qkan": [8], "kan": [4], "mlp": [30, 30, 30]}
 
 
 class BSplineKANLayer(nn.Module):
@@ -139,28 +141,49 @@ class MLP(nn.Sequential):
         self.width = list(width)
 
 
+def fan_in_scaled(model: QKAN) -> QKAN:
+    """Scale every layer's edge weights c (post_weight) by 1 / sqrt(in_dim), in place; returns `model`.
+
+    A QKAN layer sums I edge functions with values in [-1, 1]; with c = 1 a hidden unit fed by
+    the 84-288 mostly-zero observation entries of KANQAS carries a random offset of several
+    radians (each edge contributes its own f(0)), which the next DARUAN layer reads as an
+    angle: the Q-function then oscillates wildly in the hidden units. Scaling by 1 / sqrt(I),
+    as torch.nn.Linear does for its weights, keeps hidden angles of order 1 (GHZ-3, 300
+    episodes: success rate 0.01 -> 0.43; see benchmarks/kanqas.py).
+    """
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.post_weight.mul_(layer.in_dim ** -0.5)
+    return model
+
+
 def make_q_network(kind: str, in_dim: int, out_dim: int, *, hidden: list[int] | None = None,
                    seed: int | None = None, input_range: tuple[float, float] = (0.0, 1.0), **options) -> nn.Module:
     """Q-network (N, in_dim) -> (N, out_dim).
 
     Args:
-        kind: "qkan" (qkan.QKAN, closed-form DARUAN edges, default hidden [2], reps 3),
-            "kan" (B-spline KAN, default hidden [2], grid 5, k 3: the published [84, 2, 12]
-            for Bell) or "mlp" (default hidden [30, 30, 30], ReLU).
+        kind: "qkan" (qkan.QKAN with closed-form DARUAN edges, reps 3, edge weights scaled
+            by fan-in (see ``fan_in_scaled``; ``fan_in=False`` keeps c = 1), default hidden [8]),
+            "kan" (B-spline KAN, grid 5, k 3, default hidden [4]; the published Bell network
+            is hidden [2]; ``grid_update=True`` refits grids from samples) or "mlp" (default
+            hidden [30, 30, 30], ReLU, as published).
         hidden: hidden layer widths.
         seed: parameter initialisation seed (torch's global generator for the MLP).
         input_range: (low, high) of the inputs (the env's observation bounds): the B-spline
             KAN's first grid covers it.
-        **options: extra options (qkan: QKANLayer options such as reps, ansatz; kan: grid, k).
+        **options: extra options (qkan: QKANLayer options such as reps, ansatz; kan: grid, k,
+            grid_update).
     """
     if kind not in Q_NETWORKS:
         raise ValueError(f"`q_network` must be one of {list(Q_NETWORKS)}; got {kind!r}")
     if hidden is None:
-        hidden = [30, 30, 30] if kind == "mlp" else [2]
+        hidden = DEFAULT_HIDDEN[kind]
     width = [in_dim, *hidden, out_dim]
     if kind == "qkan":
         options.setdefault("reps", 3)
-        return QKAN(width, seed=seed, **options)
+        fan_in = options.pop("fan_in", True)
+        model = QKAN(width, seed=seed, **options)
+        return fan_in_scaled(model) if fan_in else model
     if kind == "kan":
         options.setdefault("input_range", input_range)
         return BSplineKAN(width, seed=seed, **options)
