@@ -171,14 +171,14 @@ def _time_simulators(repeats: int) -> dict:
 POLICIES = ("random", "qkan", "kan", "mlp")
 
 
-def _make_env(task: str) -> CircuitEnv:
+def _make_env(task: str, mask: str) -> CircuitEnv:
     name, _, variant = task.partition(":")
-    return CircuitEnv(name, noise=NOISE if variant == "noisy" else None)
+    return CircuitEnv(name, noise=NOISE if variant == "noisy" else None, mask=mask)
 
 
-def _run_search(task: str, policy: str, seed: int, episodes: int, network_options: dict) -> dict:
+def _run_search(task: str, policy: str, seed: int, episodes: int, network_options: dict, mask: str) -> dict:
     """One training run (or `episodes` uniformly random legal episodes for policy "random")."""
-    env = _make_env(task)
+    env = _make_env(task, mask)
     agent = DDQNAgent(env, q_network="mlp" if policy == "random" else policy, seed=seed,
                       network_options=network_options.get(policy))
     if policy == "random":
@@ -226,12 +226,12 @@ def _summary(runs: list[dict]) -> dict:
 
 
 def section_search(tasks: list[str], policies: list[str], seeds: int, episodes: int, network_options: dict,
-                   out: dict, path: Path) -> list[dict]:
+                   mask: str, out: dict, path: Path) -> list[dict]:
     runs = out.setdefault("search_runs", [])
     for task in tasks:
         for policy in policies:
             for seed in range(seeds):
-                runs.append(_run_search(task, policy, seed, episodes, network_options))
+                runs.append(_run_search(task, policy, seed, episodes, network_options, mask))
                 path.write_text(json.dumps(out, indent=1))  # keep partial results
                 r = runs[-1]
                 print(f"  {task} {policy} seed {seed}: success {r['success_rate']:.3f} goal {r['goal_rate']:.3f} "
@@ -259,6 +259,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seeds", type=int, default=None, help="seeds per task and policy (default 3; quick 1)")
     parser.add_argument("--episodes", type=int, default=None, help="episodes per run (default 300; quick 10)")
     parser.add_argument("--kan-grid-update", action="store_true", help="B-spline KAN refits its grid from samples")
+    parser.add_argument("--mask", default="previous", help="action mask: previous | qubit (published)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", default=str(RESULTS / "kanqas.json"), help="JSON output path")
     args = parser.parse_args(argv)
@@ -274,8 +275,9 @@ def main(argv: list[str] | None = None) -> dict:
         path.write_text(json.dumps(out, indent=1))
     if "search" in sections:
         options = {"kan": {"grid_update": True}} if args.kan_grid_update else {}
-        out["kan_grid_update"] = args.kan_grid_update
-        out["search"] = section_search(args.tasks.split(","), args.policies.split(","), seeds, episodes, options, out, path)
+        out["kan_grid_update"], out["mask"] = args.kan_grid_update, args.mask
+        out["search"] = section_search(args.tasks.split(","), args.policies.split(","), seeds, episodes, options,
+                                       args.mask, out, path)
         path.write_text(json.dumps(out, indent=1))
     print(f"\nwrote {path}")
     return out
