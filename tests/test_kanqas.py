@@ -311,3 +311,43 @@ def test_import_without_gymnasium_names_the_extra():
             "try:\n    from qkan import kanqas\nexcept ImportError as err:\n    print(err)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
     assert 'pip install "qkan[kanqas]"' in out
+
+
+def test_bspline_grid_update_follows_samples_and_keeps_the_function():
+    from qkan.kanqas.qnets import BSplineKAN
+
+    torch.manual_seed(0)
+    layer = BSplineKANLayer(3, 4, seed=0).double()
+    with torch.no_grad():
+        layer.spline_weight.normal_()  # a non-trivial function
+    x = torch.rand(400, 3, dtype=torch.float64) * 1.6 - 0.8
+    before = layer(x)
+    layer.update_grid(x)
+    assert layer.knots[:, layer.k].max() < -0.75 and layer.knots[:, -layer.k - 1].min() > 0.75  # grid follows the data
+    np.testing.assert_allclose(layer.bases(x).sum(-1).numpy(), 1.0, atol=1e-9)  # samples inside every grid
+    assert (layer(x) - before).abs().max() < 0.03 * before.abs().max()  # least-squares refit on the new grid
+    net = BSplineKAN([3, 4, 2], grid_update=True, seed=0)
+    binary = (torch.rand(64, 3) < 0.3).float()  # KANQAS-like inputs: two distinct values per input
+    net.update_grid(binary)
+    assert torch.isfinite(net(binary)).all()
+
+
+def test_grid_update_runs_in_the_agent_and_fixed_grids_cover_the_observations():
+    env = CircuitEnv("bell")
+    agent = DDQNAgent(env, q_network="kan", network_options={"grid_update": True}, seed=0, batch_size=16)
+    knots = agent.q.layers[0].knots.clone()
+    assert knots[0, 3] == 0.0 and knots[0, -4] == 1.0  # first grid spans the observation range [0, 1]
+    agent.train(15, progress=False)
+    assert agent.updates >= agent.target_update and not torch.equal(knots, agent.q.layers[0].knots)
+    assert torch.equal(agent.q.layers[0].knots, agent.target.layers[0].knots)
+    ground = make_q_network("kan", 10, 4, input_range=(-math.pi, math.pi))
+    assert ground.layers[0].knots[0, 3] == pytest.approx(-math.pi)
+
+
+def test_qkan_q_network_edge_weights_are_fan_in_scaled():
+    net = make_q_network("qkan", 84, 12, seed=0)
+    assert net.width == [84, 8, 12]
+    torch.testing.assert_close(net.layers[0].post_weight, torch.full((8, 84), 84**-0.5))
+    torch.testing.assert_close(net.layers[1].post_weight, torch.full((12, 8), 8**-0.5))
+    plain = make_q_network("qkan", 84, 12, seed=0, fan_in=False)
+    assert torch.equal(plain.layers[0].post_weight, torch.ones(8, 84))
