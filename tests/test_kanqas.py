@@ -351,3 +351,26 @@ def test_qkan_q_network_edge_weights_are_fan_in_scaled():
     torch.testing.assert_close(net.layers[1].post_weight, torch.full((12, 8), 8**-0.5))
     plain = make_q_network("qkan", 84, 12, seed=0, fan_in=False)
     assert torch.equal(plain.layers[0].post_weight, torch.ones(8, 84))
+
+
+def test_ground_state_remembers_optimised_structures(monkeypatch):
+    task = GroundState("h2", restarts=2)
+    calls = []
+    original = GroundState.optimize
+    monkeypatch.setattr(GroundState, "optimize", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    env = CircuitEnv(task, max_depth=3)
+    seq = [("RY", (2,)), ("CNOT", (2, 3)), ("RX", (0,))]
+    runs = []
+    for episode in range(2):
+        env.reset(seed=episode)
+        runs.append([env.step(_action(env, *g))[4]["energy"] for g in seq])
+        runs[-1].append(env.circuit.angles.copy())
+    assert len(calls) == 3  # the second episode re-used all three optimised prefixes
+    assert runs[0][:3] == runs[1][:3] and np.array_equal(runs[0][3], runs[1][3])
+    fresh = GroundState("h2", restarts=2, cache_size=0)
+    env = CircuitEnv(fresh, max_depth=3)
+    for episode in range(2):
+        env.reset(seed=episode)
+        for g in seq:
+            env.step(_action(env, *g))
+    assert len(calls) == 9 and not fresh._optimized

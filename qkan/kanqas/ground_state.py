@@ -8,6 +8,7 @@ least 10x chemical accuracy away from the exact energy (``start_energy``, ``exac
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from functools import lru_cache
 
 import numpy as np
@@ -71,6 +72,9 @@ class GroundState(Task):
             over restarts) or "cobyla" (scipy, as published).
         maxiter: optimiser iterations per step (default 30 for lbfgs, 100 for cobyla).
         restarts: lbfgs starting points per step (the current angles and perturbed copies).
+        cache_size: optimised structures remembered (least recently used dropped): the energy a
+            gate sequence reaches is a property of the sequence, so an episode that builds a
+            known sequence again gets its angles and energy without re-optimising; 0: none.
         name: label for tables (default from `hamiltonian`).
     """
 
@@ -82,7 +86,8 @@ class GroundState(Task):
     optimizers = ("lbfgs", "cobyla")
 
     def __init__(self, hamiltonian="h2", *, initial: str | tuple[int, ...] = "hf", optimizer: str = "lbfgs",
-                 maxiter: int | None = None, restarts: int = 8, name: str | None = None) -> None:
+                 maxiter: int | None = None, restarts: int = 8, cache_size: int = 100_000,
+                 name: str | None = None) -> None:
         if isinstance(hamiltonian, str):
             matrix, label = molecule_hamiltonian(hamiltonian), hamiltonian
         elif isinstance(hamiltonian, np.ndarray) or isinstance(hamiltonian, torch.Tensor):
@@ -107,7 +112,9 @@ class GroundState(Task):
             maxiter = 30 if optimizer == "lbfgs" else 100
         check_int("maxiter", maxiter)
         check_int("restarts", restarts)
-        self.restarts = restarts
+        check_int("cache_size", cache_size, low=0)
+        self.restarts, self.cache_size = restarts, cache_size
+        self._optimized: OrderedDict[tuple, tuple[np.ndarray, float]] = OrderedDict()
         self.n_qubits, self.name = n, name or label
         self.optimizer, self.maxiter = optimizer, maxiter
         self.hamiltonian = torch.as_tensor(matrix, dtype=torch.complex128)
@@ -129,7 +136,18 @@ class GroundState(Task):
         return float(self.energy(circuit, noise)[0])
 
     def apply(self, state: float, circuit: Circuit, noise: Noise | None, rng: np.random.Generator) -> float:
-        return self.optimize(circuit, noise, rng=rng)
+        """Re-optimise all angles; a structure seen before gets its stored angles and energy back."""
+        key = (noise, tuple((g.name, g.qubits) for g in circuit.gates))
+        if key in self._optimized:
+            angles, energy = self._optimized[key]
+            self._optimized.move_to_end(key)
+            circuit.angles = angles.copy()
+            return energy
+        energy = self.optimize(circuit, noise, rng=rng)
+        self._optimized[key] = (circuit.angles.copy(), energy)
+        if len(self._optimized) > self.cache_size:
+            self._optimized.popitem(last=False)
+        return energy
 
     def error(self, state: float) -> float:
         return abs(state - self.exact_energy)
