@@ -195,3 +195,16 @@ def test_search_bad_arguments_are_one_line_errors(argv, message, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("qkan search: error: ") and message in err[0]
 
+
+
+def test_checkpoint_with_wrong_fields_is_refused_whole(tmp_path):
+    agent = _agent()
+    agent.train(3, progress=False, checkpoint=tmp_path / "c.pt")
+    state = torch.load(tmp_path / "c.pt", weights_only=True)
+    for field, bad in (("buffer", 3), ("history", {"reward": []}), ("epsilon", 7.0), ("rng", "x"), ("best", {"key": 1})):
+        torch.save({**state, field: bad}, tmp_path / "bad.pt")
+        fresh = _agent()
+        before = _params(fresh)
+        with pytest.raises(ValueError, match="does not fit this agent"):
+            fresh.load(tmp_path / "bad.pt")
+        assert fresh.episode == 0 and all(torch.equal(a, b) for a, b in zip(before, _params(fresh)))

@@ -286,7 +286,7 @@ class DDQNAgent:
             raise ValueError(f"{str(path)!r} is not a KANQAS agent checkpoint (format {CHECKPOINT_FORMAT!r})")
         try:
             restored = self._restore(state)
-        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
             raise ValueError(f"{str(path)!r} does not fit this agent ({type(err).__name__}: {err})") from err
         for name, value in restored.items():  # all checks passed: assign
             setattr(self, name, value)

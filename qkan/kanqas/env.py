@@ -139,8 +139,8 @@ class CircuitEnv(gym.Env):
             for q in qubits:
                 self._last_on_qubit[q] = action
         last = self.steps >= self.max_depth
-        success = self.task.success(self.state, self.threshold)
-        reward = self.task.reward(previous, self.state, success, last)
+        success = bool(self.task.success(self.state, self.threshold))
+        reward = float(self.task.reward(previous, self.state, success, last))
         self.done = bool(success or last)
         if self.render_mode == "human":
             self.render()
@@ -185,9 +185,9 @@ class CircuitEnv(gym.Env):
         return obs.reshape(-1)
 
     def _info(self, illegal: bool, success: bool = False) -> dict:
-        return {"action_mask": self.action_mask(), "success": bool(success), "goal": self.task.at_goal(self.state),
+        return {"action_mask": self.action_mask(), "success": bool(success), "goal": bool(self.task.at_goal(self.state)),
                 "illegal": bool(illegal), "n_gates": self.circuit.n_gates, "n_cnots": self.circuit.n_cnots,
-                "depth": self.circuit.depth, "error": self.error, **self.task.info(self.state)}
+                "depth": self.circuit.depth, "error": float(self.error), **self.task.info(self.state)}
 
 
 def _register() -> None:
