@@ -299,7 +299,7 @@ def test_validation_messages():
         DDQNAgent(CircuitEnv("bell"), q_network="mlp").train(-1)
     with pytest.raises(ValueError, match="`start` must be >= `final` > 0"):
         MovingThreshold(1e-4)
-    with pytest.raises(ValueError, match="`p2` must be a probability"):
+    with pytest.raises(ValueError, match="`p2` must be a number in \\[0, 1\\]"):
         Noise(0.1, -0.1)
 
 

@@ -119,9 +119,9 @@ def test_agent_arguments_are_checked(kwargs, message):
 def test_env_and_noise_arguments_are_checked():
     with pytest.raises(ValueError, match="`max_depth` must be an int >= 1"):
         CircuitEnv("bell", max_depth=0)
-    with pytest.raises(ValueError, match="`p1` must be a probability"):
+    with pytest.raises(ValueError, match="`p1` must be a number in \\[0, 1\\]"):
         Noise(2.0, 0.5)
-    with pytest.raises(ValueError, match="`p2` must be a probability"):
+    with pytest.raises(ValueError, match="`p2` must be a number in \\[0, 1\\]"):
         CircuitEnv("bell", noise=(0.1, 5))
 
 
@@ -186,7 +186,7 @@ def test_search_ctrl_c_saves_prints_one_line_and_exits_130(tmp_path, monkeypatch
     (["--max-depth", "0"], "`max_depth` must be an int >= 1"),
     (["--batch-size", "0"], "`batch_size` must be an int >= 1"),
     (["--eps-decay", "2"], "`eps_decay` must be a number in"),
-    (["--noise", "2,5"], "`p1` must be a probability"),
+    (["--noise", "2,5"], "`p1` must be a number in [0, 1]"),
     (["--episodes", "0"], "--episodes must be >= 1"),
     (["--resume", "/nonexistent/agent.pt"], "no agent checkpoint at"),
 ])
