@@ -225,12 +225,12 @@ def _summary(runs: list[dict]) -> dict:
             "episodes_per_cpu_s": mean("episodes_per_cpu_s")}
 
 
-def section_search(tasks: list[str], policies: list[str], seeds: int, episodes: int, network_options: dict,
+def section_search(tasks: list[str], policies: list[str], seeds: list[int], episodes: int, network_options: dict,
                    mask: str, out: dict, path: Path) -> list[dict]:
     runs = out.setdefault("search_runs", [])
     for task in tasks:
         for policy in policies:
-            for seed in range(seeds):
+            for seed in seeds:
                 runs.append(_run_search(task, policy, seed, episodes, network_options, mask))
                 path.write_text(json.dumps(out, indent=1))  # keep partial results
                 r = runs[-1]
@@ -257,9 +257,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tasks", default="bell,ghz3", help="search tasks, e.g. bell,ghz3,h2,lih,bell:noisy")
     parser.add_argument("--policies", default=",".join(POLICIES), help="comma-separated: random, qkan, kan, mlp")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per task and policy (default 3; quick 1)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed, first-seed + 1, ...")
     parser.add_argument("--episodes", type=int, default=None, help="episodes per run (default 300; quick 10)")
     parser.add_argument("--kan-grid-update", action="store_true", help="B-spline KAN refits its grid from samples")
-    parser.add_argument("--mask", default="previous", help="action mask: previous | qubit (published)")
+    parser.add_argument("--mask", default="qubit", help="action mask: qubit (published, default) | previous")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", default=str(RESULTS / "kanqas.json"), help="JSON output path")
     args = parser.parse_args(argv)
@@ -276,7 +277,8 @@ def main(argv: list[str] | None = None) -> dict:
     if "search" in sections:
         options = {"kan": {"grid_update": True}} if args.kan_grid_update else {}
         out["kan_grid_update"], out["mask"] = args.kan_grid_update, args.mask
-        out["search"] = section_search(args.tasks.split(","), args.policies.split(","), seeds, episodes, options,
+        seed_list = list(range(args.first_seed, args.first_seed + seeds))
+        out["search"] = section_search(args.tasks.split(","), args.policies.split(","), seed_list, episodes, options,
                                        args.mask, out, path)
         path.write_text(json.dumps(out, indent=1))
     print(f"\nwrote {path}")
