@@ -176,11 +176,12 @@ def _make_env(task: str, mask: str) -> CircuitEnv:
     return CircuitEnv(name, noise=NOISE if variant == "noisy" else None, mask=mask)
 
 
-def _run_search(task: str, policy: str, seed: int, episodes: int, network_options: dict, mask: str) -> dict:
+def _run_search(task: str, policy: str, seed: int, episodes: int, network_options: dict, mask: str,
+                agent_options: dict) -> dict:
     """One training run (or `episodes` uniformly random legal episodes for policy "random")."""
     env = _make_env(task, mask)
     agent = DDQNAgent(env, q_network="mlp" if policy == "random" else policy, seed=seed,
-                      network_options=network_options.get(policy))
+                      network_options=network_options.get(policy), **agent_options)
     if policy == "random":
         agent.epsilon = agent.eps_min = 1.0  # act() then always draws a uniform legal action
     t0, c0 = time.perf_counter(), time.process_time()
@@ -226,12 +227,12 @@ def _summary(runs: list[dict]) -> dict:
 
 
 def section_search(tasks: list[str], policies: list[str], seeds: list[int], episodes: int, network_options: dict,
-                   mask: str, out: dict, path: Path) -> list[dict]:
+                   mask: str, agent_options: dict, out: dict, path: Path) -> list[dict]:
     runs = out.setdefault("search_runs", [])
     for task in tasks:
         for policy in policies:
             for seed in seeds:
-                runs.append(_run_search(task, policy, seed, episodes, network_options, mask))
+                runs.append(_run_search(task, policy, seed, episodes, network_options, mask, agent_options))
                 path.write_text(json.dumps(out, indent=1))  # keep partial results
                 r = runs[-1]
                 print(f"  {task} {policy} seed {seed}: success {r['success_rate']:.3f} goal {r['goal_rate']:.3f} "
@@ -260,7 +261,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed, first-seed + 1, ...")
     parser.add_argument("--episodes", type=int, default=None, help="episodes per run (default 300; quick 10)")
     parser.add_argument("--kan-grid-update", action="store_true", help="B-spline KAN refits its grid from samples")
-    parser.add_argument("--mask", default="qubit", help="action mask: qubit (published, default) | previous")
+    parser.add_argument("--mask", default="previous", help="action mask: previous (default) | qubit (published)")
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the agent's, 5e-3)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", default=str(RESULTS / "kanqas.json"), help="JSON output path")
     args = parser.parse_args(argv)
@@ -276,10 +278,10 @@ def main(argv: list[str] | None = None) -> dict:
         path.write_text(json.dumps(out, indent=1))
     if "search" in sections:
         options = {"kan": {"grid_update": True}} if args.kan_grid_update else {}
-        out["kan_grid_update"], out["mask"] = args.kan_grid_update, args.mask
+        out["kan_grid_update"], out["mask"], out["lr"] = args.kan_grid_update, args.mask, args.lr
         seed_list = list(range(args.first_seed, args.first_seed + seeds))
         out["search"] = section_search(args.tasks.split(","), args.policies.split(","), seed_list, episodes, options,
-                                       args.mask, out, path)
+                                       args.mask, {} if args.lr is None else {"lr": args.lr}, out, path)
         path.write_text(json.dumps(out, indent=1))
     print(f"\nwrote {path}")
     return out

@@ -35,8 +35,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--noise", type=_noise, default=None, metavar="P1,P2",
                         help="bit flip p1 on 1-qubit gates, depolarising p2 on CNOTs")
     parser.add_argument("--max-depth", type=int, default=None, help="steps per episode (default: per task)")
-    parser.add_argument("--mask", choices=MASKS, default="qubit",
-                        help="illegal actions: the last gate on each qubit (published, default) or the previous one")
+    parser.add_argument("--mask", choices=MASKS, default="previous",
+                        help="illegal actions: the previous one (default) or the last gate on each qubit (published)")
     parser.add_argument("--eps-decay", type=float, default=0.995,
                         help="epsilon decay per update (published: 0.99995; default 0.995 for short runs)")
     parser.add_argument("--batch-size", type=int, default=64, help="replay batch (default: 64)")

@@ -16,8 +16,8 @@ from qkan.kanqas.tasks import Task, make_task
 
 __all__ = ["CircuitEnv", "as_noise", "MASKS"]
 
-#: "qubit": the last gate on each qubit is illegal (published, default); "previous": only the previous action
-MASKS = ("qubit", "previous")
+#: "previous": the previous action is illegal (default); "qubit": the last gate on each qubit (published)
+MASKS = ("previous", "qubit")
 
 
 def as_noise(noise) -> Noise | None:
@@ -43,11 +43,12 @@ class CircuitEnv(gym.Env):
     ## Action Space
     Discrete(N(N-1) + G N): first the CNOTs (control c, target t) for c in 0..N-1, t != c in
     increasing order, then gate g of the task's gate set on qubit q at N(N-1) + q G + g.
-    ``info["action_mask"]`` (int8, 1 = legal) marks illegal actions: with mask="qubit" (default,
-    as published) the last gate on each qubit, with mask="previous" only the previous action.
-    An illegal action adds no gate but uses up the step. The default is "qubit" because it
-    helps the QKAN agent (Bell, 300 episodes, 3 seeds: success rate 0.715 -> 0.790) and leaves
-    the MLP's unchanged (0.738 -> 0.727).
+    ``info["action_mask"]`` (int8, 1 = legal) marks illegal actions: with mask="previous"
+    (default) the previous action, with mask="qubit" (as published) the last gate on each
+    qubit. An illegal action adds no gate but uses up the step. "previous" is the default
+    because the published mask made learning worse here (benchmarks/kanqas.py, 300 episodes,
+    3 seeds, success rate previous -> qubit: GHZ-3 MLP 0.50 -> 0.09, QKAN 0.15 -> 0.03; Bell
+    QKAN 0.71 -> 0.79, MLP 0.74 -> 0.73, KAN 0.76 -> 0.70).
 
     ## Observation Space
     Box of shape (D * (N + G + X) * N,), the flattened tensor obs[d, row, q] with D = max_depth:
@@ -71,14 +72,14 @@ class CircuitEnv(gym.Env):
         threshold: success threshold in the task's units (default the task's: e.g. 0.98 times
             the fidelity the textbook circuit reaches under `noise`; 1.6e-3 Ha for ground
             states); refused when it can never be met.
-        mask: "qubit" (default) or "previous" (see Action Space).
+        mask: "previous" (default) or "qubit" (see Action Space).
         render_mode: None | "ansi" (render() returns the drawing) | "human" (prints it).
     """
 
     metadata = {"render_modes": ["ansi", "human"]}
 
     def __init__(self, task: Task | str = "bell", *, max_depth: int | None = None, noise=None,
-                 threshold: float | None = None, mask: str = "qubit", render_mode: str | None = None) -> None:
+                 threshold: float | None = None, mask: str = "previous", render_mode: str | None = None) -> None:
         self.task = make_task(task)
         self.noise = as_noise(noise)
         n = self.n_qubits = self.task.n_qubits
