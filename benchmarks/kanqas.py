@@ -180,8 +180,12 @@ def _run_search(task: str, policy: str, seed: int, episodes: int, network_option
                 agent_options: dict) -> dict:
     """One training run (or `episodes` uniformly random legal episodes for policy "random")."""
     env = _make_env(task, mask)
+    options = dict(agent_options)
+    if policy in ("qkan", "kan") and "kan_hidden" in options:
+        options["hidden"] = options["kan_hidden"]
+    options.pop("kan_hidden", None)
     agent = DDQNAgent(env, q_network="mlp" if policy == "random" else policy, seed=seed,
-                      network_options=network_options.get(policy), **agent_options)
+                      network_options=network_options.get(policy), **options)
     if policy == "random":
         agent.epsilon = agent.eps_min = 1.0  # act() then always draws a uniform legal action
     t0, c0 = time.perf_counter(), time.process_time()
@@ -251,6 +255,13 @@ def section_search(tasks: list[str], policies: list[str], seeds: list[int], epis
     return rows
 
 
+def _agent_options(args) -> dict:
+    options = {} if args.lr is None else {"lr": args.lr}
+    if args.kan_hidden:
+        options["kan_hidden"] = [int(w) for w in args.kan_hidden.split(",")]
+    return options
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small run (seconds)")
@@ -262,6 +273,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--episodes", type=int, default=None, help="episodes per run (default 300; quick 10)")
     parser.add_argument("--kan-grid-update", action="store_true", help="B-spline KAN refits its grid from samples")
     parser.add_argument("--mask", default="previous", help="action mask: previous (default) | qubit (published)")
+    parser.add_argument("--kan-hidden", default=None, help="hidden widths of the qkan/kan Q-networks, e.g. 16 or 8,8")
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the agent's, 5e-3)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", default=str(RESULTS / "kanqas.json"), help="JSON output path")
@@ -279,9 +291,10 @@ def main(argv: list[str] | None = None) -> dict:
     if "search" in sections:
         options = {"kan": {"grid_update": True}} if args.kan_grid_update else {}
         out["kan_grid_update"], out["mask"], out["lr"] = args.kan_grid_update, args.mask, args.lr
+        out["kan_hidden"] = args.kan_hidden
         seed_list = list(range(args.first_seed, args.first_seed + seeds))
         out["search"] = section_search(args.tasks.split(","), args.policies.split(","), seed_list, episodes, options,
-                                       args.mask, {} if args.lr is None else {"lr": args.lr}, out, path)
+                                       args.mask, _agent_options(args), out, path)
         path.write_text(json.dumps(out, indent=1))
     print(f"\nwrote {path}")
     return out
