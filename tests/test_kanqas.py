@@ -346,11 +346,11 @@ def test_grid_update_runs_in_the_agent_and_fixed_grids_cover_the_observations():
 
 def test_qkan_q_network_edge_weights_are_fan_in_scaled():
     net = make_q_network("qkan", 84, 12, seed=0)
-    assert net.width == [84, 8, 12]
-    torch.testing.assert_close(net.layers[0].post_weight, torch.full((8, 84), 84**-0.5))
-    torch.testing.assert_close(net.layers[1].post_weight, torch.full((12, 8), 8**-0.5))
+    assert net.width == [84, 16, 12]
+    torch.testing.assert_close(net.layers[0].post_weight, torch.full((16, 84), 84**-0.5))
+    torch.testing.assert_close(net.layers[1].post_weight, torch.full((12, 16), 16**-0.5))
     plain = make_q_network("qkan", 84, 12, seed=0, fan_in=False)
-    assert torch.equal(plain.layers[0].post_weight, torch.ones(8, 84))
+    assert torch.equal(plain.layers[0].post_weight, torch.ones(16, 84))
 
 
 def test_ground_state_remembers_optimised_structures(monkeypatch):

@@ -85,7 +85,7 @@ class DDQNAgent:
             (obs_dim,) -> (n_actions,).
         hidden: hidden widths of the Q-network (default: qnets.make_q_network's).
         network_options: extra Q-network options (qkan: reps, ansatz, ...; kan: grid, k, grid_update).
-        lr, batch_size, buffer_size: Adam learning rate, replay batch, replay capacity.
+        lr, batch_size, buffer_size: Adam learning rate, replay batch and capacity.
         gamma: discount in (0, 1] (default 0.005 ** (1 / max_depth), as published).
         eps_start, eps_decay, eps_min: epsilon-greedy schedule (multiplied by eps_decay per update).
         target_update: updates between target-network copies.

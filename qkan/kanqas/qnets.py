@@ -11,8 +11,8 @@ from qkan.models import QKAN
 __all__ = ["BSplineKANLayer", "BSplineKAN", "MLP", "make_q_network", "fan_in_scaled", "Q_NETWORKS", "DEFAULT_HIDDEN"]
 
 Q_NETWORKS = ("qkan", "kan", "mlp")
-#: default hidden widths (chosen by benchmarks/kanqas.py; the MLP's is the published one)
-DEFAULT_HIDDEN = {"qkan": [8], "kan": [4], "mlp": [30, 30, 30]}
+#: default hidden widths (chosen by benchmarks/kanqas.py at 300 episodes; the MLP's is the published one)
+DEFAULT_HIDDEN = {"qkan": [16], "kan": [4], "mlp": [30, 30, 30]}
 
 
 class BSplineKANLayer(nn.Module):
@@ -149,7 +149,8 @@ def fan_in_scaled(model: QKAN) -> QKAN:
     radians (each edge contributes its own f(0)), which the next DARUAN layer reads as an
     angle: the Q-function then oscillates wildly in the hidden units. Scaling by 1 / sqrt(I),
     as torch.nn.Linear does for its weights, keeps hidden angles of order 1 (GHZ-3, 300
-    episodes: success rate 0.01 -> 0.43; see benchmarks/kanqas.py).
+    episodes, seed 0: success rate 0.01 with c = 1 and hidden [4], 0.43 fan-in scaled with
+    hidden [8]; see README "Quantum architecture search" for the 3-seed table).
     """
     with torch.no_grad():
         for layer in model.layers:
@@ -163,7 +164,7 @@ def make_q_network(kind: str, in_dim: int, out_dim: int, *, hidden: list[int] | 
 
     Args:
         kind: "qkan" (qkan.QKAN with closed-form DARUAN edges, reps 3, edge weights scaled
-            by fan-in (see ``fan_in_scaled``; ``fan_in=False`` keeps c = 1), default hidden [8]),
+            by fan-in (see ``fan_in_scaled``; ``fan_in=False`` keeps c = 1), default hidden [16]),
             "kan" (B-spline KAN, grid 5, k 3, default hidden [4]; the published Bell network
             is hidden [2]; ``grid_update=True`` refits grids from samples) or "mlp" (default
             hidden [30, 30, 30], ReLU, as published).
