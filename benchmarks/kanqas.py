@@ -1,4 +1,5 @@
-"""KANQAS benchmark: speed against the published design, success probability, H2.
+"""KANQAS benchmark: speed against the published design; search success of QKAN / KAN / MLP
+Q-networks beside a random policy on every task.
 
 Sections (table + JSON in benchmarks/results/kanqas.json):
   speed    episodes per second of DDQN training at the published settings (Bell, Q-network
@@ -8,14 +9,16 @@ Sections (table + JSON in benchmarks/results/kanqas.json):
            symbolic branch evaluated edge by edge in Python plus per-edge activation
            statistics) against this package (incremental torch simulator + QKAN / B-spline
            KAN fast path / MLP). Timed after the replay buffer holds one batch.
-  success  probability of success for Bell and GHZ-3, noiseless and noisy (p1 = 0.3 bit flip,
-           p2 = 0.2 depolarising; success threshold 0.98 x the noisy textbook circuit's
-           fidelity), per Q-network over seeds: the fraction of successful training episodes
-           (the published metric) and the fraction of seeds whose final greedy policy succeeds.
-  h2       H2 (STO-3G, 4 qubits) with the moving-threshold curriculum: episodes until the first
-           circuit at chemical accuracy, its CNOTs and depth.
+  search   per task (default bell, ghz3; also h2, lih, noisy variants like bell:noisy) and
+           per policy (random, qkan, kan, mlp) over seeds, at the agent's defaults (Adam lr
+           5e-3, batch 64, epsilon x 0.995 per update, target copy every 20 updates; ground
+           states with the task's moving-threshold curriculum): the fraction of training
+           episodes that succeed at the training threshold (the published metric) and at the
+           task's goal (chemical accuracy for molecules), whether the final greedy policy
+           reaches the goal, the first episode at the goal, CNOTs and depth of the best
+           circuit, episodes per second (1 torch thread).
 
-Run: python benchmarks/kanqas.py [--quick] [--sections speed,success,h2]
+Run: python benchmarks/kanqas.py [--quick] [--sections speed,search] [--tasks bell,ghz3,h2,lih]
 """
 
 from __future__ import annotations
@@ -33,9 +36,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from qkan.kanqas import CircuitEnv, DDQNAgent, MovingThreshold  # noqa: E402
+from qkan.kanqas import CircuitEnv, DDQNAgent  # noqa: E402
 from qkan.kanqas.qnets import BSplineKANLayer  # noqa: E402
-from qkan.kanqas.tasks import CHEMICAL_ACCURACY  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NOISE = (0.3, 0.2)
@@ -165,105 +167,134 @@ def _time_simulators(repeats: int) -> dict:
     return out
 
 
-# ----------------------------------------------------------------------- success probability
-def _run_search(task: str, noise, q_network: str, seed: int, episodes: int) -> dict:
-    env = CircuitEnv(task, noise=noise)
-    agent = DDQNAgent(env, q_network=q_network, hidden=None if q_network == "mlp" else [8], seed=seed,
-                      batch_size=64, buffer_size=5000, lr=5e-3, eps_decay=0.995, target_update=20)
-    t0 = time.perf_counter()
-    history = agent.train(episodes, progress=False)
-    dt = time.perf_counter() - t0
-    greedy = agent.evaluate()
-    return {"task": task, "noisy": noise is not None, "q_network": q_network, "seed": seed,
-            "success_rate": float(np.mean(history["success"])), "greedy_success": bool(greedy["success"]),
-            "greedy_fidelity": 1 - greedy["error"], "best_cnots": agent.best["n_cnots"],
-            "episodes_per_s": episodes / dt}
+# ----------------------------------------------------------------------- search success
+POLICIES = ("random", "qkan", "kan", "mlp")
 
 
-def section_success(tasks: list[tuple], seeds: int, episodes: dict, out: dict, path: Path) -> list[dict]:
-    runs = out.setdefault("success_runs", [])
-    for task, noise in tasks:
-        for q_network in ("qkan", "kan", "mlp"):
-            for seed in range(seeds):
-                runs.append(_run_search(task, noise, q_network, seed, episodes[task]))
+def _make_env(task: str, mask: str) -> CircuitEnv:
+    name, _, variant = task.partition(":")
+    return CircuitEnv(name, noise=NOISE if variant == "noisy" else None, mask=mask)
+
+
+def _run_search(task: str, policy: str, seed: int, episodes: int, network_options: dict, mask: str,
+                agent_options: dict) -> dict:
+    """One training run (or `episodes` uniformly random legal episodes for policy "random")."""
+    env = _make_env(task, mask)
+    options = dict(agent_options)
+    if policy in ("qkan", "kan") and "kan_hidden" in options:
+        options["hidden"] = options["kan_hidden"]
+    options.pop("kan_hidden", None)
+    agent = DDQNAgent(env, q_network="mlp" if policy == "random" else policy, seed=seed,
+                      network_options=network_options.get(policy), **options)
+    if policy == "random":
+        agent.epsilon = agent.eps_min = 1.0  # act() then always draws a uniform legal action
+    t0, c0 = time.perf_counter(), time.process_time()
+    if policy == "random":
+        history = {"success": [], "goal": []}
+        for _ in range(episodes):
+            result = agent.run_episode(learn=False)
+            agent.episode += 1
+            history["success"].append(result["success"])
+            history["goal"].append(result["goal"])
+    else:
+        history = agent.train(episodes, progress=False)
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    greedy = None if policy == "random" else agent.evaluate()
+    goals = [k for k, g in enumerate(history["goal"]) if g]
+    best = agent.best
+    return {"task": task, "policy": policy, "seed": seed, "episodes": episodes,
+            "success_rate": float(np.mean(history["success"])), "goal_rate": float(np.mean(history["goal"])),
+            "greedy_goal": None if greedy is None else bool(greedy["goal"]),
+            "greedy_error": None if greedy is None else greedy["error"],
+            "first_goal_episode": goals[0] + 1 if goals else None, "best_error": best["error"],
+            "best_goal": bool(best["goal"]), "best_cnots": best["n_cnots"], "best_depth": best["depth"],
+            "params": 0 if policy == "random" else agent.n_parameters,
+            "episodes_per_s": episodes / dt, "episodes_per_cpu_s": episodes / cpu}
+
+
+def _summary(runs: list[dict]) -> dict:
+    def mean(key):
+        values = [r[key] for r in runs if r[key] is not None]
+        return float(np.mean(values)) if values else None
+
+    firsts = [r["first_goal_episode"] for r in runs if r["first_goal_episode"] is not None]
+    greedy = [r["greedy_goal"] for r in runs if r["greedy_goal"] is not None]
+    best = min(runs, key=lambda r: (r["best_error"], r["best_cnots"], r["best_depth"]))
+    return {"task": runs[0]["task"], "policy": runs[0]["policy"], "seeds": len(runs), "episodes": runs[0]["episodes"],
+            "success_rate": mean("success_rate"), "success_rate_std": float(np.std([r["success_rate"] for r in runs])),
+            "goal_rate": mean("goal_rate"), "greedy_goal": f"{sum(greedy)}/{len(greedy)}" if greedy else "-",
+            "first_goal_median": float(np.median(firsts)) if firsts else None,
+            "seeds_with_goal": sum(r["first_goal_episode"] is not None for r in runs),
+            "best_error": best["best_error"], "best_cnots": best["best_cnots"], "best_depth": best["best_depth"],
+            "params": runs[0]["params"], "episodes_per_s": mean("episodes_per_s"),
+            "episodes_per_cpu_s": mean("episodes_per_cpu_s")}
+
+
+def section_search(tasks: list[str], policies: list[str], seeds: list[int], episodes: int, network_options: dict,
+                   mask: str, agent_options: dict, out: dict, path: Path) -> list[dict]:
+    runs = out.setdefault("search_runs", [])
+    for task in tasks:
+        for policy in policies:
+            for seed in seeds:
+                runs.append(_run_search(task, policy, seed, episodes, network_options, mask, agent_options))
                 path.write_text(json.dumps(out, indent=1))  # keep partial results
-    rows = []
-    for task, noise in tasks:
-        for q_network in ("qkan", "kan", "mlp"):
-            rs = [r for r in runs if r["task"] == task and r["noisy"] == (noise is not None) and r["q_network"] == q_network]
-            rate = [r["success_rate"] for r in rs]
-            rows.append({"task": task, "noisy": noise is not None, "q_network": q_network, "seeds": len(rs),
-                         "episodes": episodes[task], "success_rate_mean": float(np.mean(rate)),
-                         "success_rate_std": float(np.std(rate)),
-                         "greedy_success": float(np.mean([r["greedy_success"] for r in rs])),
-                         "episodes_per_s": float(np.mean([r["episodes_per_s"] for r in rs]))})
-    print("\nSuccess probability (fraction of successful training episodes, mean +- std over seeds; "
-          "greedy = fraction of seeds whose final greedy circuit succeeds)")
-    print(f"{'task':6s} {'noise':6s} {'net':5s} {'seeds':>5s} {'episodes':>8s} {'P(success)':>16s} {'greedy':>7s} {'ep/s':>7s}")
+                r = runs[-1]
+                print(f"  {task} {policy} seed {seed}: success {r['success_rate']:.3f} goal {r['goal_rate']:.3f} "
+                      f"greedy {r['greedy_goal']} ({r['episodes_per_s']:.1f} ep/s)", flush=True)
+    rows = [_summary([r for r in runs if r["task"] == t and r["policy"] == p]) for t in tasks for p in policies]
+    print("\nSearch (per task and policy, mean over seeds; success = training episodes at the training "
+          "threshold, goal = at the task's goal, e.g. chemical accuracy; greedy = seeds whose final greedy "
+          "circuit reaches the goal; first = median first episode at the goal; best = best circuit over seeds)")
+    print(f"{'task':10s} {'policy':6s} {'seeds':>5s} {'ep':>5s} {'success':>15s} {'goal':>6s} {'greedy':>6s} "
+          f"{'first':>6s} {'best err':>9s} {'CNOT':>4s} {'depth':>5s} {'params':>6s} {'ep/s':>6s}")
     for r in rows:
-        print(f"{r['task']:6s} {'yes' if r['noisy'] else 'no':6s} {r['q_network']:5s} {r['seeds']:5d} {r['episodes']:8d} "
-              f"{r['success_rate_mean']:8.3f} +- {r['success_rate_std']:5.3f} {r['greedy_success']:7.2f} {r['episodes_per_s']:7.1f}")
+        first = "-" if r["first_goal_median"] is None else f"{r['first_goal_median']:.0f}"
+        print(f"{r['task']:10s} {r['policy']:6s} {r['seeds']:5d} {r['episodes']:5d} {r['success_rate']:7.3f} +- "
+              f"{r['success_rate_std']:5.3f} {r['goal_rate']:6.3f} {r['greedy_goal']:>6s} {first:>6s} "
+              f"{r['best_error']:9.2e} {r['best_cnots']:4d} {r['best_depth']:5d} {r['params']:6d} {r['episodes_per_s']:6.1f}")
     return rows
 
 
-# ----------------------------------------------------------------------- H2
-def section_h2(quick: bool, episodes: int, seeds: int, out: dict, path: Path) -> list[dict]:
-    rows = out.setdefault("h2", [])
-    for q_network in (("qkan",) if quick else ("qkan", "kan", "mlp")):
-        for seed in range(seeds):
-            env = CircuitEnv("h2", max_depth=6 if quick else 10)
-            agent = DDQNAgent(env, q_network=q_network, hidden=None if q_network == "mlp" else [8], seed=seed,
-                              batch_size=64, buffer_size=5000, lr=5e-3, eps_decay=0.995, target_update=20,
-                              curriculum=MovingThreshold(0.01, patience=3, reset_every=50, margin=2e-3))
-            t0 = time.perf_counter()
-            history = agent.train(episodes, progress=False)
-            dt = time.perf_counter() - t0
-            hits = [k for k, e in enumerate(history["error"]) if e < CHEMICAL_ACCURACY]
-            best = agent.best
-            rows.append({"q_network": q_network, "seed": seed, "episodes": episodes,
-                         "first_chem_acc_episode": hits[0] + 1 if hits else None,
-                         "chem_acc_episodes": len(hits), "best_error": best["error"],
-                         "cnots": best["n_cnots"], "depth": best["depth"], "gates": best["n_gates"],
-                         "episodes_per_s": episodes / dt})
-            path.write_text(json.dumps(out, indent=1))  # keep partial results
-    print("\nH2 (STO-3G, 0.7414 A, 4 qubits, exact -1.137270 Ha), chemical accuracy 1.6e-3 Ha")
-    print(f"{'net':5s} {'seed':>4s} {'episodes':>8s} {'first hit':>9s} {'hits':>5s} {'best error':>11s} {'CNOTs':>5s} {'depth':>5s} {'ep/s':>6s}")
-    for r in rows:
-        first = "-" if r["first_chem_acc_episode"] is None else str(r["first_chem_acc_episode"])
-        print(f"{r['q_network']:5s} {r['seed']:4d} {r['episodes']:8d} {first:>9s} {r['chem_acc_episodes']:5d} "
-              f"{r['best_error']:11.2e} {r['cnots']:5d} {r['depth']:5d} {r['episodes_per_s']:6.2f}")
-    return rows
+def _agent_options(args) -> dict:
+    options = {} if args.lr is None else {"lr": args.lr}
+    if args.kan_hidden:
+        options["kan_hidden"] = [int(w) for w in args.kan_hidden.split(",")]
+    return options
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a small run (well under a minute)")
-    parser.add_argument("--sections", default="speed,success,h2", help="comma-separated: speed, success, h2")
-    parser.add_argument("--tasks", default="bell,ghz3", help="success tasks: bell, ghz3 (default both)")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per configuration (default 5; quick 1)")
-    parser.add_argument("--episodes", type=int, default=100, help="episodes per success run (default 100)")
-    parser.add_argument("--h2-episodes", type=int, default=150, help="H2 episodes per run (default 150)")
-    parser.add_argument("--h2-seeds", type=int, default=2, help="H2 seeds per Q-network (default 2)")
+    parser.add_argument("--quick", action="store_true", help="a small run (seconds)")
+    parser.add_argument("--sections", default="speed,search", help="comma-separated: speed, search")
+    parser.add_argument("--tasks", default="bell,ghz3", help="search tasks, e.g. bell,ghz3,h2,lih,bell:noisy")
+    parser.add_argument("--policies", default=",".join(POLICIES), help="comma-separated: random, qkan, kan, mlp")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per task and policy (default 3; quick 1)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed, first-seed + 1, ...")
+    parser.add_argument("--episodes", type=int, default=None, help="episodes per run (default 300; quick 10)")
+    parser.add_argument("--kan-grid-update", action="store_true", help="B-spline KAN refits its grid from samples")
+    parser.add_argument("--mask", default="previous", help="action mask: previous (default) | qubit (published)")
+    parser.add_argument("--kan-hidden", default=None, help="hidden widths of the qkan/kan Q-networks, e.g. 16 or 8,8")
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the agent's, 5e-3)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", default=str(RESULTS / "kanqas.json"), help="JSON output path")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    seeds = args.seeds or (1 if args.quick else 5)
+    seeds = args.seeds or (1 if args.quick else 3)
+    episodes = args.episodes or (10 if args.quick else 300)
     sections = args.sections.split(",")
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    out: dict = {"quick": args.quick, "threads": args.threads, "seeds": seeds}
+    out: dict = {"quick": args.quick, "threads": args.threads, "seeds": seeds, "episodes": episodes}
     if "speed" in sections:
         out["speed"] = section_speed(args.quick)
         path.write_text(json.dumps(out, indent=1))
-    if "success" in sections:
-        episodes = {"bell": 20, "ghz3": 20} if args.quick else {"bell": args.episodes, "ghz3": args.episodes}
-        names = ["bell"] if args.quick else args.tasks.split(",")
-        tasks = [(t, noise) for t in names for noise in ((None,) if args.quick else (None, NOISE))]
-        out["success"] = section_success(tasks, seeds, episodes, out, path)
-        path.write_text(json.dumps(out, indent=1))
-    if "h2" in sections:
-        section_h2(args.quick, 2 if args.quick else args.h2_episodes, 1 if args.quick else args.h2_seeds, out, path)
+    if "search" in sections:
+        options = {"kan": {"grid_update": True}} if args.kan_grid_update else {}
+        out["kan_grid_update"], out["mask"], out["lr"] = args.kan_grid_update, args.mask, args.lr
+        out["kan_hidden"] = args.kan_hidden
+        seed_list = list(range(args.first_seed, args.first_seed + seeds))
+        out["search"] = section_search(args.tasks.split(","), args.policies.split(","), seed_list, episodes, options,
+                                       args.mask, _agent_options(args), out, path)
         path.write_text(json.dumps(out, indent=1))
     print(f"\nwrote {path}")
     return out

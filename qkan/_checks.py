@@ -11,7 +11,7 @@ import math
 import numbers
 from types import ModuleType
 
-__all__ = ["check_int", "check_number", "check_choice", "check_type", "check_bool", "check_device", "require"]
+__all__ = ["check_int", "check_number", "check_interval", "check_choice", "check_type", "check_bool", "check_device", "require"]
 
 
 def check_int(arg: str, value, low: int = 1, allow_none: bool = False, high: int | None = None) -> None:
@@ -48,6 +48,20 @@ def check_number(arg: str, value, low: float = 0.0, high: float | None = None, a
     if value < low or (high is not None and value > high):
         raise ValueError(f"`{arg}` must be {expected}; got {value!r}")
     return value
+
+
+def check_interval(arg: str, value, low: float, high: float, *, open_low: bool = False) -> float:
+    """`value` must be a finite real number in [low, high] ((low, high] with open_low); returns it as a float.
+
+    TypeError naming `arg` for a non-number (bools included), ValueError for NaN, infinity or a
+    value outside the interval.
+    """
+    expected = f"a finite number in {'(' if open_low else '['}{low:g}, {high:g}]"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{arg}` must be {expected}; got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value) or not (low < value if open_low else low <= value) or not value <= high:
+        raise ValueError(f"`{arg}` must be {expected}; got {value!r}")
+    return float(value)
 
 
 def check_choice(arg: str, value, choices) -> None:

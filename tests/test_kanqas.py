@@ -95,7 +95,7 @@ def test_export_to_qiskit_and_pennylane_gives_same_state():
     circuit = task.reference_circuit()
     circuit.append("RY", (2,), 0.3)
     circuit.append("T", (1,))
-    ours = kanqas.simulator.run(circuit)[0].numpy()
+    ours = kanqas.statevector.run(circuit)[0].numpy()
     qnode = qml.QNode(lambda: (circuit.to_pennylane()(), qml.state())[1], qml.device("default.qubit", wires=3))
     np.testing.assert_allclose(np.asarray(qnode()), ours, atol=1e-12)
     sv = Statevector(circuit.to_qiskit()).reverse_qargs().data  # qiskit is little-endian
@@ -130,7 +130,8 @@ def test_custom_state_and_validation():
         CircuitEnv("bell", noise=0.1)
     with pytest.raises(ValueError, match="`task` must be"):
         CircuitEnv("h3")
-    with pytest.raises(ValueError, match=r"`action` must be in \[0, 5\)"):
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"`action` must be an int in \[0, 5\)"):
         env.step(5)  # one qubit: no CNOTs, 5 single-qubit gates
 
 
@@ -140,8 +141,18 @@ def test_h2_hamiltonian_ground_energy():
     assert task.exact_energy == pytest.approx(-1.137270, abs=2e-6)
     assert task.n_qubits == 4 and task.initial_bits == (1, 1, 0, 0)
     assert float(task.energy(kanqas.Circuit(4, initial_bits=(1, 1, 0, 0)))[0]) == pytest.approx(-1.116684, abs=2e-6)
+    assert task.start_energy == pytest.approx(-1.116684, abs=2e-6)
+
+
+def test_molecules_start_far_from_exact():
+    # honest chemistry: Hartree-Fock is at least 10x chemical accuracy from the exact energy
+    for name, qubits in (("h2", 4), ("lih", 6)):
+        task = GroundState(name)
+        assert task.n_qubits == qubits
+        assert task.start_energy - task.exact_energy >= 10 * kanqas.CHEMICAL_ACCURACY
+        assert task.initial_bits == (1, 1) + (0,) * (qubits - 2)
     lih = GroundState("lih")
-    assert lih.n_qubits == 4 and lih.exact_energy < -7.8
+    assert lih.exact_energy == pytest.approx(-7.727093, abs=1e-5)  # LiH 3.0 A, STO-3G, 2e in 3 orbitals
 
 
 def test_ground_state_rewards_with_user_hamiltonian():
@@ -186,7 +197,7 @@ def test_bspline_kan_bases_match_scipy():
     layer = BSplineKANLayer(1, 1, grid=5, k=3).double()
     x = torch.linspace(-0.99, 0.99, 37, dtype=torch.float64)[:, None]
     ours = layer.bases(x)[:, 0, :].numpy()
-    t = layer.knots.double().numpy()
+    t = layer.knots[0].double().numpy()
     for m in range(ours.shape[1]):
         ref = BSpline.basis_element(t[m:m + 5], extrapolate=False)(x[:, 0].numpy())
         np.testing.assert_allclose(ours[:, m], np.nan_to_num(ref), atol=1e-12)
@@ -237,10 +248,10 @@ def test_agent_finds_bell_and_checkpoint_resumes(tmp_path):
 
 def test_qkan_agent_learns_bell():
     env = CircuitEnv("bell")
-    agent = DDQNAgent(env, q_network="qkan", hidden=[4], seed=0, batch_size=64, buffer_size=2000,
-                      eps_decay=0.99, target_update=20, lr=5e-3, network_options={"reps": 1})
-    agent.train(60, progress=False)
+    agent = DDQNAgent(env, q_network="qkan", seed=0, eps_decay=0.99)  # default QKAN Q-network
+    history = agent.train(100, progress=False)
     assert agent.best_circuit().n_cnots == 1 and agent.best["success"]
+    assert sum(history["success"][-20:]) >= 10 and agent.evaluate()["success"]  # random: ~1 in 20
 
 
 def test_cli_search_runs(capsys):
@@ -258,7 +269,7 @@ def test_cli_search_runs(capsys):
 
 
 def test_validation_messages():
-    from qkan.kanqas.tasks import molecule_hamiltonian
+    from qkan.kanqas.ground_state import molecule_hamiltonian
 
     with pytest.raises(ValueError, match="`optimizer` must be one of"):
         GroundState(np.eye(2), optimizer="adam")
@@ -272,7 +283,7 @@ def test_validation_messages():
         GroundState(np.eye(2), initial=(0, 1))
     with pytest.raises(ValueError, match="`name` must be one of"):
         molecule_hamiltonian("h2o")
-    with pytest.raises(ValueError, match=r"`threshold` must be in \(0, 1\]"):
+    with pytest.raises(ValueError, match=r"`threshold` must be a number in \(0, 1\]"):
         StatePrep("bell", threshold=1.5)
     with pytest.raises(ValueError, match="`n_qubits` must be 2 for 'bell'"):
         StatePrep("bell", n_qubits=3)
@@ -280,7 +291,7 @@ def test_validation_messages():
         DDQNAgent("bell")
     with pytest.raises(ValueError, match="`batch_size` must be an int >= 1"):
         DDQNAgent(CircuitEnv("bell"), batch_size=0)
-    with pytest.raises(ValueError, match=r"`eps_decay` must be in \(0, 1\]"):
+    with pytest.raises(ValueError, match=r"`eps_decay` must be a number in \(0, 1\]"):
         DDQNAgent(CircuitEnv("bell"), eps_decay=1.5)
     with pytest.raises(ValueError, match="`q_network` must be 'qkan', 'kan', 'mlp' or a torch module"):
         DDQNAgent(CircuitEnv("bell"), q_network=3)
@@ -288,7 +299,7 @@ def test_validation_messages():
         DDQNAgent(CircuitEnv("bell"), q_network="mlp").train(-1)
     with pytest.raises(ValueError, match="`start` must be >= `final` > 0"):
         MovingThreshold(1e-4)
-    with pytest.raises(ValueError, match="`p2` must be a probability"):
+    with pytest.raises(ValueError, match="`p2` must be a number in \\[0, 1\\]"):
         Noise(0.1, -0.1)
 
 
@@ -300,3 +311,66 @@ def test_import_without_gymnasium_names_the_extra():
             "try:\n    from qkan import kanqas\nexcept ImportError as err:\n    print(err)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
     assert 'pip install "qkan[kanqas]"' in out
+
+
+def test_bspline_grid_update_follows_samples_and_keeps_the_function():
+    from qkan.kanqas.qnets import BSplineKAN
+
+    torch.manual_seed(0)
+    layer = BSplineKANLayer(3, 4, seed=0).double()
+    with torch.no_grad():
+        layer.spline_weight.normal_()  # a non-trivial function
+    x = torch.rand(400, 3, dtype=torch.float64) * 1.6 - 0.8
+    before = layer(x)
+    layer.update_grid(x)
+    assert layer.knots[:, layer.k].max() < -0.75 and layer.knots[:, -layer.k - 1].min() > 0.75  # grid follows the data
+    np.testing.assert_allclose(layer.bases(x).sum(-1).numpy(), 1.0, atol=1e-9)  # samples inside every grid
+    assert (layer(x) - before).abs().max() < 0.03 * before.abs().max()  # least-squares refit on the new grid
+    net = BSplineKAN([3, 4, 2], grid_update=True, seed=0)
+    binary = (torch.rand(64, 3) < 0.3).float()  # KANQAS-like inputs: two distinct values per input
+    net.update_grid(binary)
+    assert torch.isfinite(net(binary)).all()
+
+
+def test_grid_update_runs_in_the_agent_and_fixed_grids_cover_the_observations():
+    env = CircuitEnv("bell")
+    agent = DDQNAgent(env, q_network="kan", network_options={"grid_update": True}, seed=0, batch_size=16)
+    knots = agent.q.layers[0].knots.clone()
+    assert knots[0, 3] == 0.0 and knots[0, -4] == 1.0  # first grid spans the observation range [0, 1]
+    agent.train(15, progress=False)
+    assert agent.updates >= agent.target_update and not torch.equal(knots, agent.q.layers[0].knots)
+    assert torch.equal(agent.q.layers[0].knots, agent.target.layers[0].knots)
+    ground = make_q_network("kan", 10, 4, input_range=(-math.pi, math.pi))
+    assert ground.layers[0].knots[0, 3] == pytest.approx(-math.pi)
+
+
+def test_qkan_q_network_edge_weights_are_fan_in_scaled():
+    net = make_q_network("qkan", 84, 12, seed=0)
+    assert net.width == [84, 16, 12]
+    torch.testing.assert_close(net.layers[0].post_weight, torch.full((16, 84), 84**-0.5))
+    torch.testing.assert_close(net.layers[1].post_weight, torch.full((12, 16), 16**-0.5))
+    plain = make_q_network("qkan", 84, 12, seed=0, fan_in=False)
+    assert torch.equal(plain.layers[0].post_weight, torch.ones(16, 84))
+
+
+def test_ground_state_remembers_optimised_structures(monkeypatch):
+    task = GroundState("h2", restarts=2)
+    calls = []
+    original = GroundState.optimize
+    monkeypatch.setattr(GroundState, "optimize", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    env = CircuitEnv(task, max_depth=3)
+    seq = [("RY", (2,)), ("CNOT", (2, 3)), ("RX", (0,))]
+    runs = []
+    for episode in range(2):
+        env.reset(seed=episode)
+        runs.append([env.step(_action(env, *g))[4]["energy"] for g in seq])
+        runs[-1].append(env.circuit.angles.copy())
+    assert len(calls) == 3  # the second episode re-used all three optimised prefixes
+    assert runs[0][:3] == runs[1][:3] and np.array_equal(runs[0][3], runs[1][3])
+    fresh = GroundState("h2", restarts=2, cache_size=0)
+    env = CircuitEnv(fresh, max_depth=3)
+    for episode in range(2):
+        env.reset(seed=episode)
+        for g in seq:
+            env.step(_action(env, *g))
+    assert len(calls) == 9 and not fresh._optimized

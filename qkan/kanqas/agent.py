@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from qkan._checks import check_int
+from qkan._checks import check_int, check_interval
 from qkan.kanqas.circuit import Circuit
-from qkan.kanqas.curriculum import MovingThreshold
 from qkan.kanqas.env import CircuitEnv
 from qkan.kanqas.qnets import make_q_network
-from qkan.kanqas.tasks import CHEMICAL_ACCURACY
 
-__all__ = ["DDQNAgent", "ReplayBuffer"]
+__all__ = ["DDQNAgent", "ReplayBuffer", "CHECKPOINT_FORMAT", "check_writable"]
+
+#: format tag of agent checkpoints (plain tensors, numbers, strings, lists and dicts only)
+CHECKPOINT_FORMAT = "qkan.kanqas.DDQNAgent/2"
+_BUFFER_FIELDS = ("obs", "next_obs", "action", "reward", "done", "next_mask")
+_HISTORY_FIELDS = ("reward", "success", "goal", "error", "n_gates", "n_cnots", "depth", "epsilon", "threshold")
 
 
 class ReplayBuffer:
@@ -45,14 +50,26 @@ class ReplayBuffer:
                      (self.obs, self.action, self.reward, self.next_obs, self.done, self.next_mask))
 
     def state_dict(self) -> dict:
+        """The filled part as torch tensors, plus ``pos`` and ``size``."""
         n = self.size
-        return {"pos": self.pos, "size": n, **{k: getattr(self, k)[:n].copy() for k in
-                ("obs", "next_obs", "action", "reward", "done", "next_mask")}}
+        return {"pos": self.pos, "size": n, **{k: torch.from_numpy(getattr(self, k)[:n].copy()) for k in _BUFFER_FIELDS}}
 
     def load_state_dict(self, state: dict) -> None:
-        self.pos, self.size = state["pos"], state["size"]
-        for k in ("obs", "next_obs", "action", "reward", "done", "next_mask"):
-            getattr(self, k)[: self.size] = state[k]
+        """Restore ``state_dict()`` output; ValueError (and nothing changed) if it does not fit."""
+        size, pos = state.get("size"), state.get("pos")
+        if not isinstance(size, int) or not isinstance(pos, int) or not 0 <= size <= self.capacity \
+                or not 0 <= pos < max(self.capacity, 1):
+            raise ValueError(f"replay buffer state does not fit a capacity of {self.capacity} (size {size!r}, pos {pos!r})")
+        arrays = {}
+        for k in _BUFFER_FIELDS:
+            value = state.get(k)
+            mine = getattr(self, k)
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != (size, *mine.shape[1:]):
+                raise ValueError(f"replay buffer field {k!r} has the wrong type or shape")
+            arrays[k] = value.numpy()
+        for k, value in arrays.items():
+            getattr(self, k)[:size] = value
+        self.pos, self.size = pos, size
 
 
 class DDQNAgent:
@@ -63,31 +80,36 @@ class DDQNAgent:
     target is a hard copy every ``target_update`` updates; epsilon decays per update.
 
     Args:
-        env: a CircuitEnv.
+        env: a CircuitEnv (any task).
         q_network: "qkan" | "kan" | "mlp" (see qnets.make_q_network) or a torch module
             (obs_dim,) -> (n_actions,).
-        hidden: hidden widths of the Q-network (default: [2] for qkan/kan, [30, 30, 30] mlp).
-        network_options: extra Q-network options (qkan: reps, ansatz, ...; kan: grid, k).
-        lr, batch_size, buffer_size: Adam learning rate, replay batch, replay capacity.
-        gamma: discount (default 0.005 ** (1 / max_depth), as published).
+        hidden: hidden widths of the Q-network (default: qnets.make_q_network's).
+        network_options: extra Q-network options (qkan: reps, ansatz, ...; kan: grid, k, grid_update).
+        lr, batch_size, buffer_size: Adam learning rate, replay batch and capacity.
+        gamma: discount in (0, 1] (default 0.005 ** (1 / max_depth), as published).
         eps_start, eps_decay, eps_min: epsilon-greedy schedule (multiplied by eps_decay per update).
         target_update: updates between target-network copies.
-        curriculum: None, "auto" (for ground-state tasks a MovingThreshold starting at half the
-            initial state's energy error) or a MovingThreshold.
+        curriculum: None, "auto" (the task's default curriculum, e.g. a MovingThreshold for
+            ground states; none for state preparation) or an object with
+            ``update(success, error) -> threshold``, ``threshold``, ``state_dict`` and ``load_state_dict``.
         seed: seeds the network initialisation, the environment and the agent's own RNG.
     """
 
     def __init__(self, env: CircuitEnv, q_network="qkan", *, hidden: list[int] | None = None,
-                 network_options: dict | None = None, lr: float = 5e-4, batch_size: int = 500,
-                 buffer_size: int = 15000, gamma: float | None = None, eps_start: float = 1.0,
-                 eps_decay: float = 0.99995, eps_min: float = 0.05, target_update: int = 50,
+                 network_options: dict | None = None, lr: float = 5e-3, batch_size: int = 64,
+                 buffer_size: int = 5000, gamma: float | None = None, eps_start: float = 1.0,
+                 eps_decay: float = 0.995, eps_min: float = 0.05, target_update: int = 20,
                  curriculum="auto", seed: int | None = None) -> None:
         if not isinstance(env, CircuitEnv):
             raise ValueError(f"`env` must be a CircuitEnv; got {type(env).__name__}")
         for arg, value in (("batch_size", batch_size), ("buffer_size", buffer_size), ("target_update", target_update)):
             check_int(arg, value)
-        if not 0 < eps_decay <= 1:
-            raise ValueError(f"`eps_decay` must be in (0, 1]; got {eps_decay!r}")
+        check_int("seed", seed, low=0, allow_none=True)
+        check_interval("lr", lr, 0.0, math.inf, open_low=True)
+        gamma = 0.005 ** (1 / env.max_depth) if gamma is None else check_interval("gamma", gamma, 0.0, 1.0, open_low=True)
+        eps_start = check_interval("eps_start", eps_start, 0.0, 1.0)
+        eps_decay = check_interval("eps_decay", eps_decay, 0.0, 1.0, open_low=True)
+        eps_min = check_interval("eps_min", eps_min, 0.0, 1.0)
         self.env, self.seed = env, seed
         obs_dim, n_actions = env.observation_space.shape[0], env.action_space.n
         if isinstance(q_network, str):
@@ -95,7 +117,7 @@ class DDQNAgent:
                 if seed is not None:
                     torch.manual_seed(seed)
                 self.q = make_q_network(q_network, obs_dim, n_actions, hidden=hidden, seed=seed,
-                                        **(network_options or {}))
+                                        input_range=env.task.observation_bounds, **(network_options or {}))
             self.q_network = q_network
         elif isinstance(q_network, torch.nn.Module):
             self.q, self.q_network = q_network, type(q_network).__name__
@@ -104,21 +126,16 @@ class DDQNAgent:
         self.target = copy.deepcopy(self.q)
         self.optimizer = torch.optim.Adam(self.q.parameters(), lr=lr)
         self.buffer = ReplayBuffer(buffer_size, obs_dim, n_actions)
-        self.batch_size, self.target_update = batch_size, target_update
-        self.gamma = 0.005 ** (1 / env.max_depth) if gamma is None else gamma
+        self.batch_size, self.target_update, self.gamma = batch_size, target_update, gamma
         self.epsilon, self.eps_decay, self.eps_min = eps_start, eps_decay, eps_min
-        if curriculum == "auto":  # start at half the initial (Hartree-Fock) error
-            curriculum = None
-            if env.ground:
-                env.reset()
-                curriculum = MovingThreshold(max(2 * CHEMICAL_ACCURACY, 0.5 * env.error))
+        if curriculum == "auto":
+            curriculum = env.task.default_curriculum(env.noise)
         self.curriculum = curriculum
         if curriculum is not None:
             env.threshold = curriculum.threshold
         self.rng = np.random.default_rng(seed)
         self.episode, self.updates = 0, 0
-        self.history: dict[str, list] = {k: [] for k in
-                                         ("reward", "success", "error", "n_gates", "n_cnots", "depth", "epsilon", "threshold")}
+        self.history: dict[str, list] = {k: [] for k in _HISTORY_FIELDS}
         self.best: dict | None = None
 
     @property
@@ -151,6 +168,8 @@ class DDQNAgent:
         self.updates += 1
         self.epsilon = max(self.eps_min, self.epsilon * self.eps_decay)
         if self.updates % self.target_update == 0:
+            if hasattr(self.q, "update_grid"):  # B-spline KAN: refit the grid to recent observations
+                self.q.update_grid(obs)
             self.target.load_state_dict(self.q.state_dict())
         return float(loss.detach())
 
@@ -170,13 +189,14 @@ class DDQNAgent:
                 if self.buffer.size >= self.batch_size:
                     self._learn()
             obs = next_obs
-        result = {"reward": total, "success": info["success"], "error": info["error"], "n_gates": info["n_gates"],
-                  "n_cnots": info["n_cnots"], "depth": info["depth"], "circuit": env.circuit.copy()}
+        result = {"reward": total, "success": info["success"], "goal": info["goal"], "error": info["error"],
+                  "n_gates": info["n_gates"], "n_cnots": info["n_cnots"], "depth": info["depth"],
+                  "circuit": env.circuit.copy()}
         self._track_best(result)
         return result
 
     def _track_best(self, result: dict) -> None:
-        key = (round(result["error"], 12), result["n_cnots"], result["n_gates"])
+        key = [round(result["error"], 12), result["n_cnots"], result["n_gates"]]
         if self.best is None or key < self.best["key"]:
             self.best = {"key": key, **result}
 
@@ -184,65 +204,149 @@ class DDQNAgent:
               checkpoint_every: int = 100) -> dict[str, list]:
         """Train for `episodes` more episodes; returns the history (lists per episode).
 
-        With `checkpoint`, the agent is saved there every `checkpoint_every` episodes and at the
-        end; ``DDQNAgent.load`` resumes from it.
+        With `checkpoint`, the agent is saved there every `checkpoint_every` episodes, at the
+        end, and when training is interrupted (KeyboardInterrupt is re-raised after the save);
+        ``DDQNAgent.load`` resumes from it. Its folder is created (or refused) before training.
         """
         check_int("episodes", episodes, low=0)
+        check_int("checkpoint_every", checkpoint_every)
+        if checkpoint is not None:
+            check_writable(checkpoint)
         bar = range(episodes)
         if progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(bar, desc=f"KANQAS {self.q_network}")
-        for _ in bar:
-            result = self.run_episode()
-            self.episode += 1
-            if self.curriculum is not None:
-                self.env.threshold = self.curriculum.update(result["success"], result["error"])
-            for k in ("reward", "success", "error", "n_gates", "n_cnots", "depth"):
-                self.history[k].append(result[k])
-            self.history["epsilon"].append(self.epsilon)
-            self.history["threshold"].append(self.env.threshold)
-            if progress:
-                bar.set_postfix(success=f"{np.mean(self.history['success'][-100:]):.2f}", eps=f"{self.epsilon:.2f}")
-            if checkpoint is not None and self.episode % checkpoint_every == 0:
+        try:
+            for _ in bar:
+                self._train_episode()
+                if progress:
+                    bar.set_postfix(success=f"{np.mean(self.history['success'][-100:]):.2f}", eps=f"{self.epsilon:.2f}")
+                if checkpoint is not None and self.episode % checkpoint_every == 0:
+                    self.save(checkpoint)
+        except KeyboardInterrupt:
+            if checkpoint is not None:
                 self.save(checkpoint)
+            raise
         if checkpoint is not None:
             self.save(checkpoint)
         return self.history
 
+    def _train_episode(self) -> None:
+        result = self.run_episode()
+        self.episode += 1
+        if self.curriculum is not None:
+            self.env.threshold = self.curriculum.update(result["success"], result["error"])
+        for k in _HISTORY_FIELDS[:-2]:
+            self.history[k].append(result[k])
+        self.history["epsilon"].append(self.epsilon)
+        self.history["threshold"].append(self.env.threshold)
+
     def evaluate(self) -> dict:
-        """One greedy episode without learning: reward, success, error, counts, circuit."""
+        """One greedy episode without learning: reward, success, goal, error, counts, circuit."""
         return self.run_episode(greedy=True, learn=False)
 
     def best_circuit(self) -> Circuit | None:
         """The best circuit seen in training (lowest error, then fewest CNOTs, then fewest gates)."""
         return None if self.best is None else self.best["circuit"].copy()
 
+    # ------------------------------------------------------------------------------ checkpoints
     def save(self, path: str | Path) -> None:
-        """Checkpoint everything needed to resume training (networks, optimiser, replay, RNGs)."""
+        """Checkpoint everything needed to resume training (networks, optimiser, replay, RNGs).
+
+        Written atomically (a temporary file, then os.replace): a failed save keeps the old file.
+        Only tensors, numbers, strings, lists and dicts: ``load`` reads it with weights_only=True.
+        """
+        best = None if self.best is None else {**self.best, "circuit": self.best["circuit"].to_dict()}
         state = {
-            "q": self.q.state_dict(), "target": self.target.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "buffer": self.buffer.state_dict(), "epsilon": self.epsilon, "episode": self.episode,
-            "updates": self.updates, "history": self.history, "best": self.best, "rng": self.rng.bit_generator.state,
-            "env_rng": self.env.np_random.bit_generator.state, "threshold": self.env.threshold,
+            "format": CHECKPOINT_FORMAT, "q": self.q.state_dict(), "target": self.target.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "buffer": self.buffer.state_dict(), "epsilon": self.epsilon,
+            "episode": self.episode, "updates": self.updates, "history": self.history, "best": best,
+            "rng": self.rng.bit_generator.state, "env_rng": self.env.np_random.bit_generator.state,
+            "threshold": self.env.threshold,
             "curriculum": None if self.curriculum is None else self.curriculum.state_dict(),
         }
-        torch.save(state, path)
+        _atomic_save(state, Path(path))
 
     def load(self, path: str | Path) -> DDQNAgent:
-        """Restore a checkpoint written by ``save`` into this (identically configured) agent."""
-        state = torch.load(path, weights_only=False)
-        self.q.load_state_dict(state["q"])
-        self.target.load_state_dict(state["target"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.buffer.load_state_dict(state["buffer"])
-        self.epsilon, self.episode, self.updates = state["epsilon"], state["episode"], state["updates"]
-        self.history, self.best = state["history"], state["best"]
-        self.rng.bit_generator.state = state["rng"]
+        """Restore a checkpoint written by ``save`` into this (identically configured) agent.
+
+        Reads with torch.load(weights_only=True) (never runs code from the file). Everything is
+        checked before anything is assigned: a missing, corrupt or foreign file, or one from a
+        differently configured agent, raises ValueError and leaves the agent as it was.
+        """
+        path = Path(path)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError as err:
+            raise ValueError(f"no agent checkpoint at {str(path)!r}") from err
+        except Exception as err:  # corrupt, truncated, not a torch file, or holding non-plain objects
+            raise ValueError(f"{str(path)!r} is not a readable agent checkpoint ({type(err).__name__}: {err})") from err
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{str(path)!r} is not a KANQAS agent checkpoint (format {CHECKPOINT_FORMAT!r})")
+        try:
+            restored = self._restore(state)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
+            raise ValueError(f"{str(path)!r} does not fit this agent ({type(err).__name__}: {err})") from err
+        for name, value in restored.items():  # all checks passed: assign
+            setattr(self, name, value)
+        self.env.threshold = state["threshold"]
         if self.episode > 0:  # later episodes reset without a seed: restore the env's generator
             self.env.reset()
             self.env.np_random.bit_generator.state = state["env_rng"]
-        self.env.threshold = state["threshold"]
-        if self.curriculum is not None and state["curriculum"] is not None:
-            self.curriculum.load_state_dict(state["curriculum"])
         return self
+
+    def _restore(self, state: dict) -> dict:
+        """Build every restored attribute from `state` without touching the agent."""
+        q, target = copy.deepcopy(self.q), copy.deepcopy(self.target)
+        q.load_state_dict(state["q"])
+        target.load_state_dict(state["target"])
+        optimizer = type(self.optimizer)(q.parameters(), **self.optimizer.defaults)
+        optimizer.load_state_dict(state["optimizer"])
+        buffer = copy.deepcopy(self.buffer)
+        buffer.load_state_dict(state["buffer"])
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state["rng"]
+        np.random.default_rng().bit_generator.state = state["env_rng"]  # checked here, set after reset
+        self.env.task.check_threshold(state["threshold"])
+        history = state["history"]
+        if not isinstance(history, dict) or set(history) != set(_HISTORY_FIELDS):
+            raise ValueError(f"history must have the fields {list(_HISTORY_FIELDS)}")
+        best = state["best"]
+        if best is not None:
+            best = {**best, "circuit": Circuit.from_dict(best["circuit"])}
+        curriculum = copy.deepcopy(self.curriculum)
+        if (curriculum is None) != (state["curriculum"] is None):
+            raise ValueError("the checkpoint and this agent disagree on having a curriculum")
+        if curriculum is not None:
+            curriculum.load_state_dict(state["curriculum"])
+        counters = {k: state[k] for k in ("epsilon", "episode", "updates")}
+        check_interval("epsilon", counters["epsilon"], 0.0, 1.0)
+        check_int("episode", counters["episode"], low=0)
+        check_int("updates", counters["updates"], low=0)
+        return {"q": q, "target": target, "optimizer": optimizer, "buffer": buffer, "rng": rng, "history": history,
+                "best": best, "curriculum": curriculum, **counters}
+
+
+def check_writable(path: str | Path, arg: str = "checkpoint") -> None:
+    """Create the folder of `path` and check a file can be written there (ValueError naming `arg` if not)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as err:
+        raise ValueError(f"`{arg}` {str(path)!r} is not writable: {err}") from err
+
+
+def _atomic_save(obj, path: Path) -> None:
+    """torch.save to a temporary file beside `path`, then os.replace (the old file survives a failure)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

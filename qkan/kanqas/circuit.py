@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Gate", "Circuit", "FIXED_GATES", "ROTATIONS"]
+__all__ = ["Instruction", "Circuit", "FIXED_GATES", "ROTATIONS"]
 
 #: parameter-free single-qubit gates of the state-preparation gate set
 FIXED_GATES = ("X", "Y", "Z", "H", "T")
@@ -20,8 +20,8 @@ ROTATIONS = ("RX", "RY", "RZ")
 
 
 @dataclass(frozen=True)
-class Gate:
-    """One gate: ``name`` in CNOT | X Y Z H T | RX RY RZ; ``qubits`` = (control, target) for CNOT.
+class Instruction:
+    """One placed gate (an instruction): ``name`` in CNOT | X Y Z H T | RX RY RZ; ``qubits`` = (control, target) for CNOT.
 
     ``param`` indexes the circuit's angle vector for rotations (None for fixed gates).
     """
@@ -37,22 +37,36 @@ class Circuit:
     e.g. Hartree-Fock), then ``gates`` in order; rotation angles live in ``angles``."""
 
     n_qubits: int
-    gates: list[Gate] = field(default_factory=list)
+    gates: list[Instruction] = field(default_factory=list)
     angles: np.ndarray = field(default_factory=lambda: np.zeros(0))
     initial_bits: tuple[int, ...] = ()
 
-    def append(self, name: str, qubits: tuple[int, ...], angle: float | None = None) -> Gate:
+    def append(self, name: str, qubits: tuple[int, ...], angle: float | None = None) -> Instruction:
         """Add a gate (a rotation takes a new angle slot, initialised to ``angle`` or 0)."""
         param = None
         if name in ROTATIONS:
             param = len(self.angles)
             self.angles = np.append(self.angles, 0.0 if angle is None else float(angle))
-        gate = Gate(name, tuple(int(q) for q in qubits), param)
+        gate = Instruction(name, tuple(int(q) for q in qubits), param)
         self.gates.append(gate)
         return gate
 
     def copy(self) -> Circuit:
         return Circuit(self.n_qubits, list(self.gates), self.angles.copy(), self.initial_bits)
+
+    def to_dict(self) -> dict:
+        """Plain types only (str, int, float, lists): loadable with torch.load(weights_only=True)."""
+        return {"n_qubits": self.n_qubits, "initial_bits": list(self.initial_bits),
+                "gates": [[g.name, list(g.qubits), -1 if g.param is None else g.param] for g in self.gates],
+                "angles": [float(a) for a in self.angles]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Circuit:
+        """Inverse of ``to_dict``."""
+        gates = [Instruction(name, tuple(int(q) for q in qubits), None if param < 0 else int(param))
+                 for name, qubits, param in data["gates"]]
+        return cls(int(data["n_qubits"]), gates, np.asarray(data["angles"], dtype=float),
+                   tuple(int(b) for b in data["initial_bits"]))
 
     @property
     def n_params(self) -> int:
@@ -67,12 +81,12 @@ class Circuit:
     def n_cnots(self) -> int:
         return sum(g.name == "CNOT" for g in self.gates)
 
-    def layers(self, *, span: bool = False) -> list[list[Gate]]:
+    def layers(self, *, span: bool = False) -> list[list[Instruction]]:
         """Gates grouped into layers: each gate goes into the first layer free on all its qubits
         (the rule the observation tensor uses); ``span=True`` also blocks the wires between a
         CNOT's control and target (for drawing)."""
         free = [0] * self.n_qubits
-        out: list[list[Gate]] = []
+        out: list[list[Instruction]] = []
         for gate in self.gates:
             qs = _span(gate) if span else gate.qubits
             slot = max(free[q] for q in qs)
@@ -158,7 +172,7 @@ class Circuit:
         return qfunc
 
 
-def _span(gate: Gate) -> range | tuple[int, ...]:
+def _span(gate: Instruction) -> range | tuple[int, ...]:
     """Qubits a gate occupies in a layer drawing (a CNOT blocks the wires between its ends)."""
     if gate.name == "CNOT":
         lo, hi = sorted(gate.qubits)

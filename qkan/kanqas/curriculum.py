@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qkan._checks import check_int
-from qkan.kanqas.tasks import CHEMICAL_ACCURACY
+from qkan.kanqas.ground_state import CHEMICAL_ACCURACY
 
 __all__ = ["MovingThreshold"]
 

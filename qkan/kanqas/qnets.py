@@ -8,9 +8,11 @@ from torch import nn
 
 from qkan.models import QKAN
 
-__all__ = ["BSplineKANLayer", "BSplineKAN", "MLP", "make_q_network", "Q_NETWORKS"]
+__all__ = ["BSplineKANLayer", "BSplineKAN", "MLP", "make_q_network", "fan_in_scaled", "Q_NETWORKS", "DEFAULT_HIDDEN"]
 
 Q_NETWORKS = ("qkan", "kan", "mlp")
+#: default hidden widths (chosen by benchmarks/kanqas.py at 300 episodes; the MLP's is the published one)
+DEFAULT_HIDDEN = {"qkan": [16], "kan": [4], "mlp": [30, 30, 30]}
 
 
 class BSplineKANLayer(nn.Module):
@@ -21,7 +23,8 @@ class BSplineKANLayer(nn.Module):
 
     Args:
         in_dim, out_dim: sizes.
-        grid: number of grid intervals on [grid_range[0], grid_range[1]].
+        grid: number of grid intervals on [grid_range[0], grid_range[1]] (per input; the bases
+            vanish outside the grid extended by k intervals).
         k: spline order (3 = cubic).
 
     Shape:
@@ -34,7 +37,7 @@ class BSplineKANLayer(nn.Module):
         self.in_dim, self.out_dim, self.grid_size, self.k = in_dim, out_dim, grid, k
         h = (grid_range[1] - grid_range[0]) / grid
         knots = torch.arange(-k, grid + k + 1, dtype=torch.float32) * h + grid_range[0]
-        self.register_buffer("knots", knots)  # (grid + 2k + 1,)
+        self.register_buffer("knots", knots.expand(in_dim, -1).clone())  # (I, grid + 2k + 1)
         self.base_weight = nn.Parameter(torch.empty(out_dim, in_dim))
         self.spline_weight = nn.Parameter(torch.empty(out_dim, in_dim * (grid + k)))
         gen = None if seed is None else torch.Generator().manual_seed(seed)
@@ -45,12 +48,12 @@ class BSplineKANLayer(nn.Module):
 
     def bases(self, x: torch.Tensor) -> torch.Tensor:
         """B-spline bases by Cox-de Boor: (N, I) -> (N, I, grid + k)."""
-        t = self.knots.to(x.dtype)
+        t = self.knots.to(x.dtype)  # (I, M)
         x = x.unsqueeze(-1)  # (N, I, 1)
-        b = ((x >= t[:-1]) & (x < t[1:])).to(x.dtype)  # (N, I, grid + 2k): order 0
+        b = ((x >= t[:, :-1]) & (x < t[:, 1:])).to(x.dtype)  # (N, I, grid + 2k): order 0
         for p in range(1, self.k + 1):
-            left = (x - t[: -(p + 1)]) / (t[p:-1] - t[: -(p + 1)]) * b[..., :-1]
-            right = (t[p + 1:] - x) / (t[p + 1:] - t[1:-p]) * b[..., 1:]
+            left = (x - t[:, : -(p + 1)]) / (t[:, p:-1] - t[:, : -(p + 1)]) * b[..., :-1]
+            right = (t[:, p + 1:] - x) / (t[:, p + 1:] - t[:, 1:-p]) * b[..., 1:]
             b = left + right  # (N, I, grid + 2k - p)
         return b
 
@@ -58,15 +61,55 @@ class BSplineKANLayer(nn.Module):
         spline = self.bases(x).reshape(x.shape[0], -1)  # (N, I * (grid + k))
         return F.linear(F.silu(x), self.base_weight) + F.linear(spline, self.spline_weight)
 
+    @torch.no_grad()
+    def update_grid(self, x: torch.Tensor, *, margin: float = 0.01, grid_eps: float = 0.02) -> None:
+        """Move each input's grid to the samples x (N, I) and refit the spline to keep the function.
+
+        As pykan's update_grid_from_samples: grid points at sample quantiles mixed with a
+        uniform grid (weight ``grid_eps``) over [min - margin, max + margin] (at least 0.1 wide),
+        then least squares for the new coefficients on the same samples.
+        """
+        n, g, k = x.shape[0], self.grid_size, self.k
+        c = self.spline_weight.reshape(self.out_dim, self.in_dim, g + k)
+        old = torch.einsum("nim,oim->ino", self.bases(x), c)  # (I, N, O) per-edge spline values
+        xs = x.sort(0).values  # (N, I)
+        lo, hi = xs[0] - margin, xs[-1] + margin
+        widen = (0.1 - (hi - lo)).clamp(min=0) / 2
+        lo, hi = lo - widen, hi + widen
+        adaptive = xs[torch.linspace(0, n - 1, g + 1).round().long()]  # (g + 1, I)
+        adaptive[0], adaptive[-1] = lo, hi
+        uniform = lo + (hi - lo) * torch.linspace(0, 1, g + 1, dtype=x.dtype)[:, None]
+        h = (hi - lo) / g
+        inner = grid_eps * uniform + (1 - grid_eps) * adaptive  # (g + 1, I)
+        inner = torch.cummax(inner, 0).values + 1e-3 * h * torch.arange(g + 1, dtype=x.dtype)[:, None]  # increasing
+        steps = torch.arange(1, k + 1, dtype=x.dtype)[:, None]
+        knots = torch.cat([inner[:1] - steps.flip(0) * h, inner, inner[-1:] + steps * h])  # (g + 2k + 1, I)
+        self.knots.copy_(knots.T)
+        new = self.bases(x).transpose(0, 1)  # (I, N, g + k)
+        coef = torch.linalg.lstsq(new.double(), old.double(), driver="gelsd").solution  # (I, g + k, O)
+        self.spline_weight.copy_(coef.permute(2, 0, 1).reshape(self.out_dim, -1).to(self.spline_weight.dtype))
+
 
 class BSplineKAN(nn.Module):
-    """A stack of BSplineKANLayers, width like [84, 2, 12]: (N, width[0]) -> (N, width[-1])."""
+    """A stack of BSplineKANLayers, width like [84, 2, 12]: (N, width[0]) -> (N, width[-1]).
 
-    def __init__(self, width: list[int], *, grid: int = 5, k: int = 3, seed: int | None = None) -> None:
+    Args:
+        width: layer sizes.
+        grid, k: spline grid intervals and order.
+        input_range: grid range of the first layer (e.g. the observation bounds); later layers
+            use [-1, 1].
+        grid_update: refit every layer's grid to samples in ``update_grid`` (the DDQN agent
+            calls it at every target update, as the published KAN does); False: fixed grids.
+        seed: initialisation seed.
+    """
+
+    def __init__(self, width: list[int], *, grid: int = 5, k: int = 3, input_range: tuple[float, float] = (-1.0, 1.0),
+                 grid_update: bool = False, seed: int | None = None) -> None:
         super().__init__()
-        self.width = list(width)
+        self.width, self.grid_update = list(width), bool(grid_update)
         self.layers = nn.ModuleList(
-            BSplineKANLayer(i, o, grid=grid, k=k, seed=None if seed is None else seed + n)
+            BSplineKANLayer(i, o, grid=grid, k=k, grid_range=input_range if n == 0 else (-1.0, 1.0),
+                            seed=None if seed is None else seed + n)
             for n, (i, o) in enumerate(zip(width[:-1], width[1:]))
         )
 
@@ -74,6 +117,15 @@ class BSplineKAN(nn.Module):
         for layer in self.layers:
             x = layer(x)
         return x
+
+    @torch.no_grad()
+    def update_grid(self, x: torch.Tensor) -> None:
+        """Refit each layer's grid to the activations of samples x (N, width[0]) (if grid_update)."""
+        if not self.grid_update:
+            return
+        for layer in self.layers:
+            layer.update_grid(x)
+            x = layer(x)
 
 
 class MLP(nn.Sequential):
@@ -89,27 +141,52 @@ class MLP(nn.Sequential):
         self.width = list(width)
 
 
+def fan_in_scaled(model: QKAN) -> QKAN:
+    """Scale every layer's edge weights c (post_weight) by 1 / sqrt(in_dim), in place; returns `model`.
+
+    A QKAN layer sums I edge functions with values in [-1, 1]; with c = 1 a hidden unit fed by
+    the 84-288 mostly-zero observation entries of KANQAS carries a random offset of several
+    radians (each edge contributes its own f(0)), which the next DARUAN layer reads as an
+    angle: the Q-function then oscillates wildly in the hidden units. Scaling by 1 / sqrt(I),
+    as torch.nn.Linear does for its weights, keeps hidden angles of order 1 (GHZ-3, 300
+    episodes, seed 0: success rate 0.01 with c = 1 and hidden [4], 0.43 fan-in scaled with
+    hidden [8]; see README "Quantum architecture search" for the 3-seed table).
+    """
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.post_weight.mul_(layer.in_dim ** -0.5)
+    return model
+
+
 def make_q_network(kind: str, in_dim: int, out_dim: int, *, hidden: list[int] | None = None,
-                   seed: int | None = None, **options) -> nn.Module:
+                   seed: int | None = None, input_range: tuple[float, float] = (0.0, 1.0), **options) -> nn.Module:
     """Q-network (N, in_dim) -> (N, out_dim).
 
     Args:
-        kind: "qkan" (qkan.QKAN, closed-form DARUAN edges, default hidden [2], reps 3),
-            "kan" (B-spline KAN, default hidden [2], grid 5, k 3: the published [84, 2, 12]
-            for Bell) or "mlp" (default hidden [30, 30, 30], ReLU).
+        kind: "qkan" (qkan.QKAN with closed-form DARUAN edges, reps 3, edge weights scaled
+            by fan-in (see ``fan_in_scaled``; ``fan_in=False`` keeps c = 1), default hidden [16]),
+            "kan" (B-spline KAN, grid 5, k 3, default hidden [4]; the published Bell network
+            is hidden [2]; ``grid_update=True`` refits grids from samples) or "mlp" (default
+            hidden [30, 30, 30], ReLU, as published).
         hidden: hidden layer widths.
         seed: parameter initialisation seed (torch's global generator for the MLP).
-        **options: extra options (qkan: QKANLayer options such as reps, ansatz; kan: grid, k).
+        input_range: (low, high) of the inputs (the env's observation bounds): the B-spline
+            KAN's first grid covers it.
+        **options: extra options (qkan: QKANLayer options such as reps, ansatz; kan: grid, k,
+            grid_update).
     """
     if kind not in Q_NETWORKS:
         raise ValueError(f"`q_network` must be one of {list(Q_NETWORKS)}; got {kind!r}")
     if hidden is None:
-        hidden = [30, 30, 30] if kind == "mlp" else [2]
+        hidden = DEFAULT_HIDDEN[kind]
     width = [in_dim, *hidden, out_dim]
     if kind == "qkan":
         options.setdefault("reps", 3)
-        return QKAN(width, seed=seed, **options)
+        fan_in = options.pop("fan_in", True)
+        model = QKAN(width, seed=seed, **options)
+        return fan_in_scaled(model) if fan_in else model
     if kind == "kan":
+        options.setdefault("input_range", input_range)
         return BSplineKAN(width, seed=seed, **options)
     if options:
         raise ValueError(f"the mlp Q-network takes no options; got {sorted(options)}")

@@ -16,6 +16,7 @@ from functools import lru_cache
 
 import torch
 
+from qkan._checks import check_interval
 from qkan.kanqas.circuit import Circuit
 from qkan.simulators.gates import complex_dtype, fixed_gate, rotation
 
@@ -33,9 +34,7 @@ class Noise:
 
     def __post_init__(self) -> None:
         for arg in ("p1", "p2"):
-            value = getattr(self, arg)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise ValueError(f"`{arg}` must be a probability in [0, 1]; got {value!r}")
+            object.__setattr__(self, arg, check_interval(arg, getattr(self, arg), 0.0, 1.0))
 
     @property
     def is_zero(self) -> bool:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from qkan.kanqas.circuit import Circuit
-from qkan.kanqas.simulator import Noise, apply_gate, expectation, fidelity, initial_state, run
+from qkan.kanqas.statevector import Noise, apply_gate, expectation, fidelity, initial_state, run
 
 qi = pytest.importorskip("qiskit.quantum_info")
 noise_mod = pytest.importorskip("qiskit_aer.noise")
@@ -113,7 +113,7 @@ def test_noisy_bell_fidelity_cap():
 
 
 def test_simulator_validation():
-    with pytest.raises(ValueError, match="`p1` must be a probability"):
+    with pytest.raises(ValueError, match="`p1` must be a number in \\[0, 1\\]"):
         Noise(1.5, 0.0)
     with pytest.raises(ValueError, match="`n` must be an int in"):
         initial_state(9)

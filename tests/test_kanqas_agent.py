@@ -1,0 +1,210 @@
+"""DDQNAgent robustness: checkpoints that never run code and never half-load, atomic saves,
+argument checks, Ctrl-C in training and in `qkan search`."""
+
+import argparse
+
+import pytest
+import torch
+
+from qkan.kanqas import CircuitEnv, DDQNAgent, Noise
+from qkan.kanqas import agent as agent_module
+
+
+def _agent(**kw):
+    return DDQNAgent(CircuitEnv("bell"), q_network="mlp", seed=0, batch_size=16, buffer_size=500, **kw)
+
+
+def _params(agent):
+    return [p.detach().clone() for p in agent.q.parameters()]
+
+
+class _Exploit:
+    """Unpickling this runs code (the attack weights_only=True loading refuses)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('pwned')",))
+
+
+def test_load_never_runs_code_from_the_file(tmp_path):
+    path, marker = tmp_path / "evil.pt", tmp_path / "marker"
+    torch.save({"format": agent_module.CHECKPOINT_FORMAT, "q": _Exploit(marker)}, path)
+    agent = _agent()
+    with pytest.raises(ValueError, match="not a readable agent checkpoint"):
+        agent.load(path)
+    assert not marker.exists()
+
+
+def test_corrupt_foreign_and_missing_files(tmp_path):
+    agent = _agent()
+    before = _params(agent)
+    (tmp_path / "junk.pt").write_bytes(b"\x00not a checkpoint" * 10)
+    with pytest.raises(ValueError, match="not a readable agent checkpoint"):
+        agent.load(tmp_path / "junk.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="not a KANQAS agent checkpoint"):
+        agent.load(tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="no agent checkpoint at"):
+        agent.load(tmp_path / "missing.pt")
+    agent.train(3, progress=False, checkpoint=tmp_path / "good.pt")
+    data = (tmp_path / "good.pt").read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
+    fresh = _agent()
+    with pytest.raises(ValueError, match="not a readable agent checkpoint"):
+        fresh.load(tmp_path / "truncated.pt")
+    assert all(torch.equal(a, b) for a, b in zip(before, _params(fresh)))
+
+
+def test_a_checkpoint_that_does_not_fit_leaves_the_agent_untouched(tmp_path):
+    big = DDQNAgent(CircuitEnv("bell"), q_network="mlp", seed=1, batch_size=16, buffer_size=2000)
+    big.train(40, progress=False, checkpoint=tmp_path / "big.pt")
+    assert big.buffer.size > 100
+    small = DDQNAgent(CircuitEnv("bell"), q_network="mlp", seed=0, batch_size=16, buffer_size=100)
+    small.train(2, progress=False)
+    before, history = _params(small), {k: list(v) for k, v in small.history.items()}
+    with pytest.raises(ValueError, match="does not fit this agent"):
+        small.load(tmp_path / "big.pt")
+    assert all(torch.equal(a, b) for a, b in zip(before, _params(small)))
+    assert small.episode == 2 and small.history == history and small.buffer.size <= 100
+    other_net = DDQNAgent(CircuitEnv("bell"), q_network="mlp", hidden=[7], seed=0, buffer_size=2000)
+    with pytest.raises(ValueError, match="does not fit this agent"):
+        other_net.load(tmp_path / "big.pt")
+
+
+def test_checkpoint_holds_plain_data_only_and_resumes_best_circuit(tmp_path):
+    agent = _agent()
+    agent.train(20, progress=False, checkpoint=tmp_path / "a.pt")
+    state = torch.load(tmp_path / "a.pt", weights_only=True)  # would raise on any pickled object
+    assert state["format"] == agent_module.CHECKPOINT_FORMAT and state["episode"] == 20
+    clone = _agent().load(tmp_path / "a.pt")
+    assert clone.best_circuit().draw() == agent.best_circuit().draw()
+    assert clone.best["key"] == agent.best["key"]
+
+
+def test_a_failed_save_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    agent = _agent()
+    agent.train(2, progress=False, checkpoint=path)
+    good = path.read_bytes()
+
+    def broken_save(obj, f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        agent.save(path)
+    assert path.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temporary file left
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"gamma": 5.0}, r"`gamma` must be a number in \(0, 1\]"),
+    ({"gamma": 0.0}, r"`gamma` must be a number in \(0, 1\]"),
+    ({"eps_start": -3.0}, r"`eps_start` must be a number in \[0, 1\]"),
+    ({"eps_decay": 0.0}, r"`eps_decay` must be a number in \(0, 1\]"),
+    ({"eps_decay": 2.0}, r"`eps_decay` must be a number in \(0, 1\]"),
+    ({"eps_min": 1.5}, r"`eps_min` must be a number in \[0, 1\]"),
+    ({"batch_size": 0}, "`batch_size` must be an int >= 1"),
+    ({"lr": float("nan")}, "`lr` must be a number in"),
+    ({"lr": -1.0}, "`lr` must be a number in"),
+])
+def test_agent_arguments_are_checked(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DDQNAgent(CircuitEnv("bell"), q_network="mlp", **kwargs)
+
+
+def test_env_and_noise_arguments_are_checked():
+    with pytest.raises(ValueError, match="`max_depth` must be an int >= 1"):
+        CircuitEnv("bell", max_depth=0)
+    with pytest.raises(ValueError, match="`p1` must be a number in \\[0, 1\\]"):
+        Noise(2.0, 0.5)
+    with pytest.raises(ValueError, match="`p2` must be a number in \\[0, 1\\]"):
+        CircuitEnv("bell", noise=(0.1, 5))
+
+
+def test_checkpoint_every_and_folder_checked_before_training(tmp_path):
+    agent = _agent()
+    with pytest.raises(ValueError, match="`checkpoint_every` must be an int >= 1"):
+        agent.train(5, progress=False, checkpoint=tmp_path / "c.pt", checkpoint_every=0)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="`checkpoint` .* is not writable"):
+        agent.train(5, progress=False, checkpoint=tmp_path / "file" / "c.pt")
+    assert agent.episode == 0  # refused before any episode
+    agent.train(1, progress=False, checkpoint=tmp_path / "new" / "dir" / "c.pt")  # missing folders are created
+    assert (tmp_path / "new" / "dir" / "c.pt").exists()
+
+
+def _interrupt_after(monkeypatch, episodes):
+    calls = {"n": 0}
+    original = DDQNAgent.run_episode
+
+    def run_episode(self, **kw):
+        calls["n"] += 1
+        if calls["n"] > episodes:
+            raise KeyboardInterrupt
+        return original(self, **kw)
+
+    monkeypatch.setattr(DDQNAgent, "run_episode", run_episode)
+
+
+def test_keyboard_interrupt_saves_a_resumable_checkpoint(tmp_path, monkeypatch):
+    agent = _agent()
+    _interrupt_after(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        agent.train(10, progress=False, checkpoint=tmp_path / "c.pt")
+    monkeypatch.undo()
+    clone = _agent().load(tmp_path / "c.pt")
+    assert clone.episode == 3 and len(clone.history["reward"]) == 3
+    clone.train(2, progress=False)
+    assert clone.episode == 5
+
+
+def _search(argv):
+    from qkan.kanqas.cli import add_parser
+
+    parser = argparse.ArgumentParser(prog="qkan")
+    add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["search", "--no-progress", "--q-network", "mlp", *argv])
+    return args.func(args)
+
+
+def test_search_ctrl_c_saves_prints_one_line_and_exits_130(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "run" / "agent.pt"
+    _interrupt_after(monkeypatch, 4)
+    assert _search(["--episodes", "50", "--checkpoint", str(path)]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "interrupted after 4 episodes" in err[0] and str(path) in err[0]
+    monkeypatch.undo()
+    assert _search(["--episodes", "3", "--resume", str(path)]) == 0
+    assert "episodes 7" in capsys.readouterr().out  # 4 resumed + 3 more
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--max-depth", "0"], "`max_depth` must be an int >= 1"),
+    (["--batch-size", "0"], "`batch_size` must be an int >= 1"),
+    (["--eps-decay", "2"], "`eps_decay` must be a number in"),
+    (["--noise", "2,5"], "`p1` must be a number in [0, 1]"),
+    (["--episodes", "0"], "--episodes must be >= 1"),
+    (["--resume", "/nonexistent/agent.pt"], "no agent checkpoint at"),
+])
+def test_search_bad_arguments_are_one_line_errors(argv, message, capsys):
+    assert _search(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("qkan search: error: ") and message in err[0]
+
+
+
+def test_checkpoint_with_wrong_fields_is_refused_whole(tmp_path):
+    agent = _agent()
+    agent.train(3, progress=False, checkpoint=tmp_path / "c.pt")
+    state = torch.load(tmp_path / "c.pt", weights_only=True)
+    for field, bad in (("buffer", 3), ("history", {"reward": []}), ("epsilon", 7.0), ("rng", "x"), ("best", {"key": 1})):
+        torch.save({**state, field: bad}, tmp_path / "bad.pt")
+        fresh = _agent()
+        before = _params(fresh)
+        with pytest.raises(ValueError, match="does not fit this agent"):
+            fresh.load(tmp_path / "bad.pt")
+        assert fresh.episode == 0 and all(torch.equal(a, b) for a, b in zip(before, _params(fresh)))
