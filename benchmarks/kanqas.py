@@ -1,7 +1,7 @@
 """KANQAS benchmark: speed against the published design; search success of QKAN / KAN / MLP
 Q-networks beside a random policy on every task.
 
-Sections (table + JSON in benchmarks/results/kanqas.json):
+Sections (table + JSON in benchmarks/results/kanqas.json, or --json PATH):
   speed    episodes per second of DDQN training at the published settings (Bell, Q-network
            width [84, 2, 12], batch 500, one update per step), side by side in one process:
            the published design (an Aer density-matrix simulation of the whole circuit every
@@ -23,14 +23,12 @@ Run: python benchmarks/kanqas.py [--quick] [--sections speed,search] [--tasks be
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import _harness as h  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -39,7 +37,6 @@ from torch import nn  # noqa: E402
 from qkan.kanqas import CircuitEnv, DDQNAgent  # noqa: E402
 from qkan.kanqas.qnets import BSplineKANLayer  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 NOISE = (0.3, 0.2)
 
 
@@ -112,10 +109,11 @@ def _time_training(env: CircuitEnv, q_network, episodes: int, batch: int = 500) 
     agent = DDQNAgent(env, q_network=q_network, hidden=hidden, batch_size=batch, buffer_size=15000, seed=0)
     while agent.buffer.size < batch:  # fill one batch (no learning yet), not timed
         agent.run_episode()
-    steps0, t0, c0 = agent.buffer.size, time.perf_counter(), time.process_time()
-    for _ in range(episodes):
-        agent.run_episode()
-    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    steps0 = agent.buffer.size
+    with h.Stopwatch() as sw:
+        for _ in range(episodes):
+            agent.run_episode()
+    dt, cpu = sw.wall_s, sw.cpu_s
     steps = agent.buffer.size - steps0
     return {"episodes_per_s": episodes / dt, "episodes_per_cpu_s": episodes / cpu, "ms_per_step": 1e3 * dt / steps,
             "cpu_ms_per_step": 1e3 * cpu / steps, "params": agent.n_parameters}
@@ -156,14 +154,15 @@ def _time_simulators(repeats: int) -> dict:
     actions = rng.integers(0, slow.action_space.n, size=12)
     out = {}
     for key, env in (("aer", slow), ("ours", fast)):
-        t0, c0, count = time.perf_counter(), time.process_time(), 0
-        while count < repeats:
-            env.reset(seed=0)
-            for a in actions:
-                env.step(int(a))
-                count += 1
-        out[f"{key}_ms"] = 1e3 * (time.perf_counter() - t0) / count
-        out[f"{key}_cpu_ms"] = 1e3 * (time.process_time() - c0) / count
+        count = 0
+        with h.Stopwatch() as sw:
+            while count < repeats:
+                env.reset(seed=0)
+                for a in actions:
+                    env.step(int(a))
+                    count += 1
+        out[f"{key}_ms"] = 1e3 * sw.wall_s / count
+        out[f"{key}_cpu_ms"] = 1e3 * sw.cpu_s / count
     return out
 
 
@@ -188,17 +187,17 @@ def _run_search(task: str, policy: str, seed: int, episodes: int, network_option
                       network_options=network_options.get(policy), **options)
     if policy == "random":
         agent.epsilon = agent.eps_min = 1.0  # act() then always draws a uniform legal action
-    t0, c0 = time.perf_counter(), time.process_time()
-    if policy == "random":
-        history = {"success": [], "goal": []}
-        for _ in range(episodes):
-            result = agent.run_episode(learn=False)
-            agent.episode += 1
-            history["success"].append(result["success"])
-            history["goal"].append(result["goal"])
-    else:
-        history = agent.train(episodes, progress=False)
-    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    with h.Stopwatch() as sw:
+        if policy == "random":
+            history = {"success": [], "goal": []}
+            for _ in range(episodes):
+                result = agent.run_episode(learn=False)
+                agent.episode += 1
+                history["success"].append(result["success"])
+                history["goal"].append(result["goal"])
+        else:
+            history = agent.train(episodes, progress=False)
+    dt, cpu = sw.wall_s, sw.cpu_s
     greedy = None if policy == "random" else agent.evaluate()
     goals = [k for k, g in enumerate(history["goal"]) if g]
     best = agent.best
@@ -237,7 +236,7 @@ def section_search(tasks: list[str], policies: list[str], seeds: list[int], epis
         for policy in policies:
             for seed in seeds:
                 runs.append(_run_search(task, policy, seed, episodes, network_options, mask, agent_options))
-                path.write_text(json.dumps(out, indent=1))  # keep partial results
+                h.write_json(path, out)  # keep partial results
                 r = runs[-1]
                 print(f"  {task} {policy} seed {seed}: success {r['success_rate']:.3f} goal {r['goal_rate']:.3f} "
                       f"greedy {r['greedy_goal']} ({r['episodes_per_s']:.1f} ep/s)", flush=True)
@@ -263,8 +262,7 @@ def _agent_options(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a small run (seconds)")
+    parser = h.make_parser("kanqas", __doc__)
     parser.add_argument("--sections", default="speed,search", help="comma-separated: speed, search")
     parser.add_argument("--tasks", default="bell,ghz3", help="search tasks, e.g. bell,ghz3,h2,lih,bell:noisy")
     parser.add_argument("--policies", default=",".join(POLICIES), help="comma-separated: random, qkan, kan, mlp")
@@ -275,19 +273,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--mask", default="previous", help="action mask: previous (default) | qubit (published)")
     parser.add_argument("--kan-hidden", default=None, help="hidden widths of the qkan/kan Q-networks, e.g. 16 or 8,8")
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the agent's, 5e-3)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--out", default=str(RESULTS / "kanqas.json"), help="JSON output path")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    args = h.parse_args(parser, argv)
     seeds = args.seeds or (1 if args.quick else 3)
     episodes = args.episodes or (10 if args.quick else 300)
     sections = args.sections.split(",")
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(args.json)
     out: dict = {"quick": args.quick, "threads": args.threads, "seeds": seeds, "episodes": episodes}
     if "speed" in sections:
         out["speed"] = section_speed(args.quick)
-        path.write_text(json.dumps(out, indent=1))
+        h.write_json(path, out)
     if "search" in sections:
         options = {"kan": {"grid_update": True}} if args.kan_grid_update else {}
         out["kan_grid_update"], out["mask"], out["lr"] = args.kan_grid_update, args.mask, args.lr
@@ -295,9 +289,7 @@ def main(argv: list[str] | None = None) -> dict:
         seed_list = list(range(args.first_seed, args.first_seed + seeds))
         out["search"] = section_search(args.tasks.split(","), args.policies.split(","), seed_list, episodes, options,
                                        args.mask, _agent_options(args), out, path)
-        path.write_text(json.dumps(out, indent=1))
-    print(f"\nwrote {path}")
-    return out
+    return h.save(args, "kanqas", [*out.get("speed", []), *out.get("search", [])], **out)
 
 
 if __name__ == "__main__":

@@ -48,22 +48,18 @@ def test_quick_run_writes_rows(script, tmp_path):
     missing = [m for m in EXTRAS.get(script.stem, []) if importlib.util.find_spec(m) is None]
     if missing:
         pytest.skip(f"needs {missing}")
-    uses_harness = "import _harness" in script.read_text()
-    # scripts on the shared harness take --json; the others still write benchmarks/results/<name>.json
-    out = tmp_path / f"{script.stem}.json" if uses_harness else BENCHMARKS / "results" / f"{script.stem}.json"
+    assert "import _harness" in script.read_text(), f"{script.name} must use the shared benchmarks/_harness.py"
+    out = tmp_path / f"{script.stem}.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
         [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
-    cmd = [sys.executable, str(script), "--quick"] + (["--json", str(out)] if uses_harness else [])
     start = time.time()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    proc = subprocess.run([sys.executable, str(script), "--quick", "--json", str(out)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT_S)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert out.stat().st_mtime >= start - 1, f"{out} was not written"
     result = json.loads(out.read_text())
-    if uses_harness:
-        assert result["benchmark"] == script.stem and result["config"]["quick"] is True
-        assert isinstance(result["rows"], list) and result["rows"] and all(isinstance(r, dict) for r in result["rows"])
-    else:
-        assert any(isinstance(v, list) and v for v in result.values()), sorted(result)
+    assert result["benchmark"] == script.stem and result["config"]["quick"] is True
+    assert isinstance(result["rows"], list) and result["rows"] and all(isinstance(r, dict) for r in result["rows"])
 
 
 def test_harness_timer_table_and_atomic_json(tmp_path):
