@@ -56,7 +56,7 @@ def check_interval(arg: str, value, low: float, high: float, *, open_low: bool =
     TypeError naming `arg` for a non-number (bools included), ValueError for NaN, infinity or a
     value outside the interval.
     """
-    expected = f"a finite number in {'(' if open_low else '['}{low:g}, {high:g}]"
+    expected = f"a number in {'(' if open_low else '['}{low:g}, {high:g}]"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{arg}` must be {expected}; got {value!r} ({type(value).__name__})")
     if not math.isfinite(value) or not (low < value if open_low else low <= value) or not value <= high:
