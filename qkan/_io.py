@@ -32,6 +32,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise _naming(err, path) from None
     os.close(fd)
     try:
+        os.chmod(tmp, _new_file_mode(path))  # mkstemp makes 0600; the result gets an ordinary file's mode
         yield Path(tmp)
         try:
             os.replace(tmp, path)
@@ -40,6 +41,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _new_file_mode(path: Path) -> int:
+    """The mode `path` has, or the mode a newly created file gets under the current umask."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _naming(err: OSError, path: Path) -> OSError:

@@ -317,3 +317,21 @@ def test_save_errors_name_the_target(tmp_path):
     with pytest.raises(IsADirectoryError, match=f"cannot write {str(tmp_path)!r}"):
         model.save(tmp_path)
     assert list(tmp_path.iterdir()) == []  # no temporary file left
+
+
+def test_atomic_writes_give_ordinary_file_modes(tmp_path):
+    import os
+    import stat
+
+    from qkan._io import atomic_write_text
+
+    umask = os.umask(0o022)
+    try:
+        atomic_write_text("a", tmp_path / "new.txt")
+        assert stat.S_IMODE((tmp_path / "new.txt").stat().st_mode) == 0o644  # not mkstemp's 0600
+        (tmp_path / "kept.txt").write_text("x")
+        os.chmod(tmp_path / "kept.txt", 0o640)
+        atomic_write_text("b", tmp_path / "kept.txt")
+        assert stat.S_IMODE((tmp_path / "kept.txt").stat().st_mode) == 0o640  # an existing file keeps its mode
+    finally:
+        os.umask(umask)

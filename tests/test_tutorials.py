@@ -17,7 +17,8 @@ import pytest
 TUTORIALS_DIR = Path(__file__).resolve().parent.parent / "tutorials"
 TUTORIALS = sorted(TUTORIALS_DIR.glob("*.ipynb"))
 #: notebooks committed with their outputs and at least one figure (others join as they are executed)
-STORED = ["01_quickstart.ipynb", "04_hqkan_transformer.ipynb"]
+STORED = ["01_quickstart.ipynb", "02_pennylane.ipynb", "03_qiskit_ibm.ipynb", "04_hqkan_transformer.ipynb",
+          "05_kanqas.ipynb", "06_digits.ipynb"]
 
 
 def _outputs(notebook) -> list[dict]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,17 +24,14 @@ def execute(path: Path, timeout: int) -> None:
     import nbclient
     import nbformat
 
+    from qkan._io import atomic_path
+
     notebook = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    notebook.metadata.pop("widgets", None)  # widget state of an earlier run is stale
     client.execute()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            nbformat.write(notebook, f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        nbformat.write(notebook, str(tmp))
 
 
 def main(argv: list[str] | None = None) -> int:

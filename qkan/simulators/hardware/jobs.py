@@ -64,7 +64,7 @@ def run_tasks(tasks: list[Task], *, backend: str, stage: str, layer: str,
     Raises:
         QiskitJobError: a job failed to submit or run (the callback hears "failed" first).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # a text bar: silent for `delay` seconds, where a notebook widget is not
 
     jobs: list = []
     job = None
