@@ -305,9 +305,8 @@ class QKANLayer(nn.Module):
 
     def base_term(self, x: torch.Tensor) -> torch.Tensor | float:
         """sum_i m_ji beta_ji base(x_i): (N, I) -> (N, O), or 0. without a base."""
-        if self._base_fn is None:
-            return 0.0
-        return F.linear(self._base_fn(x), self.mask * self.base_weight)
+        parts = self.base_parts(x)
+        return 0.0 if parts is None else F.linear(*parts)
 
     def base_parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(base(x) (N, I), m * beta (O, I)), whose product is base_term(x); None without a base.
@@ -327,8 +326,10 @@ class QKANLayer(nn.Module):
         Summed over inputs (plus the output bias) it is combine_edges(f, x).
         """
         phi = self.mask * self.post_weight * (f + self.post_bias)
-        if self._base_fn is not None:
-            phi = phi + (self.mask * self.base_weight) * self._base_fn(x).unsqueeze(-2)  # (N, 1, I) against (O, I)
+        parts = self.base_parts(x)
+        if parts is not None:
+            values, weight = parts
+            phi = phi + weight * values.unsqueeze(-2)  # (N, 1, I) against (O, I)
         return phi
 
     def hidden_input(self, h: torch.Tensor) -> torch.Tensor:
