@@ -60,8 +60,8 @@ def _naming(err: OSError, path: Path) -> OSError:
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """torch.save(obj) to `path` atomically (the previous file survives any failure)."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def atomic_write_text(text: str, path: str | os.PathLike) -> None:
@@ -90,11 +90,14 @@ def load_checkpoint(path: str | os.PathLike, what: str, fmt: str, map_location: 
     return blob
 
 
-def check_writable(folder: str | os.PathLike) -> Path:
+def check_writable(folder: str | os.PathLike, arg: str | None = None) -> Path:
     """Create `folder` if needed and check a file can be written there (before long work starts).
 
+    Args:
+        folder: the folder files will go to.
+        arg: the argument that named it, for the message (e.g. "--checkpoint").
     Raises:
-        ValueError naming the folder when it cannot be created or written.
+        ValueError naming the folder (and `arg`) when it cannot be created or written.
     """
     folder = Path(folder)
     try:
@@ -102,5 +105,8 @@ def check_writable(folder: str | os.PathLike) -> Path:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".qkan-write-test"):
             pass
     except OSError as err:
-        raise ValueError(f"cannot write to {str(folder)!r}: {err.strerror or err}") from None
+        reason = err.strerror or err
+        if arg is not None:
+            raise ValueError(f"`{arg}` folder {str(folder)!r} is not writable: {reason}") from None
+        raise ValueError(f"cannot write to {str(folder)!r}: {reason}") from None
     return folder

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +11,12 @@ import torch
 import torch.nn.functional as F
 
 from qkan._checks import check_int, check_interval
+from qkan._io import atomic_save, check_writable
 from qkan.kanqas.circuit import Circuit
 from qkan.kanqas.env import CircuitEnv
 from qkan.kanqas.qnets import make_q_network
 
-__all__ = ["DDQNAgent", "ReplayBuffer", "CHECKPOINT_FORMAT", "check_writable"]
+__all__ = ["DDQNAgent", "ReplayBuffer", "CHECKPOINT_FORMAT"]
 
 #: format tag of agent checkpoints (plain tensors, numbers, strings, lists and dicts only)
 CHECKPOINT_FORMAT = "qkan.kanqas.DDQNAgent/2"
@@ -211,7 +210,7 @@ class DDQNAgent:
         check_int("episodes", episodes, low=0)
         check_int("checkpoint_every", checkpoint_every)
         if checkpoint is not None:
-            check_writable(checkpoint)
+            check_writable(Path(checkpoint).parent, "checkpoint")
         bar = range(episodes)
         if progress:
             from tqdm.auto import tqdm
@@ -266,7 +265,7 @@ class DDQNAgent:
             "threshold": self.env.threshold,
             "curriculum": None if self.curriculum is None else self.curriculum.state_dict(),
         }
-        _atomic_save(state, Path(path))
+        atomic_save(state, path)
 
     def load(self, path: str | Path) -> DDQNAgent:
         """Restore a checkpoint written by ``save`` into this (identically configured) agent.
@@ -326,27 +325,3 @@ class DDQNAgent:
         check_int("updates", counters["updates"], low=0)
         return {"q": q, "target": target, "optimizer": optimizer, "buffer": buffer, "rng": rng, "history": history,
                 "best": best, "curriculum": curriculum, **counters}
-
-
-def check_writable(path: str | Path, arg: str = "checkpoint") -> None:
-    """Create the folder of `path` and check a file can be written there (ValueError naming `arg` if not)."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
-            pass
-    except OSError as err:
-        raise ValueError(f"`{arg}` {str(path)!r} is not writable: {err}") from err
-
-
-def _atomic_save(obj, path: Path) -> None:
-    """torch.save to a temporary file beside `path`, then os.replace (the old file survives a failure)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 __all__ = ["add_parser", "run"]
 
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from qkan.kanqas import CircuitEnv, DDQNAgent
-    from qkan.kanqas.agent import check_writable
+    from qkan._io import check_writable
 
     checkpoint = args.checkpoint or INTERRUPT_CHECKPOINT
     try:
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         if args.resume:
             agent.load(args.resume)
         if args.checkpoint:
-            check_writable(args.checkpoint, "--checkpoint")
+            check_writable(Path(args.checkpoint).parent, "--checkpoint")
     except (ValueError, TypeError) as err:
         return _fail(str(err))
     try:
