@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 import textwrap
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from qkan._checks import check_int, check_number
+from qkan._io import atomic_path
 from qkan.interpret import attribution, edge_activations
 from qkan.layers import QKANLayer
 
@@ -33,8 +35,11 @@ def _figure(figsize: tuple[float, float]) -> Figure:
 
 
 def _save(fig: Figure, path) -> None:
+    """Write `fig` to `path` atomically, in the format its suffix names (png when it has none)."""
     if path is not None:
-        fig.savefig(path, bbox_inches="tight", dpi=120)
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, bbox_inches="tight", dpi=120, format=path.suffix.lstrip(".") or "png")
 
 
 def _sample_input(model: nn.Module, x: torch.Tensor | None) -> torch.Tensor:
