@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from qkan._checks import check_int, check_interval
 from qkan._io import atomic_save, check_writable
+from qkan._progress import progress_bar
 from qkan.kanqas.circuit import Circuit
 from qkan.kanqas.env import CircuitEnv
 from qkan.kanqas.qnets import make_q_network
@@ -211,11 +212,7 @@ class DDQNAgent:
         check_int("checkpoint_every", checkpoint_every)
         if checkpoint is not None:
             check_writable(Path(checkpoint).parent, "checkpoint")
-        bar = range(episodes)
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(bar, desc=f"KANQAS {self.q_network}")
+        bar = progress_bar(range(episodes), progress, desc=f"KANQAS {self.q_network}")
         try:
             for _ in bar:
                 self._train_episode()
