@@ -313,7 +313,11 @@ class QKANLayer(nn.Module):
         For evaluators that fold the base term into their own matrix product."""
         if self._base_fn is None:
             return None
-        return self._base_fn(x), self.mask * self.base_weight
+        return self._base_fn(x), self.base_weights()
+
+    def base_weights(self) -> torch.Tensor | None:
+        """m * beta (O, I), the base term's weights (see base_parts); None without a base."""
+        return None if self._base_fn is None else self.mask * self.base_weight
 
     def combine_edges(self, f: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The layer formula from edge values: f (N, O, I), x (N, I) -> (N, O)."""

@@ -218,11 +218,12 @@ class FourierEvaluator(Evaluator):
             from qkan.simulators.native.fourier_ops import closed_form_layer
 
             scale, const = layer.edge_weights()
+            base = ("silu", layer.base_weights()) if layer.base == "silu" else layer.base_parts(x)  # silu: computed natively
             if torch.is_grad_enabled() and layer.theta.requires_grad:  # the compile runs inside the same node
-                return closed_form_layer(x, scale, const, layer.base_parts(x), ansatz=layer.ansatz, theta=layer.theta)
+                return closed_form_layer(x, scale, const, base, ansatz=layer.ansatz, theta=layer.theta)
             a0, a, b = self._coefficients(layer, False)  # the cached compile
             coeffs = torch.cat([a0.unsqueeze(-1), a, b], dim=-1).movedim(-1, 0)
-            return closed_form_layer(x, scale, const, layer.base_parts(x), coeffs=coeffs)
+            return closed_form_layer(x, scale, const, base, coeffs=coeffs)
         a0, ab, freq = self._compiled(layer)
         scale, const = layer.edge_weights()  # (O, I), (O,)
         W = (scale.unsqueeze(1) * ab).reshape(layer.out_dim, -1)  # (O, 2K*I)

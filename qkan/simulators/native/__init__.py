@@ -32,7 +32,7 @@ SOURCES = (_HERE / "su2_kernel.cpp", _HERE / "prepare_kernel.cpp", _HERE / "four
 _HEADERS = (_HERE / "simd.h", _HERE / "circuit.h")
 FLAGS = ("-O3", "-std=gnu++17", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=fast", "-pthread", "-Wno-psabi")
 #: bumped with the C ABI; checked after loading
-ABI_VERSION = 3
+ABI_VERSION = 4
 
 _lock = threading.Lock()
 _state: dict = {}  # "lib": ctypes.CDLL | None, "reason": str | None, "path": Path
@@ -106,7 +106,7 @@ def load() -> ctypes.CDLL | None:
                 p64 = ctypes.POINTER(ctypes.c_int64)
                 lib.qkan_prepare.argtypes = [ctypes.c_int, p64, p64, ctypes.POINTER(ctypes.c_void_p)]
                 lib.qkan_prepare.restype = ctypes.c_int
-                for fn in (lib.qkan_fourier_compile, lib.qkan_fourier_features):
+                for fn in (lib.qkan_fourier_compile, lib.qkan_fourier_features, lib.qkan_fourier_weights):
                     fn.argtypes = [ctypes.c_int, p64, ctypes.POINTER(ctypes.c_void_p)]
                     fn.restype = ctypes.c_int
                 _state["lib"], _state["path"] = lib, path

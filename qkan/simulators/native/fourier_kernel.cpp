@@ -12,7 +12,13 @@
 // qkan_fourier_features: x (N, I) -> phi (N, slots, I) with phi[:, k-1] = cos(k x), phi[:, K+k-1] =
 //   sin(k x) (k = 1..K; slots >= 2K, further slots untouched), by one sin/cos and the angle
 //   addition recurrence; backward dx = sum_k k (g_sin cos(k x) - g_cos sin(k x)), read from phi.
-//   dims: N, I, K, slots, backward, threads. ptrs: x, phi, g_phi, g_x.
+//   With base 1 slot 2K holds silu(x) (the layer's base term, folded into the same product).
+//   dims: N, I, K, slots, base, backward, threads. ptrs: x, phi, g_phi, g_x.
+//
+// qkan_fourier_weights: coefficients (1 + 2K, O', I') and the edge weights -> the layer's matrix
+//   W (O, S, I) and bias (O) (see Weights below); backward to the coefficients and weights.
+//   dims: O, I, O', I', K, S, backward. ptrs: coeffs, scale (O, I), const (O), base_w (O, I) or
+//   null, W, bias, gW, g_const, g_coeffs, g_scale, g_base_w.
 
 #include "circuit.h"
 
@@ -146,14 +152,15 @@ template <class T> QKAN_INLINE void compile_impl(const Compile<T>& J, int64_t e0
 }
 
 template <class T> struct Features {
-  int64_t N, I, K, slots, backward;
+  int64_t N, I, K, slots, base, backward;
   const T* x;
   T* phi;
   const T* g_phi;
   T* g_x;
 };
 
-// Rows n in [n0, n1), inputs as lanes.
+// Rows n in [n0, n1), inputs as lanes. With `base` (silu), slot 2K holds silu(x) = x s(x),
+// s = 1 / (1 + e^{-x}), whose derivative s (1 + x (1 - s)) enters dx.
 template <class T> QKAN_INLINE void features_impl(const Features<T>& J, int64_t n0, int64_t n1) {
   using V = typename Vec<T>::V;
   constexpr int W = Vec<T>::W;
@@ -162,6 +169,7 @@ template <class T> QKAN_INLINE void features_impl(const Features<T>& J, int64_t 
     const T* x = J.x + n * I;
     T* phi = J.phi + n * J.slots * I;
     for (int64_t i0 = 0; i0 < I; i0 += W) {
+      const V xv = load(x, i0, I);
       if (J.backward) {
         const T* g = J.g_phi + n * J.slots * I;
         V dx = splat<T>(0);
@@ -169,11 +177,15 @@ template <class T> QKAN_INLINE void features_impl(const Features<T>& J, int64_t 
           const V c = load(phi + k * I, i0, I), s = load(phi + (K + k) * I, i0, I);
           dx += T(k + 1) * (load_zero(g + (K + k) * I, i0, I) * c - load_zero(g + k * I, i0, I) * s);
         }
+        if (J.base) {
+          const V sg = T(1) / (T(1) + vexp<T>(-xv));
+          dx += load_zero(g + 2 * K * I, i0, I) * (sg * (T(1) + xv * (T(1) - sg)));
+        }
         store(J.g_x + n * I, i0, I, dx);
         continue;
       }
       V s1, c1;
-      vsincos<T, true>(load(x, i0, I), s1, c1);
+      vsincos<T, true>(xv, s1, c1);
       V c = c1, s = s1;
       for (int64_t k = 0; k < K; ++k) {
         if (k) {
@@ -184,7 +196,57 @@ template <class T> QKAN_INLINE void features_impl(const Features<T>& J, int64_t 
         store(phi + k * I, i0, I, c);
         store(phi + (K + k) * I, i0, I, s);
       }
+      if (J.base) store(phi + 2 * K * I, i0, I, xv / (T(1) + vexp<T>(-xv)));
     }
+  }
+}
+
+// The layer's weight matrix from the coefficients (1 + 2K, O', I') of every edge, O' in {1, O},
+// I' in {1, I} (edges that share a circuit): W[o, k, i] = scale[o, i] coeffs[1 + k, o', i'],
+// W[o, 2K, i] = base_w[o, i]; bias[o] = const[o] + sum_i scale[o, i] a0[o', i']. Backward from
+// gW (O, S, I) and g_const (O): g_coeffs (accumulated over the edges sharing a circuit), g_scale, g_base_w.
+template <class T> struct Weights {
+  int64_t O, I, Og, Ig, K, S, backward;
+  const T *coeffs, *scale, *cnst, *base_w, *gW, *g_const;
+  T *W, *bias, *g_coeffs, *g_scale, *g_base_w;
+};
+
+// si: 1 for one circuit per input (I' = I), 0 when inputs share it (a compile-time stride, so the
+// common case is a plain vector loop).
+template <class T, int64_t si> QKAN_INLINE void weights_run(const Weights<T>& J) {
+  const int64_t I = J.I, K = J.K, S = J.S, E = J.Og * J.Ig;
+  if (J.backward) std::fill(J.g_coeffs, J.g_coeffs + (2 * K + 1) * E, T(0));
+  for (int64_t o = 0; o < J.O; ++o) {
+    const int64_t eo = J.Og == 1 ? 0 : o * J.Ig;
+    const T* sc = J.scale + o * I;
+    if (!J.backward) {
+      T b = J.cnst[o];
+      for (int64_t i = 0; i < I; ++i) b += sc[i] * J.coeffs[eo + si * i];
+      J.bias[o] = b;
+      for (int64_t k = 0; k < 2 * K; ++k) {
+        const T* c = J.coeffs + (1 + k) * E + eo;
+        T* w = J.W + (o * S + k) * I;
+        for (int64_t i = 0; i < I; ++i) w[i] = sc[i] * c[si * i];
+      }
+      if (S > 2 * K) std::copy(J.base_w + o * I, J.base_w + (o + 1) * I, J.W + (o * S + 2 * K) * I);
+      continue;
+    }
+    T* gs = J.g_scale + o * I;
+    const T gc = J.g_const[o];
+    for (int64_t i = 0; i < I; ++i) {
+      gs[i] = gc * J.coeffs[eo + si * i];
+      J.g_coeffs[eo + si * i] += gc * sc[i];
+    }
+    for (int64_t k = 0; k < 2 * K; ++k) {
+      const T* c = J.coeffs + (1 + k) * E + eo;
+      T* gcf = J.g_coeffs + (1 + k) * E + eo;
+      const T* gw = J.gW + (o * S + k) * I;
+      for (int64_t i = 0; i < I; ++i) {
+        gs[i] += gw[i] * c[si * i];
+        gcf[si * i] += gw[i] * sc[i];
+      }
+    }
+    if (S > 2 * K && J.g_base_w) std::copy(J.gW + (o * S + 2 * K) * I, J.gW + (o * S + 2 * K + 1) * I, J.g_base_w + o * I);
   }
 }
 
@@ -200,6 +262,10 @@ inline void compile_range(const Compile<double>& J, int64_t e0, int64_t e1, Vec<
 inline void compile_range(const Compile<float>& J, int64_t e0, int64_t e1, Vec<float>::V* s) { compile_f32(J, e0, e1, s); }
 inline void features_range(const Features<double>& J, int64_t n0, int64_t n1) { features_f64(J, n0, n1); }
 inline void features_range(const Features<float>& J, int64_t n0, int64_t n1) { features_f32(J, n0, n1); }
+QKAN_CLONES void weights_f64(const Weights<double>& J) { J.Ig == 1 ? weights_run<double, 0>(J) : weights_run<double, 1>(J); }
+QKAN_CLONES void weights_f32(const Weights<float>& J) { J.Ig == 1 ? weights_run<float, 0>(J) : weights_run<float, 1>(J); }
+inline void weights_range(const Weights<double>& J) { weights_f64(J); }
+inline void weights_range(const Weights<float>& J) { weights_f32(J); }
 
 template <class T> int compile_run(const int64_t* dims, void* const* ptrs) {
   using V = typename Vec<T>::V;
@@ -222,12 +288,24 @@ template <class T> int compile_run(const int64_t* dims, void* const* ptrs) {
 
 template <class T> int features_run(const int64_t* dims, void* const* ptrs) {
   Features<T> J;
-  J.N = dims[0], J.I = dims[1], J.K = dims[2], J.slots = dims[3], J.backward = dims[4];
+  J.N = dims[0], J.I = dims[1], J.K = dims[2], J.slots = dims[3], J.base = dims[4], J.backward = dims[5];
   J.x = static_cast<const T*>(ptrs[0]);
   J.phi = static_cast<T*>(ptrs[1]);
   J.g_phi = static_cast<const T*>(ptrs[2]);
   J.g_x = static_cast<T*>(ptrs[3]);
-  parallel(useful_threads(dims[5], J.N, 1 + (1 << 13) / std::max<int64_t>(1, J.I * J.K)), J.N, [&](int64_t, int64_t n0, int64_t n1) { features_range(J, n0, n1); });
+  const int64_t per_row = std::max<int64_t>(1, J.I * (J.K + J.base));
+  parallel(useful_threads(dims[6], J.N, 1 + (1 << 13) / per_row), J.N, [&](int64_t, int64_t n0, int64_t n1) { features_range(J, n0, n1); });
+  return 0;
+}
+
+template <class T> int weights_call(const int64_t* dims, void* const* ptrs) {
+  Weights<T> J;
+  J.O = dims[0], J.I = dims[1], J.Og = dims[2], J.Ig = dims[3], J.K = dims[4], J.S = dims[5], J.backward = dims[6];
+  auto in = [&](int m) { return static_cast<const T*>(ptrs[m]); };
+  auto out = [&](int m) { return static_cast<T*>(ptrs[m]); };
+  J.coeffs = in(0), J.scale = in(1), J.cnst = in(2), J.base_w = in(3), J.W = out(4), J.bias = out(5);
+  J.gW = in(6), J.g_const = in(7), J.g_coeffs = out(8), J.g_scale = out(9), J.g_base_w = out(10);
+  weights_range(J);
   return 0;
 }
 
@@ -249,4 +327,8 @@ extern "C" int qkan_fourier_compile(int double_precision, const int64_t* dims, v
 
 extern "C" int qkan_fourier_features(int double_precision, const int64_t* dims, void* const* ptrs) {
   return guarded([&] { return double_precision ? features_run<double>(dims, ptrs) : features_run<float>(dims, ptrs); });
+}
+
+extern "C" int qkan_fourier_weights(int double_precision, const int64_t* dims, void* const* ptrs) {
+  return guarded([&] { return double_precision ? weights_call<double>(dims, ptrs) : weights_call<float>(dims, ptrs); });
 }

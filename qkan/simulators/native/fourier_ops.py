@@ -59,12 +59,14 @@ def fourier_compile(ansatz: Ansatz, theta: torch.Tensor, reps: int) -> torch.Ten
 
 
 class _ClosedFormLayer(torch.autograd.Function):
-    """The fixed-encoding layer in one node (see closed_form_layer): the weight matrix W (O, S, I),
-    the native features Phi (N, S, I) and one matrix product, S = 2K (+1 with a base term);
-    backward by hand from the kept Phi and W (nothing of size N*O*I exists)."""
+    """The fixed-encoding layer in one node (see closed_form_layer): the weight matrix W (O, S, I)
+    and bias from the coefficients (qkan_fourier_weights), the features Phi (N, S, I) and one
+    matrix product, S = 2K (+1 with a base term); backward by hand from the kept Phi and W
+    (nothing of size N*O*I exists)."""
 
     @staticmethod
-    def forward(ctx, x, theta, coeffs, scale, const, base_x, base_w, prog, threads):
+    def forward(ctx, x, theta, coeffs, scale, const, base_x, base_w, config):
+        prog, silu, threads = config
         table = None
         if theta is not None:  # compile here: theta (O', I', n_slots, k) -> coeffs (C, O', I')
             flat = theta.view(-1, *theta.shape[2:])
@@ -73,68 +75,74 @@ class _ClosedFormLayer(torch.autograd.Function):
             prepare_call(flat, table, None, None, prog, reps, 0, threads)
             coeffs = torch.empty(1 + 2 * reps, *theta.shape[:2], dtype=theta.dtype)
             _compile_call(table, coeffs, None, None, reps, threads)
-        (N, I), (O, _), C = x.shape, scale.shape, coeffs.shape[0]
-        K = (C - 1) // 2
-        S = 2 * K + (base_x is not None)
-        edges = coeffs.expand(C, O, I)
+        (N, I), O, K = x.shape, scale.shape[0], (coeffs.shape[0] - 1) // 2
+        S = 2 * K + (base_w is not None)
         W = torch.empty(O, S, I, dtype=x.dtype)
-        torch.mul(edges[1:].transpose(0, 1), scale.unsqueeze(1), out=W[:, : 2 * K])
+        bias = torch.empty(O, dtype=x.dtype)
+        _weights_call(coeffs, scale, const, base_w, W, bias, None, None, None, None, None)
         phi = torch.empty(N, S, I, dtype=x.dtype)
         if base_x is not None:
-            W[:, 2 * K] = base_w
             phi[:, 2 * K] = base_x
-        _features_call(x, phi, None, None, K, threads)
-        bias = const + (scale * edges[0]).sum(1)
+        _features_call(x, phi, None, None, K, silu, threads)
         phi, W = phi.view(N, S * I), W.view(O, S * I)
         ctx.save_for_backward(x, phi, W, coeffs, scale, theta, table)
-        ctx.args = (K, S, prog, threads)
+        ctx.args = (K, S, prog, silu, threads)
         return torch.addmm(bias, phi, W.t())
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
         x, phi, W, coeffs, scale, theta, table = ctx.saved_tensors
-        K, S, prog, threads = ctx.args
-        (N, I), (O, _), C = x.shape, scale.shape, coeffs.shape[0]
+        K, S, prog, silu, threads = ctx.args
+        (N, I), O = x.shape, scale.shape[0]
+        needs = ctx.needs_input_grad
         g_x = g_theta = g_coeffs = g_scale = g_base_x = g_base_w = None
         g_const = grad.sum(0)
-        if ctx.needs_input_grad[0] or ctx.needs_input_grad[5]:
+        if needs[0] or needs[5]:
             g_phi = grad.mm(W).view(N, S, I)
-            g_x = torch.empty_like(x)
-            _features_call(x, phi, g_phi, g_x, K, threads)
-            g_base_x = g_phi[:, 2 * K] if S > 2 * K else None
-        gW = grad.t().mm(phi).view(O, S, I)  # dL/dW
-        if any(ctx.needs_input_grad[1:4]):
-            edges = coeffs.expand(C, O, I)
-            g_edges = torch.empty(C, O, I, dtype=x.dtype)
-            torch.mul(g_const.unsqueeze(1), scale, out=g_edges[0])
-            torch.mul(gW[:, : 2 * K].transpose(0, 1), scale, out=g_edges[1:])
-            g_coeffs = g_edges.sum_to_size(coeffs.shape)
-            g_scale = (gW[:, : 2 * K] * edges[1:].transpose(0, 1)).sum(1) + g_const.unsqueeze(1) * edges[0]
-        if theta is not None and ctx.needs_input_grad[1]:  # back through the compile
+            if needs[0]:
+                g_x = torch.empty_like(x)
+                _features_call(x, phi, g_phi, g_x, K, silu, threads)
+            if needs[5]:
+                g_base_x = g_phi[:, 2 * K]
+        if any(needs[1:5]) or needs[6]:
+            gW = grad.t().mm(phi)  # dL/dW (O, S * I)
+            g_coeffs, g_scale = torch.empty_like(coeffs), torch.empty_like(scale)
+            g_base_w = torch.empty_like(scale) if S > 2 * K else None
+            _weights_call(coeffs, scale, None, None, None, None, gW, g_const, g_coeffs, g_scale, g_base_w)
+        if theta is not None and needs[1]:  # back through the compile
             g_table = torch.empty_like(table)
-            _compile_call(table, None, g_coeffs.reshape(C, -1).contiguous(), g_table, K, threads)
+            _compile_call(table, None, g_coeffs.view(2 * K + 1, -1), g_table, K, threads)
             g_theta = torch.empty_like(theta)
             prepare_call(theta.view(-1, *theta.shape[2:]), None, g_table, g_theta.view(-1, *theta.shape[2:]), prog, K, 0, threads)
             g_coeffs = None
-        if S > 2 * K:
-            g_base_w = gW[:, 2 * K]
-        return g_x, g_theta, g_coeffs, g_scale, g_const, g_base_x, g_base_w, None, None
+        return g_x, g_theta, g_coeffs, g_scale, g_const, g_base_x, g_base_w, None
 
 
-def _features_call(x, phi, g_phi, g_x, K, threads) -> None:
-    """qkan_fourier_features on phi (N, S, I) (slots 2K.. untouched); backward when g_phi (N, S, I) is given."""
+def _features_call(x, phi, g_phi, g_x, K, silu, threads) -> None:
+    """qkan_fourier_features on phi (N, S, I) (slot 2K: silu(x) when `silu`, else untouched);
+    backward when g_phi (N, S, I) is given."""
     N, I = x.shape
-    dims = (ctypes.c_int64 * 6)(N, I, K, phi.numel() // max(1, N * I), int(g_phi is not None), threads)
-    ptrs = (ctypes.c_void_p * 4)(*[ptr(t) for t in (x, phi, g_phi, g_x)])
+    dims = (ctypes.c_int64 * 7)(N, I, K, phi.numel() // max(1, N * I), int(silu), int(g_phi is not None), threads)
+    ptrs = (ctypes.c_void_p * 4)(ptr(x), ptr(phi), ptr(g_phi), ptr(g_x))
     check(native.load().qkan_fourier_features(int(x.dtype == torch.float64), dims, ptrs), "fourier features")
+
+
+def _weights_call(coeffs, scale, const, base_w, W, bias, gW, g_const, g_coeffs, g_scale, g_base_w) -> None:
+    """qkan_fourier_weights: W (O, S, I) and bias (O,) from coeffs (C, O', I'), or (gW given) the backward."""
+    (O, I), (C, Og, Ig) = scale.shape, coeffs.shape
+    S = (W if W is not None else gW).numel() // max(1, O * I)
+    dims = (ctypes.c_int64 * 7)(O, I, Og, Ig, (C - 1) // 2, S, int(gW is not None))
+    tensors = (coeffs, scale, const, base_w, W, bias, gW, g_const, g_coeffs, g_scale, g_base_w)
+    ptrs = (ctypes.c_void_p * 11)(*[ptr(t) for t in tensors])
+    check(native.load().qkan_fourier_weights(int(scale.dtype == torch.float64), dims, ptrs), "fourier weights")
 
 
 def closed_form_layer(
     x: torch.Tensor,
     scale: torch.Tensor,
     const: torch.Tensor,
-    base: tuple[torch.Tensor, torch.Tensor] | None = None,
+    base: tuple[torch.Tensor | str, torch.Tensor] | None = None,
     *,
     coeffs: torch.Tensor | None = None,
     ansatz: Ansatz | None = None,
@@ -148,13 +156,22 @@ def closed_form_layer(
     Args:
         x: (N, I) CPU float32/float64.
         scale: (O, I) edge weights. const: (O,).
-        base: (base_x (N, I), base_w (O, I)) for a base term folded into the same product, or None.
+        base: (base_x (N, I) or "silu" (computed natively), base_w (O, I)) for a base term folded
+            into the same product, or None.
         coeffs: (1 + 2K, O', I') = [a0; a_1..a_K; b_1..b_K], O', I' = O, I or 1 (grouping); or
         ansatz, theta: (O', I', n_slots, k), compiled inside the same autograd node (training).
     Returns:
         (N, O).
     """
     base_x, base_w = base if base is not None else (None, None)
+    silu = isinstance(base_x, str)
+    if silu and base_x != "silu":
+        raise ValueError(f"`base` must hold a tensor or 'silu'; got {base_x!r}")
     prog = None if theta is None else program(ansatz)
     theta = None if theta is None else theta.contiguous()
-    return _ClosedFormLayer.apply(x.contiguous(), theta, coeffs, scale, const, base_x, base_w, prog, torch.get_num_threads())
+    coeffs = None if coeffs is None else coeffs.contiguous()
+    base_w = None if base_w is None else base_w.contiguous()
+    config = (prog, silu, torch.get_num_threads())
+    return _ClosedFormLayer.apply(
+        x.contiguous(), theta, coeffs, scale.contiguous(), const.contiguous(), None if silu else base_x, base_w, config
+    )

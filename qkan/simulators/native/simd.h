@@ -99,6 +99,33 @@ template <class T, bool Checked> QKAN_INLINE void vsincos(typename Vec<T>::V x, 
   }
 }
 
+// exp of every lane: Cody-Waite reduction by ln 2, Taylor polynomial on |r| <= ln2/2 (error
+// below 1 ulp), scaled by 2^k through the exponent bits; arguments clamped to the normal range.
+template <class T> struct ExpTraits;
+template <> struct ExpTraits<double> {
+  static constexpr double lo = -708.0, hi = 709.0, ln2_hi = 0x1.62e42feep-1, ln2_lo = 0x1.a39ef35793c76p-33;
+  static constexpr int terms = 13, mantissa = 52, bias = 1023;
+};
+template <> struct ExpTraits<float> {
+  static constexpr float lo = -87.0f, hi = 88.0f, ln2_hi = 0x1.62e4p-1f, ln2_lo = 0x1.7f7d1cp-20f;
+  static constexpr int terms = 7, mantissa = 23, bias = 127;
+};
+
+template <class T> QKAN_INLINE typename Vec<T>::V vexp(typename Vec<T>::V x) {
+  using V = typename Vec<T>::V;
+  using VI = typename Vec<T>::VI;
+  using E = ExpTraits<T>;
+  x = x < E::lo ? splat<T>(E::lo) : x;
+  x = x > E::hi ? splat<T>(E::hi) : x;
+  const V t = x * T(1.44269504088896340736) + Traits<T>::magic;
+  const V k = t - Traits<T>::magic;
+  const V r = (x - k * E::ln2_hi) - k * E::ln2_lo;
+  V p = splat<T>(T(1));  // Horner on sum_{n <= terms} r^n / n!
+  for (int n = E::terms; n >= 1; --n) p = p * r * (T(1) / T(n)) + T(1);
+  const VI ki = (VI)t - (VI)splat<T>(Traits<T>::magic);
+  return p * (V)((ki + E::bias) << E::mantissa);
+}
+
 template <class T> QKAN_INLINE typename Vec<T>::V vsqrt(typename Vec<T>::V v) {
   for (int m = 0; m < Vec<T>::W; ++m) v[m] = std::sqrt(v[m]);
   return v;

@@ -295,4 +295,4 @@ extern "C" int qkan_su2(int double_precision, const int64_t* dims, void* const* 
   return 0;
 }
 
-extern "C" int qkan_abi_version() { return 3; }
+extern "C" int qkan_abi_version() { return 4; }
