@@ -106,8 +106,10 @@ def load() -> ctypes.CDLL | None:
                 p64 = ctypes.POINTER(ctypes.c_int64)
                 lib.qkan_prepare.argtypes = [ctypes.c_int, p64, p64, ctypes.POINTER(ctypes.c_void_p)]
                 lib.qkan_prepare.restype = ctypes.c_int
-                for fn in (lib.qkan_fourier_compile, lib.qkan_fourier_features, lib.qkan_fourier_weights):
+                lib.qkan_fourier_compile.argtypes = [ctypes.c_int, p64, p64, ctypes.POINTER(ctypes.c_void_p)]
+                for fn in (lib.qkan_fourier_features, lib.qkan_fourier_weights):
                     fn.argtypes = [ctypes.c_int, p64, ctypes.POINTER(ctypes.c_void_p)]
+                for fn in (lib.qkan_fourier_compile, lib.qkan_fourier_features, lib.qkan_fourier_weights):
                     fn.restype = ctypes.c_int
                 _state["lib"], _state["path"] = lib, path
             except (OSError, RuntimeError) as err:

@@ -11,6 +11,24 @@
 
 namespace qkan {
 
+// An ansatz as gate codes (qkan/simulators/native/ops.py `program`): n_rep, (code, param) * n_rep,
+// n_fin, (code, param) * n_fin, encoding code; codes 0 RX, 1 RY, 2 RZ, 3 H, 4 X, 5 Z; param -1
+// for fixed gates, else the index of its angle within the slot.
+struct Program {
+  const int64_t* rep;  // (code, param) pairs
+  int64_t n_rep;
+  const int64_t* fin;
+  int64_t n_fin;
+  int64_t encoding;
+  static Program parse(const int64_t* p) {
+    Program g;
+    g.n_rep = p[0], g.rep = p + 1;
+    g.n_fin = p[1 + 2 * g.n_rep], g.fin = p + 2 + 2 * g.n_rep;
+    g.encoding = p[2 + 2 * g.n_rep + 2 * g.n_fin];
+    return g;
+  }
+};
+
 template <class V> struct Qubit {
   V ar, ai, br, bi;
 };

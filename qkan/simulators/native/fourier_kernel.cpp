@@ -1,13 +1,13 @@
 // Closed form (fixed encoding), forward and backward, for qkan/simulators/fourier.py.
 //
-// qkan_fourier_compile: prepared circuits (P, E) -> Fourier coefficients (1 + 2R, E), edges as
-//   SIMD lanes. With v = e^{ix}, each rep multiplies b by v (in the data rotation's eigenframe),
-//   so the amplitudes are polynomials: a(v) = sum_k alpha_k v^k, b(v) = sum_k beta_k v^k, and the
-//   V steps mix their coefficient vectors. On |v| = 1, <Z> = m00 (|a|^2 - |b|^2) + 2 Re(m01
-//   conj(a) b) has the coefficients F_d (v^d) = m00 (A_d - B_d) + m01 X_d + conj(m01 X_{-d}) with
-//   A_d = sum_j alpha_{j+d} conj(alpha_j), B_d likewise, X_d = sum_j conj(alpha_j) beta_{j+d};
-//   then a0 = F_0, a_d = 2 Re F_d, b_d = -2 Im F_d. O(R^2) per edge, exact; backward is the adjoint.
-//   dims: E, R, backward, threads. ptrs: table (P, E) (measure "z"), coeffs (1 + 2R, E), g_coeffs, g_table.
+// qkan_fourier_compile: theta (E, n_slots, k) -> Fourier coefficients (1 + 2R, E), edges as SIMD
+//   lanes, in the Bloch picture: r = e_x (H|0>); each gate is a rotation of r (RX, RY, RZ) or a
+//   signed permutation (H, X, Z); the data rotation turns the pair of components around its axis
+//   by x, which shifts their Fourier coefficients by one (see encode); f = <Z> = r_z. Real 3-vectors
+//   of coefficient arrays, O(R^2) per edge, exact; backward runs the steps in reverse, inverting
+//   the state as it goes (nothing per step is stored).
+//   dims: E, R, n_slots, k, backward, threads. program: as in prepare_kernel.cpp.
+//   ptrs: theta, coeffs (1 + 2R, E) = [a0; a_1..a_R; b_1..b_R], g_coeffs, g_theta.
 //
 // qkan_fourier_features: x (N, I) -> phi (N, slots, I) with phi[:, k-1] = cos(k x), phi[:, K+k-1] =
 //   sin(k x) (k = 1..K; slots >= 2K, further slots untouched), by one sin/cos and the angle
@@ -26,129 +26,176 @@ namespace {
 
 using namespace qkan;
 
+constexpr int64_t kMaxGates = 8;  // per slot
+
 template <class T> struct Compile {
-  int64_t E, R, backward;
-  const T* table;
+  int64_t E, R, n_slots, k, backward;
+  Program prog;
+  const T* theta;
   T* coeffs;
   const T* g_coeffs;
-  T* g_table;
-  int64_t P() const { return 4 + 8 * (R - 1) + 3; }
+  T* g_theta;
 };
 
-template <class V> struct Cx {
-  V r, i;
+// The Bloch vector r = (x, y, z) of an edge as trigonometric polynomials in the input, each
+// component c stored as complex coefficients c_k (k = 0..d; c_{-k} = conj(c_k)) in re/im arrays
+// of L = R + 2 entries per component. Gradients use the same layout (G = dL/dRe + i dL/dIm).
+template <class V> struct Poly {
+  V* re;
+  V* im;
+  int64_t L;
+  V* r(int c) const { return re + c * L; }
+  V* i(int c) const { return im + c * L; }
 };
-template <class V> QKAN_INLINE Cx<V> cmul(Cx<V> a, Cx<V> b) { return {a.r * b.r - a.i * b.i, a.r * b.i + a.i * b.r}; }
-template <class V> QKAN_INLINE Cx<V> cmulc(Cx<V> a, Cx<V> b) { return {a.r * b.r + a.i * b.i, a.i * b.r - a.r * b.i}; }  // a conj(b)
-template <class V> QKAN_INLINE Cx<V> conj(Cx<V> a) { return {a.r, -a.i}; }
-template <class V> QKAN_INLINE void cadd(Cx<V>& a, Cx<V> b) { a.r += b.r, a.i += b.i; }
 
-// W edges from e0. Scratch: P table vectors, P gradient vectors, R snapshots of the polynomial
-// coefficients (alpha_k, beta_k for k = 0..R as Qubit entries), X and its gradient (2R+1 complex
-// each), and the gradient of the final coefficients (R+1 Qubit entries).
+// Rotation by the angle with (c, s) about `axis` of coefficients 0..d: (u, w) <- (c u - s w, s u + c w)
+// on the two components after the axis in cyclic order. Orthogonal, so the inverse and the
+// adjoint are the rotation with -s.
+template <class V> QKAN_INLINE void rotate(const Poly<V>& p, int axis, V c, V s, int64_t d) {
+  const int u = (axis + 1) % 3, w = (axis + 2) % 3;
+  V *ur = p.r(u), *ui = p.i(u), *wr = p.r(w), *wi = p.i(w);
+  for (int64_t k = 0; k <= d; ++k) {
+    const V a = ur[k], b = wr[k], e = ui[k], f = wi[k];
+    ur[k] = c * a - s * b, wr[k] = s * a + c * b;
+    ui[k] = c * e - s * f, wi[k] = s * e + c * f;
+  }
+}
+
+// Fixed gates as Bloch maps (their own inverse and adjoint): H (x, y, z) -> (z, -y, x),
+// X -> (x, -y, -z), Z -> (-x, -y, z).
+template <class V> QKAN_INLINE void fixed_gate(const Poly<V>& p, int64_t code, int64_t d) {
+  for (int64_t k = 0; k <= d; ++k) {
+    if (code == 3) {
+      std::swap(p.r(0)[k], p.r(2)[k]), std::swap(p.i(0)[k], p.i(2)[k]);
+      p.r(1)[k] = -p.r(1)[k], p.i(1)[k] = -p.i(1)[k];
+    } else {
+      for (int c = code == 4 ? 1 : 0; c < (code == 4 ? 3 : 2); ++c) p.r(c)[k] = -p.r(c)[k], p.i(c)[k] = -p.i(c)[k];
+    }
+  }
+}
+
+// The data rotation by x about `axis` (sign 1, degree d -> d + 1) or its inverse (sign -1,
+// d -> d - 1): with u, w the components after the axis, U'_k = (U_{k-1} + U_{k+1}) / 2 +
+// sign i (W_{k-1} - W_{k+1}) / 2, W'_k = (W_{k-1} + W_{k+1}) / 2 - sign i (U_{k-1} - U_{k+1}) / 2,
+// where U_{-1} = conj(U_1) and entries beyond d are 0. tmp: 4 (d + 2) vectors.
+template <class T, class V> QKAN_INLINE void encode(const Poly<V>& p, int axis, int64_t d, int sign, V* tmp) {
+  const int u = (axis + 1) % 3, w = (axis + 2) % 3;
+  V *ur = p.r(u), *ui = p.i(u), *wr = p.r(w), *wi = p.i(w);
+  const V z = splat<T>(0);
+  const T h = T(0.5), sh = T(0.5) * T(sign);
+  const int64_t out = d + sign;
+  auto at = [&](const V* a, int64_t k, bool imag) { return k < 0 ? (d >= 1 ? (imag ? -a[1] : a[1]) : z) : (k <= d ? a[k] : z); };
+  for (int64_t k = 0; k <= out; ++k) {
+    const V urm = at(ur, k - 1, false), uim = at(ui, k - 1, true), wrm = at(wr, k - 1, false), wim = at(wi, k - 1, true);
+    const V urp = at(ur, k + 1, false), uip = at(ui, k + 1, true), wrp = at(wr, k + 1, false), wip = at(wi, k + 1, true);
+    tmp[4 * k + 0] = h * (urm + urp) - sh * (wim - wip);
+    tmp[4 * k + 1] = h * (uim + uip) + sh * (wrm - wrp);
+    tmp[4 * k + 2] = h * (wrm + wrp) + sh * (uim - uip);
+    tmp[4 * k + 3] = h * (wim + wip) - sh * (urm - urp);
+  }
+  for (int64_t k = 0; k <= out; ++k) ur[k] = tmp[4 * k], ui[k] = tmp[4 * k + 1], wr[k] = tmp[4 * k + 2], wi[k] = tmp[4 * k + 3];
+  const int a = axis;
+  if (sign > 0) p.r(a)[out] = z, p.i(a)[out] = z;
+}
+
+// Adjoint of encode(sign 1) from degree d to d + 1: G' (degree d + 1) -> G (degree d). tmp: 4 (d + 2).
+template <class T, class V> QKAN_INLINE void encode_adjoint(const Poly<V>& g, int axis, int64_t d, V* tmp) {
+  const int u = (axis + 1) % 3, w = (axis + 2) % 3;
+  V *ur = g.r(u), *ui = g.i(u), *wr = g.r(w), *wi = g.i(w);
+  const V z = splat<T>(0);
+  const T h = T(0.5);
+  for (int64_t k = 0; k < 4 * (d + 1); ++k) tmp[k] = z;
+  for (int64_t kp = 0; kp <= d + 1; ++kp) {
+    const V gur = ur[kp], gui = ui[kp], gwr = wr[kp], gwi = wi[kp];
+    // to index kp - 1: cu = (gu + i gw) / 2, cw = (gw - i gu) / 2; to kp + 1: cu = (gu - i gw) / 2, cw = (gw + i gu) / 2
+    const V cmur = h * (gur - gwi), cmui = h * (gui + gwr), cmwr = h * (gwr + gui), cmwi = h * (gwi - gur);
+    if (kp >= 1) {
+      V* t = tmp + 4 * (kp - 1);
+      t[0] += cmur, t[1] += cmui, t[2] += cmwr, t[3] += cmwi;
+    } else if (d >= 1) {  // U_{-1} = conj(U_1)
+      V* t = tmp + 4;
+      t[0] += cmur, t[1] -= cmui, t[2] += cmwr, t[3] -= cmwi;
+    }
+    if (kp + 1 <= d) {
+      V* t = tmp + 4 * (kp + 1);
+      t[0] += h * (gur + gwi), t[1] += h * (gui - gwr), t[2] += h * (gwr - gui), t[3] += h * (gwi + gur);
+    }
+  }
+  for (int64_t k = 0; k <= d; ++k) ur[k] = tmp[4 * k], ui[k] = tmp[4 * k + 1], wr[k] = tmp[4 * k + 2], wi[k] = tmp[4 * k + 3];
+  ur[d + 1] = z, ui[d + 1] = z, wr[d + 1] = z, wi[d + 1] = z;
+  g.r(axis)[d + 1] = z, g.i(axis)[d + 1] = z;
+}
+
+// Edges e0.. (one vector of lanes). Forward: r = e_x (H|0>); per rep l its gates (slot l), the data
+// rotation; the final gates (slot R); the Fourier coefficients are those of z: a0 = Re z_0,
+// a_k = 2 Re z_k, b_k = -2 Im z_k. Backward: the forward, then back through every step, inverting
+// the state as it goes (every step is invertible), with dL/dangle = sum_k Re(conj(G_u) (-w) + conj(G_w) u)
+// at each gate's output. Scratch: see compile_run.
 template <class T> QKAN_INLINE void compile_impl(const Compile<T>& J, int64_t e0, typename Vec<T>::V* scratch) {
   using V = typename Vec<T>::V;
-  using C = Cx<V>;
-  const int64_t P = J.P(), R = J.R, L = R + 1;
-  V* tab = scratch;
-  V* acc = scratch + P;
-  Qubit<V>* snap = reinterpret_cast<Qubit<V>*>(scratch + 2 * P);  // (R, L): (alpha_k, beta_k) after rep l
-  C* X = reinterpret_cast<C*>(snap + R * L);                        // X_d at X[R + d], d = -R..R
-  C* GX = X + 2 * R + 1;
-  for (int64_t m = 0; m < P; ++m) tab[m] = load(J.table + m * J.E, e0, J.E);
-  const V* Mp = tab + 4 + 8 * (R - 1);
+  const int64_t R = J.R, L = R + 2, nk = J.n_slots * J.k;
+  const Program& P = J.prog;
+  const int axis = int(P.encoding);
+  const Poly<V> st = {scratch, scratch + 3 * L, L}, gr = {scratch + 6 * L, scratch + 9 * L, L};
+  V* tmp = scratch + 12 * L;
+  V* cs = tmp + 4 * L;                   // (cos, sin) of every trainable gate, in program order
+  V* gth = cs + 2 * J.n_slots * kMaxGates;  // dL/dtheta of the slot angles
   const V z = splat<T>(0);
-  // forward: the coefficient polynomials after every rep
-  Qubit<V>* q = snap;
-  for (int64_t k = 0; k < L; ++k) q[k] = {z, z, z, z};
-  q[0] = {tab[0], tab[1], tab[2], tab[3]};
-  for (int64_t l = 0; l < R; ++l) {
-    Qubit<V>* cur = snap + l * L;
-    if (l) {
-      const Qubit<V>* prev = cur - L;
-      for (int64_t k = 0; k < L; ++k) cur[k] = k <= l ? apply(tab + 4 + 8 * (l - 1), prev[k]) : Qubit<V>{z, z, z, z};
+  for (int64_t m = 0; m < 6 * L; ++m) scratch[m] = z;
+  st.r(0)[0] = splat<T>(1);
+  auto gates = [&](int64_t slot) { return slot < R ? P.rep : P.fin; };
+  auto n_gates = [&](int64_t slot) { return slot < R ? P.n_rep : P.n_fin; };
+  V* csp = cs;
+  for (int64_t slot = 0; slot <= R; ++slot) {
+    const int64_t d = slot, *g = gates(slot);
+    for (int64_t j = 0; j < n_gates(slot); ++j, csp += 2) {
+      if (g[2 * j + 1] < 0) {
+        fixed_gate(st, g[2 * j], d);
+        continue;
+      }
+      vsincos<T, true>(gather(J.theta + slot * J.k + g[2 * j + 1], e0, J.E, nk), csp[1], csp[0]);
+      rotate(st, int(g[2 * j]), csp[0], csp[1], d);
     }
-    for (int64_t k = l + 1; k > 0; --k) cur[k].br = cur[k - 1].br, cur[k].bi = cur[k - 1].bi;  // b *= v
-    cur[0].br = z, cur[0].bi = z;
-  }
-  const Qubit<V>* s = snap + (R - 1) * L;  // final: alpha_0..R-1, beta_1..R
-  const C m01 = {Mp[1], Mp[2]};
-  for (int64_t d = -R; d <= R; ++d) {  // X_d = sum_j conj(alpha_j) beta_{j+d}
-    C x = {z, z};
-    for (int64_t j = std::max<int64_t>(0, -d); j < L && j + d < L; ++j) cadd(x, cmulc(C{s[j + d].br, s[j + d].bi}, C{s[j].ar, s[j].ai}));
-    X[R + d] = x;
+    if (slot < R) encode<T>(st, axis, d, 1, tmp);
   }
   if (!J.backward) {
-    for (int64_t d = 0; d <= R; ++d) {
-      C ab = {z, z};  // A_d - B_d
-      for (int64_t j = 0; j + d < L; ++j) {
-        cadd(ab, cmulc(C{s[j + d].ar, s[j + d].ai}, C{s[j].ar, s[j].ai}));
-        const C b = cmulc(C{s[j + d].br, s[j + d].bi}, C{s[j].br, s[j].bi});
-        ab.r -= b.r, ab.i -= b.i;
-      }
-      C f = {Mp[0] * ab.r, Mp[0] * ab.i};
-      cadd(f, cmul(m01, X[R + d]));
-      cadd(f, conj(cmul(m01, X[R - d])));
-      if (d == 0) {
-        store(J.coeffs, e0, J.E, f.r);
-      } else {
-        store(J.coeffs + d * J.E, e0, J.E, T(2) * f.r);
-        store(J.coeffs + (R + d) * J.E, e0, J.E, T(-2) * f.i);
-      }
+    store(J.coeffs, e0, J.E, st.r(2)[0]);
+    for (int64_t k = 1; k <= R; ++k) {
+      store(J.coeffs + k * J.E, e0, J.E, T(2) * st.r(2)[k]);
+      store(J.coeffs + (R + k) * J.E, e0, J.E, T(-2) * st.i(2)[k]);
     }
     return;
   }
-  for (int64_t m = 0; m < P; ++m) acc[m] = z;
-  for (int64_t d = 0; d < 2 * R + 1; ++d) GX[d] = {z, z};
-  // gradients of the final polynomials: G (alpha_k, beta_k) as Qubit entries
-  Qubit<V>* G = reinterpret_cast<Qubit<V>*>(GX + 2 * R + 1);
-  for (int64_t k = 0; k < L; ++k) G[k] = {z, z, z, z};
-  V* accM = acc + 4 + 8 * (R - 1);
-  for (int64_t d = 0; d <= R; ++d) {
-    C GF;  // dL/dF_d: a0 = Re F_0; a_d = 2 Re F_d, b_d = -2 Im F_d
-    if (d == 0) {
-      GF = {load_zero(J.g_coeffs, e0, J.E), z};
-    } else {
-      GF = {T(2) * load_zero(J.g_coeffs + d * J.E, e0, J.E), T(-2) * load_zero(J.g_coeffs + (R + d) * J.E, e0, J.E)};
-    }
-    // F_d = m00 (A_d - B_d) + m01 X_d + conj(m01 X_{-d})
-    const C GY = conj(GF);  // gradient of Y = m01 X_{-d}
-    cadd(GX[R + d], cmulc(GF, m01));   // conj(m01) G_F
-    cadd(GX[R - d], cmulc(GY, m01));
-    const C gm01a = cmulc(GF, X[R + d]), gm01b = cmulc(GY, X[R - d]);  // G conj(X)
-    accM[1] += gm01a.r + gm01b.r, accM[2] += gm01a.i + gm01b.i;
-    const C GA = {Mp[0] * GF.r, Mp[0] * GF.i};
-    for (int64_t j = 0; j + d < L; ++j) {  // A_d = sum_j alpha_{j+d} conj(alpha_j), B_d likewise, with G_B = -G_A
-      const C aj = {s[j].ar, s[j].ai}, ajd = {s[j + d].ar, s[j + d].ai}, bj = {s[j].br, s[j].bi}, bjd = {s[j + d].br, s[j + d].bi};
-      const C ga1 = cmul(GA, aj), ga2 = cmul(conj(GA), ajd), gb1 = cmul(GA, bj), gb2 = cmul(conj(GA), bjd);
-      G[j + d].ar += ga1.r, G[j + d].ai += ga1.i, G[j].ar += ga2.r, G[j].ai += ga2.i;
-      G[j + d].br -= gb1.r, G[j + d].bi -= gb1.i, G[j].br -= gb2.r, G[j].bi -= gb2.i;
-      const C ab = cmulc(ajd, aj), bb = cmulc(bjd, bj);  // m00 is real: dL/dm00 = Re(conj(G_F) (A_d - B_d))
-      accM[0] += GF.r * (ab.r - bb.r) + GF.i * (ab.i - bb.i);
-    }
+  for (int64_t m = 0; m < 6 * L; ++m) gr.re[m] = z;
+  for (int64_t m = 0; m < nk; ++m) gth[m] = z;
+  gr.r(2)[0] = load_zero(J.g_coeffs, e0, J.E);
+  for (int64_t k = 1; k <= R; ++k) {
+    gr.r(2)[k] = T(2) * load_zero(J.g_coeffs + k * J.E, e0, J.E);
+    gr.i(2)[k] = T(-2) * load_zero(J.g_coeffs + (R + k) * J.E, e0, J.E);
   }
-  for (int64_t d = -R; d <= R; ++d) {  // X_d = sum_j conj(alpha_j) beta_{j+d}
-    const C gx = GX[R + d];
-    for (int64_t j = std::max<int64_t>(0, -d); j < L && j + d < L; ++j) {
-      const C aj = {s[j].ar, s[j].ai}, bjd = {s[j + d].br, s[j + d].bi};
-      const C ga = cmul(conj(gx), bjd), gb = cmul(gx, aj);
-      G[j].ar += ga.r, G[j].ai += ga.i, G[j + d].br += gb.r, G[j + d].bi += gb.i;
+  for (int64_t slot = R; slot >= 0; --slot) {
+    const int64_t d = slot, *g = gates(slot);
+    if (slot < R) {  // back through the data rotation: invert the state, adjoint for the gradient
+      encode<T>(st, axis, d + 1, -1, tmp);
+      encode_adjoint<T>(gr, axis, d, tmp);
     }
-  }
-  for (int64_t l = R - 1; l >= 0; --l) {  // adjoint of the reps
-    for (int64_t k = 0; k <= l; ++k) G[k].br = G[k + 1].br, G[k].bi = G[k + 1].bi;  // undo b *= v
-    G[l + 1].br = z, G[l + 1].bi = z;
-    if (l) {
-      const V* v = tab + 4 + 8 * (l - 1);
-      const Qubit<V>* prev = snap + (l - 1) * L;
-      for (int64_t k = 0; k <= l; ++k) {
-        outer_acc(acc + 4 + 8 * (l - 1), G[k], prev[k]);
-        G[k] = apply_dagger(v, G[k]);
+    for (int64_t j = n_gates(slot) - 1; j >= 0; --j) {
+      csp -= 2;
+      if (g[2 * j + 1] < 0) {
+        fixed_gate(st, g[2 * j], d);
+        fixed_gate(gr, g[2 * j], d);
+        continue;
       }
+      const int ax = int(g[2 * j]), u = (ax + 1) % 3, w = (ax + 2) % 3;
+      V acc = z;
+      for (int64_t k = 0; k <= d; ++k)
+        acc += gr.r(w)[k] * st.r(u)[k] + gr.i(w)[k] * st.i(u)[k] - gr.r(u)[k] * st.r(w)[k] - gr.i(u)[k] * st.i(w)[k];
+      gth[slot * J.k + g[2 * j + 1]] += acc;
+      rotate(st, ax, csp[0], -csp[1], d);
+      rotate(gr, ax, csp[0], -csp[1], d);
     }
   }
-  acc[0] += G[0].ar, acc[1] += G[0].ai, acc[2] += G[0].br, acc[3] += G[0].bi;
-  for (int64_t m = 0; m < P; ++m) store(J.g_table + m * J.E, e0, J.E, acc[m]);
+  for (int64_t m = 0; m < nk; ++m) scatter(J.g_theta + m, e0, J.E, nk, gth[m]);
 }
 
 template <class T> struct Features {
@@ -267,18 +314,20 @@ QKAN_CLONES void weights_f32(const Weights<float>& J) { J.Ig == 1 ? weights_run<
 inline void weights_range(const Weights<double>& J) { weights_f64(J); }
 inline void weights_range(const Weights<float>& J) { weights_f32(J); }
 
-template <class T> int compile_run(const int64_t* dims, void* const* ptrs) {
+template <class T> int compile_run(const int64_t* dims, const int64_t* program, void* const* ptrs) {
   using V = typename Vec<T>::V;
   constexpr int W = Vec<T>::W;
   Compile<T> J;
-  J.E = dims[0], J.R = dims[1], J.backward = dims[2];
-  J.table = static_cast<const T*>(ptrs[0]);
+  J.E = dims[0], J.R = dims[1], J.n_slots = dims[2], J.k = dims[3], J.backward = dims[4];
+  J.prog = Program::parse(program);
+  if (J.prog.n_rep > kMaxGates || J.prog.n_fin > kMaxGates) return 3;
+  J.theta = static_cast<const T*>(ptrs[0]);
   J.coeffs = static_cast<T*>(ptrs[1]);
   J.g_coeffs = static_cast<const T*>(ptrs[2]);
-  J.g_table = static_cast<T*>(ptrs[3]);
-  const int64_t R = J.R, chunks = (J.E + W - 1) / W;
-  const int64_t n_scratch = 2 * J.P() + 4 * R * (R + 1) + 4 * (2 * R + 1) + 4 * (R + 1) + 1;
-  parallel(useful_threads(dims[3], chunks, 32), chunks, [&](int64_t, int64_t c0, int64_t c1) {
+  J.g_theta = static_cast<T*>(ptrs[3]);
+  const int64_t L = J.R + 2, chunks = (J.E + W - 1) / W;
+  const int64_t n_scratch = 16 * L + 2 * J.n_slots * kMaxGates + J.n_slots * J.k + 1;
+  parallel(useful_threads(dims[5], chunks, 32), chunks, [&](int64_t, int64_t c0, int64_t c1) {
     std::vector<char> raw(n_scratch * sizeof(V));  // aligned by hand, as in su2_kernel.cpp
     V* scratch = reinterpret_cast<V*>((reinterpret_cast<uintptr_t>(raw.data()) + sizeof(V) - 1) / sizeof(V) * sizeof(V));
     compile_range(J, c0 * W, std::min(J.E, c1 * W), scratch);
@@ -321,8 +370,8 @@ template <class F> int guarded(F f) {
 
 }  // namespace
 
-extern "C" int qkan_fourier_compile(int double_precision, const int64_t* dims, void* const* ptrs) {
-  return guarded([&] { return double_precision ? compile_run<double>(dims, ptrs) : compile_run<float>(dims, ptrs); });
+extern "C" int qkan_fourier_compile(int double_precision, const int64_t* dims, const int64_t* program, void* const* ptrs) {
+  return guarded([&] { return double_precision ? compile_run<double>(dims, program, ptrs) : compile_run<float>(dims, program, ptrs); });
 }
 
 extern "C" int qkan_fourier_features(int double_precision, const int64_t* dims, void* const* ptrs) {

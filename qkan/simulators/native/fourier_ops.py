@@ -3,46 +3,52 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 
 import torch
 from torch.autograd.function import once_differentiable
 
 from qkan.circuits.ansatz import Ansatz
 from qkan.simulators import native
-from qkan.simulators.native.ops import check, prepare_call, program, ptr, table_width
+from qkan.simulators.native.ops import check, program, ptr
 
 __all__ = ["fourier_compile", "closed_form_layer"]
 
 
 class _FourierCompile(torch.autograd.Function):
-    """theta (E, n_slots, k) -> coefficients (1 + 2R, E): qkan_prepare then qkan_fourier_compile, one node."""
+    """theta (E, n_slots, k) -> coefficients (1 + 2R, E) by qkan_fourier_compile."""
 
     @staticmethod
     def forward(ctx, theta, prog, reps, threads):
-        table = torch.empty(table_width(reps, 0), theta.shape[0], dtype=theta.dtype)
-        prepare_call(theta, table, None, None, prog, reps, 0, threads)
         coeffs = torch.empty(1 + 2 * reps, theta.shape[0], dtype=theta.dtype)
-        _compile_call(table, coeffs, None, None, reps, threads)
-        ctx.save_for_backward(theta, table)
+        _compile_call(theta, coeffs, None, None, prog, reps, threads)
+        ctx.save_for_backward(theta)
         ctx.args = (prog, reps, threads)
         return coeffs
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        theta, table = ctx.saved_tensors
+        (theta,) = ctx.saved_tensors
         prog, reps, threads = ctx.args
-        g_table = torch.empty_like(table)
-        _compile_call(table, None, grad.contiguous(), g_table, reps, threads)
         g_theta = torch.empty_like(theta)
-        prepare_call(theta, None, g_table, g_theta, prog, reps, 0, threads)
+        _compile_call(theta, None, grad.contiguous(), g_theta, prog, reps, threads)
         return g_theta, None, None, None
 
 
-def _compile_call(table, coeffs, g_coeffs, g_table, reps, threads) -> None:
-    dims = (ctypes.c_int64 * 4)(table.shape[1], reps, int(g_coeffs is not None), threads)
-    ptrs = (ctypes.c_void_p * 4)(*[ptr(t) for t in (table, coeffs, g_coeffs, g_table)])
-    check(native.load().qkan_fourier_compile(int(table.dtype == torch.float64), dims, ptrs), "fourier compile")
+@functools.lru_cache(maxsize=None)
+def _program_array(prog: tuple[int, ...]) -> ctypes.Array:
+    """The gate program as the C array qkan_fourier_compile reads (made once per ansatz)."""
+    return (ctypes.c_int64 * len(prog))(*prog)
+
+
+def _compile_call(theta, coeffs, g_coeffs, g_theta, prog, reps, threads) -> None:
+    """qkan_fourier_compile: coeffs (1 + 2R, E) from theta (E, n_slots, k) contiguous, or (g_coeffs given) g_theta."""
+    E, n_slots, k = theta.shape
+    dims = (ctypes.c_int64 * 6)(E, reps, n_slots, k, int(g_coeffs is not None), threads)
+    ptrs = (ctypes.c_void_p * 4)(ptr(theta), ptr(coeffs), ptr(g_coeffs), ptr(g_theta))
+    lib = native.load()
+    check(lib.qkan_fourier_compile(int(theta.dtype == torch.float64), dims, _program_array(prog), ptrs), "fourier compile")
 
 
 def fourier_compile(ansatz: Ansatz, theta: torch.Tensor, reps: int) -> torch.Tensor:
@@ -67,14 +73,10 @@ class _ClosedFormLayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, theta, coeffs, scale, const, base_x, base_w, config):
         prog, silu, threads = config
-        table = None
         if theta is not None:  # compile here: theta (O', I', n_slots, k) -> coeffs (C, O', I')
-            flat = theta.view(-1, *theta.shape[2:])
             reps = theta.shape[2] - (1 if prog[1 + 2 * prog[0]] else 0)  # n_slots = R (+1 with final gates)
-            table = torch.empty(table_width(reps, 0), flat.shape[0], dtype=theta.dtype)
-            prepare_call(flat, table, None, None, prog, reps, 0, threads)
             coeffs = torch.empty(1 + 2 * reps, *theta.shape[:2], dtype=theta.dtype)
-            _compile_call(table, coeffs, None, None, reps, threads)
+            _compile_call(theta.view(-1, *theta.shape[2:]), coeffs, None, None, prog, reps, threads)
         (N, I), O, K = x.shape, scale.shape[0], (coeffs.shape[0] - 1) // 2
         S = 2 * K + (base_w is not None)
         W = torch.empty(O, S, I, dtype=x.dtype)
@@ -85,14 +87,14 @@ class _ClosedFormLayer(torch.autograd.Function):
             phi[:, 2 * K] = base_x
         _features_call(x, phi, None, None, K, silu, threads)
         phi, W = phi.view(N, S * I), W.view(O, S * I)
-        ctx.save_for_backward(x, phi, W, coeffs, scale, theta, table)
+        ctx.save_for_backward(x, phi, W, coeffs, scale, theta)
         ctx.args = (K, S, prog, silu, threads)
         return torch.addmm(bias, phi, W.t())
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        x, phi, W, coeffs, scale, theta, table = ctx.saved_tensors
+        x, phi, W, coeffs, scale, theta = ctx.saved_tensors
         K, S, prog, silu, threads = ctx.args
         (N, I), O = x.shape, scale.shape[0]
         needs = ctx.needs_input_grad
@@ -111,10 +113,9 @@ class _ClosedFormLayer(torch.autograd.Function):
             g_base_w = torch.empty_like(scale) if S > 2 * K else None
             _weights_call(coeffs, scale, None, None, None, None, gW, g_const, g_coeffs, g_scale, g_base_w)
         if theta is not None and needs[1]:  # back through the compile
-            g_table = torch.empty_like(table)
-            _compile_call(table, None, g_coeffs.view(2 * K + 1, -1), g_table, K, threads)
             g_theta = torch.empty_like(theta)
-            prepare_call(theta.view(-1, *theta.shape[2:]), None, g_table, g_theta.view(-1, *theta.shape[2:]), prog, K, 0, threads)
+            flat = theta.view(-1, *theta.shape[2:])
+            _compile_call(flat, None, g_coeffs.view(2 * K + 1, -1), g_theta.view(flat.shape), prog, K, threads)
             g_coeffs = None
         return g_x, g_theta, g_coeffs, g_scale, g_const, g_base_x, g_base_w, None
 

@@ -14,7 +14,7 @@
 //            codes 0 RX, 1 RY, 2 RZ, 3 H, 4 X, 5 Z; param -1 for fixed gates.
 //   ptrs: theta (E, n_slots, k), table (P, E) (forward output), g_table (P, E), g_theta (E, n_slots, k).
 
-#include "simd.h"
+#include "circuit.h"
 
 namespace {
 
@@ -71,13 +71,6 @@ template <class T> struct Alg {
   }
 };
 
-struct Program {
-  const int64_t* rep;  // (code, param) pairs
-  int64_t n_rep;
-  const int64_t* fin;
-  int64_t n_fin;
-  int64_t encoding;
-};
 
 template <class T> struct Job {
   int64_t E, R, n_slots, k, measure, backward;
@@ -224,12 +217,8 @@ inline void prepare_range(const Job<float>& J, int64_t e0, int64_t e1, Vec<float
 template <class T> int run(const int64_t* dims, const int64_t* program, void* const* ptrs) {
   Job<T> J;
   J.E = dims[0], J.R = dims[1], J.n_slots = dims[2], J.k = dims[3], J.measure = dims[4], J.backward = dims[5];
-  if (program[0] > kMaxGates || program[1 + 2 * program[0]] > kMaxGates) return 3;
-  J.prog.n_rep = program[0];
-  J.prog.rep = program + 1;
-  J.prog.n_fin = program[1 + 2 * J.prog.n_rep];
-  J.prog.fin = program + 2 + 2 * J.prog.n_rep;
-  J.prog.encoding = program[2 + 2 * J.prog.n_rep + 2 * J.prog.n_fin];
+  J.prog = Program::parse(program);
+  if (J.prog.n_rep > kMaxGates || J.prog.n_fin > kMaxGates) return 3;
   J.theta = static_cast<const T*>(ptrs[0]);
   J.table = static_cast<T*>(ptrs[1]);
   J.g_table = static_cast<const T*>(ptrs[2]);
