@@ -11,9 +11,10 @@
 //
 // qkan_fourier_features: x (N, I) -> phi (N, slots, I) with phi[:, k-1] = cos(k x), phi[:, K+k-1] =
 //   sin(k x) (k = 1..K; slots >= 2K, further slots untouched), by one sin/cos and the angle
-//   addition recurrence; backward dx = sum_k k (g_sin cos(k x) - g_cos sin(k x)), read from phi.
+//   addition recurrence; backward dx = sum_k k (g_sin cos(k x) - g_cos sin(k x)), recomputed the same way.
 //   With base 1 slot 2K holds silu(x) (the layer's base term, folded into the same product).
-//   dims: N, I, K, slots, base, backward, threads. ptrs: x, phi, g_phi, g_x.
+//   dims: N, I, K, slots, base, backward, threads. ptrs: x, phi, g_phi, g_x, sig (N, I) (the sigmoid
+//   of x, written forward and read backward; with base 1 only).
 //
 // qkan_fourier_weights: coefficients (1 + 2K, O', I') and the edge weights -> the layer's matrix
 //   W (O, S, I) and bias (O) (see Weights below); backward to the coefficients and weights.
@@ -204,10 +205,11 @@ template <class T> struct Features {
   T* phi;
   const T* g_phi;
   T* g_x;
+  T* sig;
 };
 
 // Rows n in [n0, n1), inputs as lanes. With `base` (silu), slot 2K holds silu(x) = x s(x),
-// s = 1 / (1 + e^{-x}), whose derivative s (1 + x (1 - s)) enters dx.
+// s = 1 / (1 + e^{-x}) (kept in sig (N, I)), whose derivative s (1 + x (1 - s)) enters dx.
 template <class T> QKAN_INLINE void features_impl(const Features<T>& J, int64_t n0, int64_t n1) {
   using V = typename Vec<T>::V;
   constexpr int W = Vec<T>::W;
@@ -217,23 +219,27 @@ template <class T> QKAN_INLINE void features_impl(const Features<T>& J, int64_t 
     T* phi = J.phi + n * J.slots * I;
     for (int64_t i0 = 0; i0 < I; i0 += W) {
       const V xv = load(x, i0, I);
+      V s1, c1;  // cos(k x), sin(k x) by the recurrence: computed again in backward (cheaper than reading phi)
+      vsincos<T, true>(xv, s1, c1);
+      V c = c1, s = s1;
       if (J.backward) {
         const T* g = J.g_phi + n * J.slots * I;
         V dx = splat<T>(0);
         for (int64_t k = 0; k < K; ++k) {
-          const V c = load(phi + k * I, i0, I), s = load(phi + (K + k) * I, i0, I);
+          if (k) {
+            const V t = c * c1 - s * s1;
+            s = s * c1 + c * s1;
+            c = t;
+          }
           dx += T(k + 1) * (load_zero(g + (K + k) * I, i0, I) * c - load_zero(g + k * I, i0, I) * s);
         }
         if (J.base) {
-          const V sg = T(1) / (T(1) + vexp<T>(-xv));
+          const V sg = load(J.sig + n * I, i0, I);
           dx += load_zero(g + 2 * K * I, i0, I) * (sg * (T(1) + xv * (T(1) - sg)));
         }
         store(J.g_x + n * I, i0, I, dx);
         continue;
       }
-      V s1, c1;
-      vsincos<T, true>(xv, s1, c1);
-      V c = c1, s = s1;
       for (int64_t k = 0; k < K; ++k) {
         if (k) {
           const V t = c * c1 - s * s1;
@@ -243,7 +249,11 @@ template <class T> QKAN_INLINE void features_impl(const Features<T>& J, int64_t 
         store(phi + k * I, i0, I, c);
         store(phi + (K + k) * I, i0, I, s);
       }
-      if (J.base) store(phi + 2 * K * I, i0, I, xv / (T(1) + vexp<T>(-xv)));
+      if (J.base) {
+        const V sg = T(1) / (T(1) + vexp<T>(-xv));
+        store(J.sig + n * I, i0, I, sg);
+        store(phi + 2 * K * I, i0, I, xv * sg);
+      }
     }
   }
 }
@@ -342,6 +352,7 @@ template <class T> int features_run(const int64_t* dims, void* const* ptrs) {
   J.phi = static_cast<T*>(ptrs[1]);
   J.g_phi = static_cast<const T*>(ptrs[2]);
   J.g_x = static_cast<T*>(ptrs[3]);
+  J.sig = static_cast<T*>(ptrs[4]);
   const int64_t per_row = std::max<int64_t>(1, J.I * (J.K + J.base));
   parallel(useful_threads(dims[6], J.N, 1 + (1 << 13) / per_row), J.N, [&](int64_t, int64_t n0, int64_t n1) { features_range(J, n0, n1); });
   return 0;

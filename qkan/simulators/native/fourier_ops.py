@@ -83,18 +83,19 @@ class _ClosedFormLayer(torch.autograd.Function):
         bias = torch.empty(O, dtype=x.dtype)
         _weights_call(coeffs, scale, const, base_w, W, bias, None, None, None, None, None)
         phi = torch.empty(N, S, I, dtype=x.dtype)
+        sig = torch.empty(N, I, dtype=x.dtype) if silu else None
         if base_x is not None:
             phi[:, 2 * K] = base_x
-        _features_call(x, phi, None, None, K, silu, threads)
+        _features_call(x, phi, None, None, sig, K, silu, threads)
         phi, W = phi.view(N, S * I), W.view(O, S * I)
-        ctx.save_for_backward(x, phi, W, coeffs, scale, theta)
+        ctx.save_for_backward(x, phi, W, coeffs, scale, theta, sig)
         ctx.args = (K, S, prog, silu, threads)
         return torch.addmm(bias, phi, W.t())
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        x, phi, W, coeffs, scale, theta = ctx.saved_tensors
+        x, phi, W, coeffs, scale, theta, sig = ctx.saved_tensors
         K, S, prog, silu, threads = ctx.args
         (N, I), O = x.shape, scale.shape[0]
         needs = ctx.needs_input_grad
@@ -104,7 +105,7 @@ class _ClosedFormLayer(torch.autograd.Function):
             g_phi = grad.mm(W).view(N, S, I)
             if needs[0]:
                 g_x = torch.empty_like(x)
-                _features_call(x, phi, g_phi, g_x, K, silu, threads)
+                _features_call(x, phi, g_phi, g_x, sig, K, silu, threads)
             if needs[5]:
                 g_base_x = g_phi[:, 2 * K]
         if any(needs[1:5]) or needs[6]:
@@ -120,12 +121,12 @@ class _ClosedFormLayer(torch.autograd.Function):
         return g_x, g_theta, g_coeffs, g_scale, g_const, g_base_x, g_base_w, None
 
 
-def _features_call(x, phi, g_phi, g_x, K, silu, threads) -> None:
-    """qkan_fourier_features on phi (N, S, I) (slot 2K: silu(x) when `silu`, else untouched);
-    backward when g_phi (N, S, I) is given."""
+def _features_call(x, phi, g_phi, g_x, sig, K, silu, threads) -> None:
+    """qkan_fourier_features on phi (N, S, I) (slot 2K: silu(x) when `silu`, else untouched;
+    sig (N, I): the sigmoid of x, kept for backward); backward when g_phi (N, S, I) is given."""
     N, I = x.shape
     dims = (ctypes.c_int64 * 7)(N, I, K, phi.numel() // max(1, N * I), int(silu), int(g_phi is not None), threads)
-    ptrs = (ctypes.c_void_p * 4)(ptr(x), ptr(phi), ptr(g_phi), ptr(g_x))
+    ptrs = (ctypes.c_void_p * 5)(ptr(x), ptr(phi), ptr(g_phi), ptr(g_x), ptr(sig))
     check(native.load().qkan_fourier_features(int(x.dtype == torch.float64), dims, ptrs), "fourier features")
 
 

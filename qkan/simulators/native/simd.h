@@ -87,9 +87,12 @@ template <class T, bool Checked> QKAN_INLINE void vsincos(typename Vec<T>::V x, 
   s = (V)((VI)sv ^ ((q & 2) << Tr::sign_shift));
   c = (V)((VI)cv ^ (((q + 1) & 2) << Tr::sign_shift));
   if (!Checked) return;
-  int big = 0;
-  for (int m = 0; m < W; ++m) big |= !(std::fabs(x[m]) <= Tr::limit);
-  if (big) {
+  const VI ok = (x <= Tr::limit) & (x >= -Tr::limit);  // false for NaN too
+  uint64_t words[VBYTES / 8];
+  std::memcpy(words, &ok, sizeof(ok));
+  uint64_t all = ~uint64_t(0);
+  for (int m = 0; m < VBYTES / 8; ++m) all &= words[m];
+  if (__builtin_expect(all != ~uint64_t(0), 0)) {
     for (int m = 0; m < W; ++m) {
       if (!(std::fabs(x[m]) <= Tr::limit)) {
         s[m] = T(std::sin(double(x[m])));
