@@ -373,19 +373,22 @@ class QKANLayer(nn.Module):
                 f"convert one of them (e.g. layer.to({x.dtype}))"
             )
         bound = self.max_input()
+        flat = x if x.dim() == 2 else x.reshape(-1, self.in_dim)  # no view (and autograd node) when already 2-d
         if x.numel() == 0:
-            return x.reshape(-1, self.in_dim)
+            return flat
         low, high = torch.aminmax(x)  # one pass; NaN propagates into both
-        ok = (low >= -bound) & (high <= bound)  # False for NaN and infinities too
-        if x.device.type == "cpu" and not bool(ok):
+        if x.device.type == "cpu":  # read on the host: comparisons with NaN are False
+            if -bound <= low.item() and high.item() <= bound:
+                return flat
             if not bool(torch.isfinite(x).all()):
                 raise ValueError("`x` contains NaN or infinite values")
             raise ValueError(
                 f"`x` must satisfy |x| <= {bound:.4g} for {x.dtype} (inputs are angles; beyond this the rounding of x "
                 f"alone loses half the digits of the edge values); got max |x| = {float(x.abs().amax()):.4g}: rescale the inputs"
             )
+        ok = (low >= -bound) & (high <= bound)  # False for NaN and infinities too
         _assert(ok, f"`x` contains NaN, infinite or too large values (|x| > {bound:.4g})")
-        return x.reshape(-1, self.in_dim)
+        return flat
 
     def _check_domain(self, x: torch.Tensor) -> None:
         """arccos ansaetze need |phi| <= 1 for every encoded angle (x (N, I) validated)."""
@@ -438,7 +441,7 @@ class QKANLayer(nn.Module):
         """
         where = f"layer {self.in_dim} -> {self.out_dim}"
         if y.device.type == "cpu":  # a finite sum is the common case: one pass, no bool tensor
-            if bool(torch.isfinite(y.sum())) or bool(torch.isfinite(y).all()):
+            if math.isfinite(y.sum().item()) or bool(torch.isfinite(y).all()):
                 return y
             bad = [name for name, p in self.named_parameters() if not bool(torch.isfinite(p).all())]
             if bad:
@@ -454,7 +457,7 @@ class QKANLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(*, in_dim) -> (*, out_dim)."""
         y = self.evaluate(self.check_input(x))
-        return y.reshape(*x.shape[:-1], self.out_dim)
+        return y if x.dim() == 2 else y.reshape(*x.shape[:-1], self.out_dim)
 
     def edge_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """f_ji(x_i) before any weights: (*, in_dim) -> (*, out_dim, in_dim)."""

@@ -139,6 +139,59 @@ def test_native_compile_equals_torch_compile(ansatz, reps, monkeypatch):
 
 
 @needs_native
+@pytest.mark.parametrize("base", ["silu", "tanh", "none"])
+@pytest.mark.parametrize("group", [None, "input", "output", "all"])
+def test_native_closed_form_bases_and_groups_match_torch(base, group, monkeypatch):
+    """The fused layer node (silu computed natively, any other base folded in from torch; W and
+    bias assembled from shared circuits) against the pure-torch fourier path, outputs and gradients."""
+    layer = _layer("mix", "fixed", in_dim=4, out_dim=3, base=base, group=group).set_evaluator("fourier")
+    x = _inputs(6, 4) * 5
+    y, grads = layer(x), _grads(layer, x)
+    monkeypatch.setenv("QKAN_NATIVE", "0")
+    torch.testing.assert_close(y, layer(x), rtol=0, atol=1e-12)
+    for a, b in zip(grads, _grads(layer, x)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
+
+
+@needs_native
+def test_native_compile_many_reps():
+    """The backward inverts the state step by step: still exact at reps 40."""
+    spec = ANSATZE["pz"]
+    theta = (torch.rand(2, 1, *spec.theta_shape(40), dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 8 - 4)
+    theta.requires_grad_(True)
+    native_coeffs = compile_matrix(spec, theta, 40)
+    weight = torch.randn(native_coeffs.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    (g_native,) = torch.autograd.grad((native_coeffs * weight).sum(), theta)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QKAN_NATIVE", "0")
+        a0, a, b = compile_coefficients(spec, theta, 40)
+    torch_coeffs = torch.cat([a0.unsqueeze(-1), a, b], -1).movedim(-1, 0)
+    (g_torch,) = torch.autograd.grad((torch_coeffs * weight).sum(), theta)
+    torch.testing.assert_close(native_coeffs, torch_coeffs, rtol=0, atol=1e-12)
+    torch.testing.assert_close(g_native, g_torch, rtol=0, atol=1e-11)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_native_silu_base_over_the_whole_input_range(dtype, monkeypatch):
+    """The native silu (own exp) against torch's, up to the largest accepted |x|, where e^{-x} overflows."""
+    layer = QKANLayer(3, 2, 2, dtype=dtype, seed=0)
+    bound = layer.max_input()
+    x = torch.tensor([[-bound, -100.0, -0.5], [0.0, 1e-3, 30.0], [88.5, 700.0, bound]], dtype=dtype).clamp(-bound, bound)
+    x = torch.cat([x, torch.linspace(-40, 40, 3000, dtype=dtype).reshape(-1, 3)]).requires_grad_(True)
+    y = layer(x)
+    (g,) = torch.autograd.grad(y.sum(), x)
+    monkeypatch.setenv("QKAN_NATIVE", "0")
+    x2 = x.detach().requires_grad_(True)
+    y2 = layer(x2)
+    (g2,) = torch.autograd.grad(y2.sum(), x2)
+    # outputs reach |x| (float64: 6.7e7): a relative bound; float32: cos/sin(k x) at |x| ~ 3e3 carry ~1e-4 rounding
+    rtol, atol = (1e-14, 1e-12) if dtype == torch.float64 else (1e-6, 2e-3)
+    torch.testing.assert_close(y, y2, rtol=rtol, atol=atol)
+    torch.testing.assert_close(g, g2, rtol=rtol, atol=atol)
+
+
+@needs_native
 @pytest.mark.parametrize("ansatz,measure", list(itertools.product(ANSATZ_NAMES, ("z", "amplitude"))))
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_native_prepare_matches_torch_prepare(ansatz, measure, dtype):
