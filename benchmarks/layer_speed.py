@@ -14,6 +14,7 @@ timed round-robin (one call of each case per round, so machine load hits all ali
   128 -> 128) for the fixed and the edge encoding against the floor, each in a fresh process
   (peak RSS growth over the state after building the module and input).
 Targets (issue 13): P1 <= 2x the floor; P2 >= 100x the reference; P3 <= 2x the floor.
+OMP_WAIT_POLICY defaults to PASSIVE here (see below); set it to ACTIVE to time spinning workers.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ import sys
 import tempfile
 
 import _harness as h
+
+# idle OpenMP workers sleep instead of spinning (set before torch loads its OpenMP runtime): on a
+# shared machine spinning workers count as CPU time and starve every other thread; the reference
+# subprocess inherits it, so all columns are timed alike
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _REFERENCE = r"""
 import json, time, torch
@@ -171,7 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
         title=f"forward+backward, pz {I}->{O}, R={R}, B={B}, float32; native kernels: {native.available()}",
     )
     return h.save(args, "layer_speed", rows, shape=dict(I=I, O=O, R=R, B=B), native=native.available(),
-                  torch_threads=torch.get_num_threads())
+                  torch_threads=torch.get_num_threads(), omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"))
 
 
 if __name__ == "__main__":

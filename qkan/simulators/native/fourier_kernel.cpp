@@ -337,7 +337,8 @@ template <class T> int compile_run(const int64_t* dims, const int64_t* program, 
   J.g_theta = static_cast<T*>(ptrs[3]);
   const int64_t L = J.R + 2, chunks = (J.E + W - 1) / W;
   const int64_t n_scratch = 16 * L + 2 * J.n_slots * kMaxGates + J.n_slots * J.k + 1;
-  parallel(useful_threads(dims[5], chunks, 32), chunks, [&](int64_t, int64_t c0, int64_t c1) {
+  // a thread per 256 edge vectors at least (~50 us forward for R = 3): starting one costs tens of us
+  parallel(useful_threads(dims[5], chunks * L * L, 256 * 25), chunks, [&](int64_t, int64_t c0, int64_t c1) {
     std::vector<char> raw(n_scratch * sizeof(V));  // aligned by hand, as in su2_kernel.cpp
     V* scratch = reinterpret_cast<V*>((reinterpret_cast<uintptr_t>(raw.data()) + sizeof(V) - 1) / sizeof(V) * sizeof(V));
     compile_range(J, c0 * W, std::min(J.E, c1 * W), scratch);
@@ -354,7 +355,8 @@ template <class T> int features_run(const int64_t* dims, void* const* ptrs) {
   J.g_x = static_cast<T*>(ptrs[3]);
   J.sig = static_cast<T*>(ptrs[4]);
   const int64_t per_row = std::max<int64_t>(1, J.I * (J.K + J.base));
-  parallel(useful_threads(dims[6], J.N, 1 + (1 << 13) / per_row), J.N, [&](int64_t, int64_t n0, int64_t n1) { features_range(J, n0, n1); });
+  // a thread per ~2^16 features at least (~50 us)
+  parallel(useful_threads(dims[6], J.N, 1 + (1 << 16) / per_row), J.N, [&](int64_t, int64_t n0, int64_t n1) { features_range(J, n0, n1); });
   return 0;
 }
 
