@@ -172,6 +172,23 @@ def test_native_compile_many_reps():
 
 
 @needs_native
+def test_native_compile_thread_count_independent():
+    """Enough edges for the compile to split them over threads: bitwise the same coefficients and gradients."""
+    theta = torch.rand(64, 80, *ANSATZE["pz"].theta_shape(3), dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    theta.requires_grad_(True)
+    threads, results = torch.get_num_threads(), []
+    for n in (1, 2):
+        torch.set_num_threads(n)
+        try:
+            coeffs = compile_matrix(ANSATZE["pz"], theta, 3)
+            results.append((coeffs, torch.autograd.grad(coeffs.sum(), theta)[0]))
+        finally:
+            torch.set_num_threads(threads)
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@needs_native
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_native_silu_base_over_the_whole_input_range(dtype, monkeypatch):
     """The native silu (own exp) against torch's, up to the largest accepted |x|, where e^{-x} overflows."""
