@@ -7,7 +7,8 @@
 //   of coefficient arrays, O(R^2) per edge, exact; backward runs the steps in reverse, inverting
 //   the state as it goes (nothing per step is stored).
 //   dims: E, R, n_slots, k, backward, threads. program: as in prepare_kernel.cpp.
-//   ptrs: theta, coeffs (1 + 2R, E) = [a0; a_1..a_R; b_1..b_R], g_coeffs, g_theta.
+//   ptrs: theta, coeffs (1 + 2R, E) = [a0; a_1..a_R; b_1..b_R], g_coeffs, g_theta, saved (see
+//   Compile::saved, 32-byte aligned; null to recompute the forward in backward).
 //
 // qkan_fourier_features: x (N, I) -> phi (N, slots, I) with phi[:, k-1] = cos(k x), phi[:, K+k-1] =
 //   sin(k x) (k = 1..K; slots >= 2K, further slots untouched), by one sin/cos and the angle
@@ -36,6 +37,9 @@ template <class T> struct Compile {
   T* coeffs;
   const T* g_coeffs;
   T* g_theta;
+  T* saved;  // (E / W, n_saved(), W) blocks (one per edge vector): the final state and every gate's (cos, sin),
+             // written forward, read backward; or null
+  int64_t n_saved() const { return 6 * (R + 1) + 2 * (R * prog.n_rep + prog.n_fin); }
 };
 
 // The Bloch vector r = (x, y, z) of an edge as trigonometric polynomials in the input, each
@@ -147,17 +151,33 @@ template <class T> QKAN_INLINE void compile_impl(const Compile<T>& J, int64_t e0
   auto gates = [&](int64_t slot) { return slot < R ? P.rep : P.fin; };
   auto n_gates = [&](int64_t slot) { return slot < R ? P.n_rep : P.n_fin; };
   V* csp = cs;
-  for (int64_t slot = 0; slot <= R; ++slot) {
-    const int64_t d = slot, *g = gates(slot);
-    for (int64_t j = 0; j < n_gates(slot); ++j, csp += 2) {
-      if (g[2 * j + 1] < 0) {
-        fixed_gate(st, g[2 * j], d);
-        continue;
+  const int64_t n_cs = J.n_saved() - 6 * (R + 1);
+  V* saved = J.saved ? reinterpret_cast<V*>(J.saved) + e0 / Vec<T>::W * J.n_saved() : nullptr;  // this vector's block
+  auto slot_of = [&](int c, int64_t k) { return saved + c * (R + 1) + k; };                         // c: 0..2 re, 3..5 im
+  if (J.backward && saved) {  // the forward's final state and angles
+    for (int c = 0; c < 3; ++c)
+      for (int64_t k = 0; k <= R; ++k) st.r(c)[k] = *slot_of(c, k), st.i(c)[k] = *slot_of(3 + c, k);
+    for (int64_t m = 0; m < n_cs; ++m) cs[m] = *slot_of(6, m);
+    csp += n_cs;
+  } else {
+    for (int64_t slot = 0; slot <= R; ++slot) {
+      const int64_t d = slot, *g = gates(slot);
+      for (int64_t j = 0; j < n_gates(slot); ++j, csp += 2) {
+        if (g[2 * j + 1] < 0) {
+          csp[0] = z, csp[1] = z;
+          fixed_gate(st, g[2 * j], d);
+          continue;
+        }
+        vsincos<T, true>(gather(J.theta + slot * J.k + g[2 * j + 1], e0, J.E, nk), csp[1], csp[0]);
+        rotate(st, int(g[2 * j]), csp[0], csp[1], d);
       }
-      vsincos<T, true>(gather(J.theta + slot * J.k + g[2 * j + 1], e0, J.E, nk), csp[1], csp[0]);
-      rotate(st, int(g[2 * j]), csp[0], csp[1], d);
+      if (slot < R) encode<T>(st, axis, d, 1, tmp);
     }
-    if (slot < R) encode<T>(st, axis, d, 1, tmp);
+  }
+  if (!J.backward && saved) {
+    for (int c = 0; c < 3; ++c)
+      for (int64_t k = 0; k <= R; ++k) *slot_of(c, k) = st.r(c)[k], *slot_of(3 + c, k) = st.i(c)[k];
+    for (int64_t m = 0; m < n_cs; ++m) *slot_of(6, m) = cs[m];
   }
   if (!J.backward) {
     store(J.coeffs, e0, J.E, st.r(2)[0]);
@@ -335,6 +355,8 @@ template <class T> int compile_run(const int64_t* dims, const int64_t* program, 
   J.coeffs = static_cast<T*>(ptrs[1]);
   J.g_coeffs = static_cast<const T*>(ptrs[2]);
   J.g_theta = static_cast<T*>(ptrs[3]);
+  J.saved = static_cast<T*>(ptrs[4]);
+  if (reinterpret_cast<uintptr_t>(J.saved) % sizeof(V)) J.saved = nullptr;  // blocks are read as vectors: recompute instead
   const int64_t L = J.R + 2, chunks = (J.E + W - 1) / W;
   const int64_t n_scratch = 16 * L + 2 * J.n_slots * kMaxGates + J.n_slots * J.k + 1;
   // a thread per 256 edge vectors at least (~50 us forward for R = 3): starting one costs tens of us

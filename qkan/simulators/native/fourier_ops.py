@@ -21,18 +21,19 @@ class _FourierCompile(torch.autograd.Function):
     @staticmethod
     def forward(ctx, theta, prog, reps, threads):
         coeffs = torch.empty(1 + 2 * reps, theta.shape[0], dtype=theta.dtype)
-        _compile_call(theta, coeffs, None, None, prog, reps, threads)
-        ctx.save_for_backward(theta)
+        saved = _saved_buffer(theta, prog, reps) if ctx.needs_input_grad[0] else None
+        _compile_call(theta, coeffs, None, None, saved, prog, reps, threads)
+        ctx.save_for_backward(theta, saved)
         ctx.args = (prog, reps, threads)
         return coeffs
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        (theta,) = ctx.saved_tensors
+        theta, saved = ctx.saved_tensors
         prog, reps, threads = ctx.args
         g_theta = torch.empty_like(theta)
-        _compile_call(theta, None, grad.contiguous(), g_theta, prog, reps, threads)
+        _compile_call(theta, None, grad.contiguous(), g_theta, saved, prog, reps, threads)
         return g_theta, None, None, None
 
 
@@ -42,11 +43,21 @@ def _program_array(prog: tuple[int, ...]) -> ctypes.Array:
     return (ctypes.c_int64 * len(prog))(*prog)
 
 
-def _compile_call(theta, coeffs, g_coeffs, g_theta, prog, reps, threads) -> None:
-    """qkan_fourier_compile: coeffs (1 + 2R, E) from theta (E, n_slots, k) contiguous, or (g_coeffs given) g_theta."""
+def _saved_buffer(theta: torch.Tensor, prog: tuple[int, ...], reps: int) -> torch.Tensor:
+    """What the compile's forward keeps for its backward: per vector of W edges (32 bytes of lanes) a block
+    (6 (R + 1) + 2 n_gates, W), n_gates = R n_rep + n_fin (torch's allocations are 64-byte aligned)."""
+    n_rep = prog[0]
+    n_gates = reps * n_rep + prog[1 + 2 * n_rep]
+    lanes = 32 // theta.element_size()
+    return torch.empty(-(-theta.shape[0] // lanes) * lanes * (6 * (reps + 1) + 2 * n_gates), dtype=theta.dtype)
+
+
+def _compile_call(theta, coeffs, g_coeffs, g_theta, saved, prog, reps, threads) -> None:
+    """qkan_fourier_compile: coeffs (1 + 2R, E) from theta (E, n_slots, k) contiguous, or (g_coeffs given) g_theta;
+    saved (_saved_buffer) is written forward and read backward (None: the backward recomputes the forward)."""
     E, n_slots, k = theta.shape
     dims = (ctypes.c_int64 * 6)(E, reps, n_slots, k, int(g_coeffs is not None), threads)
-    ptrs = (ctypes.c_void_p * 4)(ptr(theta), ptr(coeffs), ptr(g_coeffs), ptr(g_theta))
+    ptrs = (ctypes.c_void_p * 5)(ptr(theta), ptr(coeffs), ptr(g_coeffs), ptr(g_theta), ptr(saved))
     lib = native.load()
     check(lib.qkan_fourier_compile(int(theta.dtype == torch.float64), dims, _program_array(prog), ptrs), "fourier compile")
 
@@ -73,10 +84,13 @@ class _ClosedFormLayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, theta, coeffs, scale, const, base_x, base_w, config):
         prog, silu, threads = config
+        saved = None
         if theta is not None:  # compile here: theta (O', I', n_slots, k) -> coeffs (C, O', I')
             reps = theta.shape[2] - (1 if prog[1 + 2 * prog[0]] else 0)  # n_slots = R (+1 with final gates)
             coeffs = torch.empty(1 + 2 * reps, *theta.shape[:2], dtype=theta.dtype)
-            _compile_call(theta.view(-1, *theta.shape[2:]), coeffs, None, None, prog, reps, threads)
+            flat = theta.view(-1, *theta.shape[2:])
+            saved = _saved_buffer(flat, prog, reps) if ctx.needs_input_grad[1] else None
+            _compile_call(flat, coeffs, None, None, saved, prog, reps, threads)
         (N, I), O, K = x.shape, scale.shape[0], (coeffs.shape[0] - 1) // 2
         S = 2 * K + (base_w is not None)
         W = torch.empty(O, S, I, dtype=x.dtype)
@@ -88,14 +102,14 @@ class _ClosedFormLayer(torch.autograd.Function):
             phi[:, 2 * K] = base_x
         _features_call(x, phi, None, None, sig, K, silu, threads)
         phi, W = phi.view(N, S * I), W.view(O, S * I)
-        ctx.save_for_backward(x, phi, W, coeffs, scale, theta, sig)
+        ctx.save_for_backward(x, phi, W, coeffs, scale, theta, sig, saved)
         ctx.args = (K, S, prog, silu, threads)
         return torch.addmm(bias, phi, W.t())
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        x, phi, W, coeffs, scale, theta, sig = ctx.saved_tensors
+        x, phi, W, coeffs, scale, theta, sig, saved = ctx.saved_tensors
         K, S, prog, silu, threads = ctx.args
         (N, I), O = x.shape, scale.shape[0]
         needs = ctx.needs_input_grad
@@ -116,7 +130,7 @@ class _ClosedFormLayer(torch.autograd.Function):
         if theta is not None and needs[1]:  # back through the compile
             g_theta = torch.empty_like(theta)
             flat = theta.view(-1, *theta.shape[2:])
-            _compile_call(flat, None, g_coeffs.view(2 * K + 1, -1), g_theta.view(flat.shape), prog, K, threads)
+            _compile_call(flat, None, g_coeffs.view(2 * K + 1, -1), g_theta.view(flat.shape), saved, prog, K, threads)
             g_coeffs = None
         return g_x, g_theta, g_coeffs, g_scale, g_const, g_base_x, g_base_w, None
 
