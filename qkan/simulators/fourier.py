@@ -102,9 +102,9 @@ def compile_coefficients(
 def compile_matrix(ansatz: Ansatz, theta: torch.Tensor, reps: int) -> torch.Tensor:
     """Fixed-encoding coefficients as one tensor: theta (*edge, n_slots, k) -> (1 + 2R, *edge) = [a0; a_1..a_R; b_1..b_R].
 
-    On CPU (float32/float64) the native kernels compute them in one autograd node, exactly, from
-    the amplitudes' polynomial coefficients (edges as SIMD lanes); elsewhere compile_coefficients'
-    torch path (the sampled DFT).
+    On CPU (float32/float64) the native kernel computes them in one autograd node, exactly, by
+    carrying the Bloch vector's Fourier coefficients through the circuit (edges as SIMD lanes);
+    elsewhere compile_coefficients' torch path (the sampled DFT).
     """
     if not _use_native(theta):
         a0, a, b = compile_coefficients(ansatz, theta, reps)
