@@ -11,6 +11,9 @@
 
 namespace qkan {
 
+// most gates per slot (scratch sizes); longer programs are refused (return code 3)
+constexpr int64_t kMaxGates = 8;
+
 // An ansatz as gate codes (qkan/simulators/native/ops.py `program`): n_rep, (code, param) * n_rep,
 // n_fin, (code, param) * n_fin, encoding code; codes 0 RX, 1 RY, 2 RZ, 3 H, 4 X, 5 Z; param -1
 // for fixed gates, else the index of its angle within the slot.

@@ -4,9 +4,9 @@
 //   lanes, in the Bloch picture: r = e_x (H|0>); each gate is a rotation of r (RX, RY, RZ) or a
 //   signed permutation (H, X, Z); the data rotation turns the pair of components around its axis
 //   by x, which shifts their Fourier coefficients by one (see encode); f = <Z> = r_z. Real 3-vectors
-//   of coefficient arrays, O(R^2) per edge, exact; backward runs the steps in reverse, inverting
-//   the state as it goes (nothing per step is stored).
-//   dims: E, R, n_slots, k, backward, threads. program: as in prepare_kernel.cpp.
+//   of coefficient arrays, O(R^2) per edge, exact; backward runs the steps in reverse from the
+//   final state kept by the forward, inverting the state as it goes (nothing per step is stored).
+//   dims: E, R, n_slots, k, backward, threads. program: see Program in circuit.h.
 //   ptrs: theta, coeffs (1 + 2R, E) = [a0; a_1..a_R; b_1..b_R], g_coeffs, g_theta, saved (see
 //   Compile::saved, 32-byte aligned; null to recompute the forward in backward).
 //
@@ -27,8 +27,6 @@
 namespace {
 
 using namespace qkan;
-
-constexpr int64_t kMaxGates = 8;  // per slot
 
 template <class T> struct Compile {
   int64_t E, R, n_slots, k, backward;
@@ -133,9 +131,9 @@ template <class T, class V> QKAN_INLINE void encode_adjoint(const Poly<V>& g, in
 
 // Edges e0.. (one vector of lanes). Forward: r = e_x (H|0>); per rep l its gates (slot l), the data
 // rotation; the final gates (slot R); the Fourier coefficients are those of z: a0 = Re z_0,
-// a_k = 2 Re z_k, b_k = -2 Im z_k. Backward: the forward, then back through every step, inverting
-// the state as it goes (every step is invertible), with dL/dangle = sum_k Re(conj(G_u) (-w) + conj(G_w) u)
-// at each gate's output. Scratch: see compile_run.
+// a_k = 2 Re z_k, b_k = -2 Im z_k. Backward: from the saved final state (or the forward again)
+// back through every step, inverting the state as it goes (every step is invertible), with
+// dL/dangle = sum_k Re(conj(G_u) (-w) + conj(G_w) u) at each gate's output. Scratch: see compile_run.
 template <class T> QKAN_INLINE void compile_impl(const Compile<T>& J, int64_t e0, typename Vec<T>::V* scratch) {
   using V = typename Vec<T>::V;
   const int64_t R = J.R, L = R + 2, nk = J.n_slots * J.k;

@@ -93,8 +93,6 @@ template <class T> QKAN_INLINE typename Alg<T>::M frame(int64_t encoding) {
   return {{{A::cr(h), A::cr(h)}, {ih, {splat<T>(0), splat<T>(-h)}}}};  // S H
 }
 
-constexpr int kMaxGates = 8;
-
 // The gates of one slot (first acts first) and, where dg is given, their derivatives in their angles.
 // Checked: some angle may lie beyond the fast sin/cos range (Job::bounded is false).
 template <class T, bool Checked>
