@@ -9,7 +9,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["reference_edge", "reference_layer", "assert_matches_reference", "check_evaluator", "CONFORMANCE_CASES"]
+__all__ = [
+    "reference_edge", "reference_layer", "assert_matches_reference", "check_evaluator", "CONFORMANCE_CASES",
+    "random_layer",
+]
 
 _H = np.array([[1, 1], [1, -1]], dtype=complex) / np.sqrt(2)
 _X = np.array([[0, 1], [1, 0]], dtype=complex)
@@ -110,6 +113,26 @@ CONFORMANCE_CASES: tuple[dict, ...] = (
     dict(ansatz="real", encoding="fixed", group="input"),
     dict(ansatz="mix", encoding="edge", measure="amplitude"),
 )
+
+
+def random_layer(in_dim: int = 2, out_dim: int = 2, reps: int = 2, *, ansatz: str = "pz", encoding: str = "fixed",
+                 seed: int = 1, **options):
+    """A float64 QKANLayer whose trainable encodings are moved off their start (w=1, b=0).
+
+    Encoding weights are drawn uniformly from [0.2, 0.5) and biases from [-0.3, 0.3) (seeded by
+    `seed`), so |w x + b| <= 1 for |x| <= 1 and every ansatz ("px" included) is in its domain.
+    `options` go to QKANLayer (group, base, bias, measure, ...).
+    """
+    from qkan.layers import QKANLayer
+
+    layer = QKANLayer(in_dim, out_dim, reps, ansatz=ansatz, encoding=encoding, seed=seed, dtype=torch.float64,
+                      **options)
+    if layer.enc_weight is not None:
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            layer.enc_weight.copy_(0.2 + 0.3 * torch.rand(layer.enc_weight.shape, generator=gen, dtype=torch.float64))
+            layer.enc_bias.copy_(0.6 * torch.rand(layer.enc_bias.shape, generator=gen, dtype=torch.float64) - 0.3)
+    return layer
 
 
 def check_evaluator(name: str, *, gradcheck: bool = True, **options) -> list[dict]:

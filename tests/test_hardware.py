@@ -8,6 +8,7 @@ sqrt((1 - m^2) / S)), Lagrange weights written out, and Qiskit's Operator. Fixed
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -26,16 +27,10 @@ from qkan.simulators.hardware.mitigation import extrapolation_weights, fold, rea
 from qkan.simulators.hardware.packing import pack_circuit, pack_rows, unpack_rows  # noqa: E402
 from qkan.simulators.hardware.shots import binomial_estimates  # noqa: E402
 from qkan.simulators.qiskit import QiskitEvaluator, QiskitJobError  # noqa: E402
+from qkan.testing import random_layer  # noqa: E402
 
 
-def _layer(in_dim=2, out_dim=2, reps=2, ansatz="pz", encoding="edge", seed=1, **kw) -> QKANLayer:
-    layer = QKANLayer(in_dim, out_dim, reps, ansatz=ansatz, encoding=encoding, seed=seed, dtype=torch.float64, **kw)
-    if layer.enc_weight is not None:
-        gen = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            layer.enc_weight.copy_(0.2 + 0.3 * torch.rand(layer.enc_weight.shape, generator=gen, dtype=torch.float64))
-            layer.enc_bias.copy_(0.6 * torch.rand(layer.enc_bias.shape, generator=gen, dtype=torch.float64) - 0.3)
-    return layer
+_layer = functools.partial(random_layer, encoding="edge")
 
 
 def _inputs(n: int, dim: int, seed: int = 0) -> torch.Tensor:

@@ -385,8 +385,9 @@ def test_non_broadcasting_device_is_honoured_with_one_warning(monkeypatch):
     import qkan.simulators.pennylane as pl
 
     monkeypatch.setattr(pl, "_WARNED", set())
-    with pytest.warns(UserWarning, match=r"'lightning.qubit' does not broadcast.*default.qubit.*backprop"):
+    with pytest.warns(UserWarning, match=r"'lightning.qubit' does not broadcast.*default.qubit.*backprop") as record:
         ev = qkan.simulators.make_evaluator("pennylane", device="lightning.qubit")
+    assert record[0].filename == __file__  # attributed to the caller's line, not a qkan frame
     assert ev.device.name == "lightning.qubit" and not pl.broadcasts_natively(ev.device)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # once per device name: no second warning

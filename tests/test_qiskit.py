@@ -25,22 +25,10 @@ from qiskit_ibm_runtime.fake_provider import FakeManilaV2  # noqa: E402
 from qkan import QKAN, QKANLayer  # noqa: E402
 from qkan.circuits.ansatz import ANSATZE  # noqa: E402
 from qkan.simulators.qiskit import QiskitEvaluator, QiskitJobError  # noqa: E402
-from qkan.testing import assert_matches_reference, reference_edge  # noqa: E402
+from qkan.testing import assert_matches_reference, random_layer, reference_edge  # noqa: E402
 
 ALL_ANSATZE = sorted(ANSATZE)
 EXACT = {"threads": 1}
-
-
-def _layer(ansatz="pz", encoding="fixed", group=None, in_dim=3, out_dim=2, reps=2, seed=1, **kw) -> QKANLayer:
-    """A float64 layer; trainable encodings get w, b away from 1, 0 (|phi| <= 1 for px)."""
-    layer = QKANLayer(in_dim, out_dim, reps, ansatz=ansatz, encoding=encoding, group=group, seed=seed,
-                      dtype=torch.float64, **kw)
-    if layer.enc_weight is not None:
-        gen = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            layer.enc_weight.copy_(0.2 + 0.3 * torch.rand(layer.enc_weight.shape, generator=gen, dtype=torch.float64))
-            layer.enc_bias.copy_(0.6 * torch.rand(layer.enc_bias.shape, generator=gen, dtype=torch.float64) - 0.3)
-    return layer
 
 
 def _inputs(n: int, dim: int, seed: int = 0) -> torch.Tensor:
@@ -51,7 +39,7 @@ def _inputs(n: int, dim: int, seed: int = 0) -> torch.Tensor:
 # ------------------------------------------------------------------------------ circuits
 @pytest.mark.parametrize("ansatz", ALL_ANSATZE)
 def test_edge_circuit_matches_reference_statevector(ansatz):
-    layer = _layer(ansatz, encoding="edge")
+    layer = random_layer(ansatz=ansatz, encoding="edge", in_dim=3)
     w, b = (p.detach() for p in layer.encoding_parameters())
     for j, i in [(0, 0), (1, 2)]:
         circuit = layer.to_qiskit((j, i))
@@ -65,7 +53,7 @@ def test_edge_circuit_matches_reference_statevector(ansatz):
 
 @pytest.mark.parametrize("ansatz", ALL_ANSATZE)
 def test_ansatz_circuit_parameters(ansatz):
-    layer = _layer(ansatz, reps=3)
+    layer = random_layer(ansatz=ansatz, reps=3, in_dim=3)
     circuit = layer.to_qiskit()
     names = [p.name for p in circuit.parameters]
     n_theta = layer.ansatz.n_slots(3) * layer.ansatz.k
@@ -75,14 +63,14 @@ def test_ansatz_circuit_parameters(ansatz):
 
 def test_to_qiskit_rejects_bad_edge():
     with pytest.raises(ValueError, match=r"`edge` must be a pair \(j, i\) of ints with 0 <= j < 2 and 0 <= i < 3; got \(2, 0\)"):
-        _layer().to_qiskit((2, 0))
+        random_layer(in_dim=3).to_qiskit((2, 0))
 
 
 # ------------------------------------------------------------------------------ exact path
 @pytest.mark.parametrize("ansatz", ALL_ANSATZE)
 @pytest.mark.parametrize("encoding,group", [("fixed", None), ("edge", None), ("input", "input")])
 def test_exact_path_equals_closed_form(ansatz, encoding, group):
-    layer = _layer(ansatz, encoding, group, bias=True)
+    layer = random_layer(ansatz=ansatz, encoding=encoding, group=group, bias=True, in_dim=3)
     x = _inputs(5, 3)
     ideal_f, ideal_y = layer.edge_outputs(x), layer(x)  # fourier where it exists, else su2
     layer.set_evaluator("qiskit", **EXACT)
@@ -95,7 +83,7 @@ def test_exact_path_equals_closed_form(ansatz, encoding, group):
 def test_exact_path_with_statevector_estimator_and_leading_dims():
     from qiskit.primitives import StatevectorEstimator
 
-    layer = _layer("mix", "edge")
+    layer = random_layer(ansatz="mix", encoding="edge", in_dim=3)
     x = _inputs(6, 3).reshape(2, 3, 3)
     ideal = layer(x)
     layer.set_evaluator("qiskit", backend=StatevectorEstimator())
@@ -124,7 +112,7 @@ def _all_grads(layer, x, weights):
 @pytest.mark.parametrize("ansatz", ALL_ANSATZE)
 @pytest.mark.parametrize("encoding,group", [("fixed", None), ("edge", None), ("input", "output")])
 def test_parameter_shift_equals_autograd(ansatz, encoding, group):
-    layer = _layer(ansatz, encoding, group, bias=True)
+    layer = random_layer(ansatz=ansatz, encoding=encoding, group=group, bias=True, in_dim=3)
     x, weights = _inputs(4, 3), torch.tensor([1.0, -2.0], dtype=torch.float64)
     ref = _all_grads(layer, x, weights)
     layer.set_evaluator("qiskit", **EXACT)
@@ -136,7 +124,7 @@ def test_parameter_shift_equals_autograd(ansatz, encoding, group):
 
 
 def test_backward_shifts_only_what_needs_gradients():
-    layer = _layer("pz", reps=2, in_dim=2, out_dim=2)
+    layer = random_layer(ansatz="pz", reps=2, in_dim=2, out_dim=2)
     layer.set_evaluator("qiskit", pack=1, **EXACT)  # one parameter set per executed circuit
     x = _inputs(3, 2)  # no grad for x and a fixed encoding: only theta (3 slots x 2) is shifted
     layer(x).sum().backward()
@@ -148,7 +136,7 @@ def test_backward_shifts_only_what_needs_gradients():
 # ------------------------------------------------------------------------------ shots
 def test_aer_shots_within_five_sigma():
     shots = 4000
-    layer = _layer("pz", "edge", in_dim=3, out_dim=2, reps=2)
+    layer = random_layer(ansatz="pz", encoding="edge", in_dim=3, out_dim=2, reps=2)
     x = _inputs(8, 3)
     exact = layer.edge_outputs(x).detach()
     layer.set_evaluator("qiskit", shots=shots, seed=7, threads=1)
@@ -165,7 +153,7 @@ def test_aer_shots_within_five_sigma():
 
 def test_shot_gradients_within_bounds():
     shots = 4000
-    layer = _layer("rpz", "edge", in_dim=2, out_dim=1, reps=2, base=None)
+    layer = random_layer(ansatz="rpz", encoding="edge", in_dim=2, out_dim=1, reps=2, base=None)
     x = _inputs(4, 2)
     ref = _all_grads(layer, x, torch.ones(1, dtype=torch.float64))
     layer.set_evaluator("qiskit", shots=shots, seed=3, threads=1)
@@ -180,7 +168,7 @@ def test_shot_gradients_within_bounds():
 
 # ------------------------------------------------------------------------------ jobs
 def test_caps_split_pubs_and_jobs():
-    layer = _layer("pz", in_dim=2, out_dim=2)
+    layer = random_layer(ansatz="pz", in_dim=2, out_dim=2)
     x = _inputs(5, 2)  # 20 (sample, edge) pairs
     ideal = layer(x)
     layer.set_evaluator("qiskit", max_pub_size=3, max_circuits_per_job=8, threads=1, pack=1)
@@ -203,7 +191,7 @@ def test_isa_circuit_transpiled_once(monkeypatch):
 
     monkeypatch.setattr(qiskit.transpiler, "generate_preset_pass_manager", counting)
     backend = AerSimulator.from_backend(FakeManilaV2(), max_parallel_threads=1)
-    layer = _layer("pz", in_dim=2, out_dim=1).set_evaluator("qiskit", backend=backend, seed=1)
+    layer = random_layer(ansatz="pz", in_dim=2, out_dim=1).set_evaluator("qiskit", backend=backend, seed=1)
     x = _inputs(3, 2).requires_grad_()
     layer(x).sum().backward()
     layer(x)
@@ -213,7 +201,7 @@ def test_isa_circuit_transpiled_once(monkeypatch):
 
 def test_noisy_aer_from_fake_backend_is_close_to_ideal():
     """Exact expectation under FakeManilaV2's gate noise (no readout error): within 1e-2 of ideal."""
-    layer = _layer("pz", "edge", in_dim=2, out_dim=2)
+    layer = random_layer(ansatz="pz", encoding="edge", in_dim=2, out_dim=2)
     x = _inputs(4, 2)
     ideal = layer.edge_outputs(x)
     backend = AerSimulator.from_backend(FakeManilaV2(), max_parallel_threads=1)
@@ -362,7 +350,7 @@ def test_bad_options(options, match):
 
 
 def test_amplitude_measure_is_unsupported():
-    layer = _layer(measure="amplitude")
+    layer = random_layer(measure="amplitude", in_dim=3)
     with pytest.raises(ValueError, match=r"cannot run this layer: measure 'amplitude' is not an observable"):
         layer.set_evaluator("qiskit")
 
@@ -383,7 +371,7 @@ def test_isa_circuits_for_a_device_target_stay_exact(ansatz, optimization_level)
 
     device = GenericBackendV2(num_qubits=3, basis_gates=["rz", "sx", "x", "cx"], seed=0, noise_info=False)
     backend = AerSimulator.from_backend(device, max_parallel_threads=1)
-    layer = _layer(ansatz, "edge", in_dim=2, out_dim=2)
+    layer = random_layer(ansatz=ansatz, encoding="edge", in_dim=2, out_dim=2)
     x = _inputs(4, 2)
     ideal = layer.edge_outputs(x)
     layer.set_evaluator("qiskit", backend=backend, optimization_level=optimization_level, seed=2)

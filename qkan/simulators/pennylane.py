@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import warnings
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 
 from qkan._checks import check_int
+from qkan._warn import warn
 from qkan.circuits.pennylane import daruan_ops, device_wire, gate_angles, import_pennylane, make_device
 from qkan.simulators.base import Evaluator
 
@@ -62,13 +62,11 @@ def _warn_no_broadcast(device) -> None:
     if device.name in _WARNED or broadcasts_natively(device):
         return
     _WARNED.add(device.name)
-    warnings.warn(
+    warn(
         f"PennyLane device {device.name!r} does not broadcast: every (sample, edge) pair of a layer runs as "
         "its own tape (about 250x slower than one broadcast tape for a 4->4 layer of 64 samples). "
         "device='default.qubit' with diff_method='backprop' (the default) broadcasts natively and is faster "
-        "for one-qubit edges; the closed form (evaluator 'auto') is faster still.",
-        UserWarning,
-        stacklevel=4,
+        "for one-qubit edges; the closed form (evaluator 'auto') is faster still."
     )
 
 
