@@ -21,8 +21,9 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import warnings
 from pathlib import Path
+
+from qkan._warn import warn
 
 __all__ = ["SOURCES", "FLAGS", "cache_dir", "library_path", "build", "load", "available", "unavailable_reason", "enabled"]
 
@@ -114,7 +115,7 @@ def load() -> ctypes.CDLL | None:
                 _state["lib"], _state["path"] = lib, path
             except (OSError, RuntimeError) as err:
                 _state["reason"] = str(err)
-                warnings.warn(f"qkan native kernel unavailable, using the pure-torch path: {err}", RuntimeWarning, stacklevel=2)
+                warn(f"qkan native kernel unavailable, using the pure-torch path: {err}", RuntimeWarning)
         return _state["lib"]
 
 
