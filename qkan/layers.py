@@ -15,9 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qkan._checks import check_bool, check_choice, check_device, check_int, check_type
+from qkan import layer_guards as guards
+from qkan._checks import check_bool, check_choice, check_device, check_int
 from qkan._foreign import reject_foreign
 from qkan.circuits.ansatz import get_ansatz
+from qkan.layer_guards import PARAM_DTYPES
 from qkan.simulators.base import Evaluator, make_evaluator
 
 __all__ = ["QKANLayer", "BASES", "ENCODINGS", "GROUPS", "MEASURES", "THETA_INITS", "MAX_REPS"]
@@ -35,10 +37,6 @@ GROUPS = (None, "input", "output", "all")
 MEASURES = ("z", "amplitude")
 #: theta initialisations (reset_parameters); the default was chosen by benchmarks/reproduce.py
 THETA_INITS = ("xavier", "normal", "uniform")
-#: parameter dtypes the evaluators do not compute in: they run on float32 copies (in_compute_precision)
-LOW_PRECISION = (torch.bfloat16, torch.float16)
-#: parameter dtypes a layer accepts
-PARAM_DTYPES = (torch.float32, torch.float64, *LOW_PRECISION)
 #: largest `reps` accepted (the Fourier degree of an edge; beyond it a typo would ask for gigabytes)
 MAX_REPS = 1000
 
@@ -348,111 +346,22 @@ class QKANLayer(nn.Module):
         """The largest |x| accepted: eps^(-1/2) of the parameters' dtype (float32: 2896), see the class docstring."""
         return torch.finfo(self.theta.dtype).eps ** -0.5
 
-    def check_input(self, x) -> torch.Tensor:
-        """Validate x (*, I) and flatten it to (N, I); the public entry's one check of its input.
-
-        TypeError for a non-tensor or a non-floating dtype, ValueError for a wrong shape, a dtype
-        other than the parameters' (outside autocast), non-finite values or |x| > max_input().
-        On CUDA the value check is asynchronous (no host-device synchronisation).
-        """
-        check_type("x", x, torch.Tensor)
-        if self.theta.dtype not in PARAM_DTYPES:
-            raise ValueError(
-                f"the layer's parameters are {self.theta.dtype}; QKAN takes float32, float64, bfloat16 or float16 "
-                "parameters: convert back (e.g. model.float())"
-            )
-        if not x.is_floating_point():
-            raise TypeError(f"`x` must be a floating-point tensor; got {x.dtype}")
-        if x.dim() < 1 or x.shape[-1] != self.in_dim:
-            raise ValueError(f"`x` must have shape (*, {self.in_dim}); got {tuple(x.shape)}")
-        if x.dtype != self.theta.dtype and torch.is_autocast_enabled(x.device.type):
-            x = x.to(self.theta.dtype)  # autocast: features in the parameters' precision, matmuls in bf16/fp16
-        if x.dtype != self.theta.dtype:
-            raise ValueError(
-                f"`x` has dtype {x.dtype} but the layer's parameters are {self.theta.dtype}; "
-                f"convert one of them (e.g. layer.to({x.dtype}))"
-            )
-        bound = self.max_input()
-        flat = x if x.dim() == 2 else x.reshape(-1, self.in_dim)  # no view (and autograd node) when already 2-d
-        if x.numel() == 0:
-            return flat
-        low, high = torch.aminmax(x)  # one pass; NaN propagates into both
-        if x.device.type == "cpu":  # read on the host: comparisons with NaN are False
-            if -bound <= low.item() and high.item() <= bound:
-                return flat
-            if not bool(torch.isfinite(x).all()):
-                raise ValueError("`x` contains NaN or infinite values")
-            raise ValueError(
-                f"`x` must satisfy |x| <= {bound:.4g} for {x.dtype} (inputs are angles; beyond this the rounding of x "
-                f"alone loses half the digits of the edge values); got max |x| = {float(x.abs().amax()):.4g}: rescale the inputs"
-            )
-        ok = (low >= -bound) & (high <= bound)  # False for NaN and infinities too
-        _assert(ok, f"`x` contains NaN, infinite or too large values (|x| > {bound:.4g})")
-        return flat
-
-    def _check_domain(self, x: torch.Tensor) -> None:
-        """arccos ansaetze need |phi| <= 1 for every encoded angle (x (N, I) validated)."""
-        if not self.ansatz.arccos or x.numel() == 0:
-            return
-        with torch.no_grad():
-            worst = self.encoded_angles(x).abs().amax()
-        _assert(
-            worst <= 1,
-            "`x` gives encoding angles phi = w*x + b outside [-1, 1] (max |phi| = {:.4g}); "
-            "the 'px' ansatz applies arccos(phi): rescale the inputs into [-1, 1]",
-            worst,
-        )
-
     def evaluate(self, x: torch.Tensor) -> torch.Tensor:
         """The layer on already validated inputs (see check_input): (N, I) -> (N, O).
 
         FloatingPointError when the output is not finite (an evaluator returning NaN, e.g. a failed
         estimator, or non-finite parameters): no NaN leaves a layer whose input was finite.
         """
-        self._check_domain(x)
-        return self._check_output(self.in_compute_precision(lambda xc: self.get_evaluator().forward(self, xc), x))
+        guards.check_domain(self, x)
+        return guards.check_output(self, self.in_compute_precision(lambda xc: self.get_evaluator().forward(self, xc), x))
+
+    def check_input(self, x) -> torch.Tensor:
+        """Validate x (*, I) and flatten it to (N, I): the public entry's one check (layer_guards.check_input)."""
+        return guards.check_input(self, x)
 
     def in_compute_precision(self, fn: Callable[..., torch.Tensor], *args) -> torch.Tensor:
-        """fn(*args) -> tensor, with this layer's parameters, buffers and tensor args in a precision evaluators compute in.
-
-        bfloat16 and float16 parameters are read as float32 copies for the call (gradients flow
-        back to them) and the result is cast back to the parameters' dtype; other dtypes run fn
-        as is. The copies take part in autograd even without grad mode, so evaluator caches
-        keyed on tensor identity never serve a result of an earlier call's copies.
-        """
-        dtype = self.theta.dtype
-        if dtype not in LOW_PRECISION:
-            return fn(*args)
-        grad = torch.is_grad_enabled()
-        with torch.inference_mode(False), torch.enable_grad():
-            wide = {}
-            for name, t in [*self.named_parameters(), *self.named_buffers()]:
-                w = t.float()
-                wide[f"layer.{name}"] = w if w.requires_grad or not isinstance(t, nn.Parameter) else w.requires_grad_()
-            args = [a.float() if isinstance(a, torch.Tensor) and a.dtype in LOW_PRECISION else a for a in args]
-            out = torch.func.functional_call(_Call(self), wide, (fn, *args))
-        return out.to(dtype) if grad else out.detach().to(dtype)
-
-    def _check_output(self, y: torch.Tensor) -> torch.Tensor:
-        """y itself; FloatingPointError when it holds NaN or infinities (the inputs were checked finite).
-
-        The message names the non-finite parameters, or else the evaluator (e.g. a circuit
-        backend that returned NaN). On CUDA an asynchronous device assert.
-        """
-        where = f"layer {self.in_dim} -> {self.out_dim}"
-        if y.device.type == "cpu":  # a finite sum is the common case: one pass, no bool tensor
-            if math.isfinite(y.sum().item()) or bool(torch.isfinite(y).all()):
-                return y
-            bad = [name for name, p in self.named_parameters() if not bool(torch.isfinite(p).all())]
-            if bad:
-                raise FloatingPointError(f"{where}: the parameters {bad} hold NaN or infinite values, so do the outputs")
-            raise FloatingPointError(
-                f"{where}: evaluator {self.evaluator!r} gave NaN or infinite values for finite inputs and parameters "
-                "(a circuit backend may have returned NaN)"
-            )
-        message = f"{where}: NaN or infinite outputs for finite inputs (non-finite parameters or evaluator values)"
-        _assert(torch.isfinite(y).all(), message)
-        return y
+        """fn(*args) with bfloat16/float16 parameters read as float32 copies (layer_guards.in_compute_precision)."""
+        return guards.in_compute_precision(self, fn, *args)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(*, in_dim) -> (*, out_dim)."""
@@ -462,8 +371,8 @@ class QKANLayer(nn.Module):
     def edge_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """f_ji(x_i) before any weights: (*, in_dim) -> (*, out_dim, in_dim)."""
         x2 = self.check_input(x)
-        self._check_domain(x2)
-        f = self._check_output(self.in_compute_precision(lambda xc: self.get_evaluator().edge_outputs(self, xc), x2))
+        guards.check_domain(self, x2)
+        f = guards.check_output(self, self.in_compute_precision(lambda xc: self.get_evaluator().edge_outputs(self, xc), x2))
         return f.reshape(*x.shape[:-1], self.out_dim, self.in_dim)
 
     def fourier_coefficients(self) -> torch.Tensor:
@@ -539,27 +448,3 @@ class QKANLayer(nn.Module):
             f"encoding={self.encoding!r}, base={base!r}, group={self.group!r}, measure={self.measure!r}, "
             f"evaluator={self._evaluator_choice[0]!r}"
         )
-
-
-class _Call(nn.Module):
-    """Holds a layer so torch.func.functional_call can swap its tensors around any function call."""
-
-    def __init__(self, layer: QKANLayer) -> None:
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, fn: Callable, *args):
-        return fn(*args)
-
-
-def _assert(ok: torch.Tensor, message: str, value: torch.Tensor | None = None) -> None:
-    """Raise ValueError(message) unless the 0-dim bool `ok`; on CUDA an asynchronous device assert.
-
-    `message` may hold one ``{}`` field for `value` (read on the host only when the check fails).
-    """
-    if ok.device.type == "meta":  # shapes only: nothing to check
-        return
-    if ok.device.type == "cuda":
-        torch._assert_async(ok, message.replace("{:.4g}", "?"))
-    elif not bool(ok):
-        raise ValueError(message.format(float(value)) if value is not None else message)
