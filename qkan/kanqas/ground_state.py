@@ -16,7 +16,7 @@ import torch
 
 from qkan._checks import check_choice, check_int, check_interval
 from qkan.kanqas.circuit import ROTATIONS, Circuit, Instruction
-from qkan.kanqas.statevector import MAX_QUBITS, Noise, expectation, run
+from qkan.kanqas.statevector import MAX_QUBITS, AdjointEnergy, Noise, expectation, run
 from qkan.kanqas.tasks import Task
 
 __all__ = ["GroundState", "molecule_hamiltonian", "MOLECULES", "CHEMICAL_ACCURACY"]
@@ -118,6 +118,7 @@ class GroundState(Task):
         self.n_qubits, self.name = n, name or label
         self.optimizer, self.maxiter = optimizer, maxiter
         self.hamiltonian = torch.as_tensor(matrix, dtype=torch.complex128)
+        self._matrix = self.hamiltonian.numpy()  # (2^n, 2^n) complex128, for the adjoint energies
         self.exact_energy = float(np.linalg.eigvalsh(matrix)[0])
         if initial == "hf":
             index = int(np.argmin(np.real(np.diag(matrix))))
@@ -189,7 +190,17 @@ class GroundState(Task):
 
     # ------------------------------------------------------------------------------ energies
     def energy(self, circuit: Circuit, noise: Noise | None = None, angles: torch.Tensor | None = None) -> torch.Tensor:
-        """Energies (B,) at angles (B, P) or (P,) (default the circuit's)."""
+        """Energies (B,) at angles (B, P) or (P,) (default the circuit's), differentiable in `angles`.
+
+        Noiseless circuits use the adjoint method (statevector.AdjointEnergy, same values and
+        gradients as autograd through ``run``, ~4x faster); noisy ones autograd on density matrices.
+        """
+        if noise is None or noise.is_zero:
+            if angles is None:
+                angles = torch.as_tensor(circuit.angles, dtype=torch.float64)
+            angles = angles.to(torch.float64)
+            angles = angles.reshape(1 if angles.dim() < 2 else angles.shape[0], circuit.n_params)
+            return AdjointEnergy.apply(angles, circuit, self._matrix)
         return expectation(run(circuit, angles, noise=noise), self.hamiltonian)
 
     def optimize(self, circuit: Circuit, noise: Noise | None = None, rng: np.random.Generator | None = None) -> float:
