@@ -293,6 +293,14 @@ def test_validation_messages():
         DDQNAgent(CircuitEnv("bell"), batch_size=0)
     with pytest.raises(ValueError, match=r"`eps_decay` must be a number in \(0, 1\]"):
         DDQNAgent(CircuitEnv("bell"), eps_decay=1.5)
+    with pytest.raises(ValueError, match="`n_step` must be an int >= 1"):
+        DDQNAgent(CircuitEnv("bell"), n_step=0)
+    with pytest.raises(ValueError, match="`learning_starts` must be an int >= 1"):
+        DDQNAgent(CircuitEnv("bell"), learning_starts=0)
+    with pytest.raises(ValueError, match=r"`grad_clip` must be a number in \(0, inf\]"):
+        DDQNAgent(CircuitEnv("bell"), grad_clip=0.0)
+    with pytest.raises(ValueError, match="`loss` must be one of"):
+        DDQNAgent(CircuitEnv("bell"), loss="l2")
     with pytest.raises(ValueError, match="`q_network` must be 'qkan', 'kan', 'mlp' or a torch module"):
         DDQNAgent(CircuitEnv("bell"), q_network=3)
     with pytest.raises(ValueError, match="`episodes` must be an int >= 0"):

@@ -3,6 +3,7 @@ argument checks, Ctrl-C in training and in `qkan search`."""
 
 import argparse
 
+import numpy as np
 import pytest
 import torch
 
@@ -208,3 +209,38 @@ def test_checkpoint_with_wrong_fields_is_refused_whole(tmp_path):
         with pytest.raises(ValueError, match="does not fit this agent"):
             fresh.load(tmp_path / "bad.pt")
         assert fresh.episode == 0 and all(torch.equal(a, b) for a, b in zip(before, _params(fresh)))
+
+
+def test_n_step_returns_sum_discounted_rewards_up_to_the_episode_end():
+    def explorer(n_step):
+        agent = DDQNAgent(CircuitEnv("ghz3"), q_network="mlp", seed=3, batch_size=10_000, buffer_size=10_000,
+                          n_step=n_step)
+        agent.epsilon = agent.eps_min = 1.0  # uniform random legal actions, no learning: same actions for both
+        for _ in range(6):
+            agent.run_episode()
+        return agent.buffer
+
+    one, three = explorer(1), explorer(3)
+    size, gamma = one.size, 0.005 ** (1 / 12)
+    assert three.size == size and size > 6
+    ends = np.flatnonzero(one.done[:size])  # the last step of every episode
+    for t in range(size):
+        end = ends[ends >= t][0]
+        last = min(t + 2, end)  # n = 3 steps, or fewer at the episode's end
+        expected = sum(gamma ** (k - t) * one.reward[k] for k in range(t, last + 1))
+        assert three.reward[t] == pytest.approx(expected, rel=1e-6)
+        np.testing.assert_array_equal(three.obs[t], one.obs[t])
+        np.testing.assert_array_equal(three.next_obs[t], one.next_obs[last])
+        assert three.done[t] == one.done[last] and three.action[t] == one.action[t]
+        np.testing.assert_array_equal(three.next_mask[t], one.next_mask[last])
+
+
+def test_greedy_evaluation_runs_to_the_goal_not_the_curriculum_threshold():
+    env = CircuitEnv("bell")
+    agent = DDQNAgent(env, q_network="mlp", seed=0, curriculum=None)
+    env.threshold = 0.4  # a loose training threshold: |00> -> H already reaches fidelity 0.5
+    seen = []
+    original = env.step
+    env.step = lambda a: seen.append(env.threshold) or original(a)
+    agent.evaluate()
+    assert seen and all(t == 0.98 for t in seen) and env.threshold == 0.4

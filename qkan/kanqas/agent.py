@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from qkan._checks import check_int, check_interval
+from qkan._checks import check_choice, check_int, check_interval
 from qkan._io import atomic_save, check_writable
 from qkan._progress import progress_bar
 from qkan.kanqas.circuit import Circuit
@@ -75,9 +75,11 @@ class ReplayBuffer:
 class DDQNAgent:
     """Double DQN: the online network picks the next action, the target network scores it.
 
-    Loss: Smooth-L1 between Q(s, a) and r + gamma (1 - done) Q_target(s', argmax_a' Q(s', a'))
-    over legal a'. One Adam update per environment step once the buffer holds a batch; the
-    target is a hard copy every ``target_update`` updates; epsilon decays per update.
+    Loss: Smooth-L1 between Q(s, a) and R + gamma^n (1 - done) Q_target(s', argmax_a' Q(s', a'))
+    over legal a', with the n-step return R = r_0 + gamma r_1 + ... + gamma^(n-1) r_(n-1) and s'
+    the state n steps later (or the episode's end, which is terminal). One Adam update per
+    environment step once the buffer holds a batch; the target is a hard copy every
+    ``target_update`` updates; epsilon decays per update.
 
     Args:
         env: a CircuitEnv (any task).
@@ -86,9 +88,14 @@ class DDQNAgent:
         hidden: hidden widths of the Q-network (default: qnets.make_q_network's).
         network_options: extra Q-network options (qkan: reps, ansatz, ...; kan: grid, k, grid_update).
         lr, batch_size, buffer_size: Adam learning rate, replay batch and capacity.
+        learning_starts: transitions stored before the first update (at least ``batch_size``);
+            epsilon decays per update, so these steps are all uniformly random exploration.
         gamma: discount in (0, 1] (default 0.005 ** (1 / max_depth), as published).
         eps_start, eps_decay, eps_min: epsilon-greedy schedule (multiplied by eps_decay per update).
         target_update: updates between target-network copies.
+        n_step: steps summed into one stored return (1: plain one-step DDQN).
+        grad_clip: largest gradient norm of one update (None: no clipping).
+        loss: "smooth_l1" (as published) or "mse" on the TD error.
         curriculum: None, "auto" (the task's default curriculum, e.g. a MovingThreshold for
             ground states; none for state preparation) or an object with
             ``update(success, error) -> threshold``, ``threshold``, ``state_dict`` and ``load_state_dict``.
@@ -99,13 +106,17 @@ class DDQNAgent:
                  network_options: dict | None = None, lr: float = 5e-3, batch_size: int = 64,
                  buffer_size: int = 5000, gamma: float | None = None, eps_start: float = 1.0,
                  eps_decay: float = 0.995, eps_min: float = 0.05, target_update: int = 20,
-                 curriculum="auto", seed: int | None = None) -> None:
+                 n_step: int = 1, learning_starts: int = 64, grad_clip: float | None = None, loss: str = "smooth_l1", curriculum="auto",
+                 seed: int | None = None) -> None:
         if not isinstance(env, CircuitEnv):
             raise ValueError(f"`env` must be a CircuitEnv; got {type(env).__name__}")
-        for arg, value in (("batch_size", batch_size), ("buffer_size", buffer_size), ("target_update", target_update)):
+        for arg, value in (("batch_size", batch_size), ("buffer_size", buffer_size), ("target_update", target_update),
+                           ("n_step", n_step), ("learning_starts", learning_starts)):
             check_int(arg, value)
         check_int("seed", seed, low=0, allow_none=True)
         check_interval("lr", lr, 0.0, math.inf, open_low=True)
+        if grad_clip is not None:
+            check_interval("grad_clip", grad_clip, 0.0, math.inf, open_low=True)
         gamma = 0.005 ** (1 / env.max_depth) if gamma is None else check_interval("gamma", gamma, 0.0, 1.0, open_low=True)
         eps_start = check_interval("eps_start", eps_start, 0.0, 1.0)
         eps_decay = check_interval("eps_decay", eps_decay, 0.0, 1.0, open_low=True)
@@ -127,6 +138,10 @@ class DDQNAgent:
         self.optimizer = torch.optim.Adam(self.q.parameters(), lr=lr)
         self.buffer = ReplayBuffer(buffer_size, obs_dim, n_actions)
         self.batch_size, self.target_update, self.gamma = batch_size, target_update, gamma
+        self.n_step, self.grad_clip = n_step, grad_clip
+        check_choice("loss", loss, ("smooth_l1", "mse"))
+        self.loss = loss
+        self.learning_starts = max(learning_starts, batch_size)
         self.epsilon, self.eps_decay, self.eps_min = eps_start, eps_decay, eps_min
         if curriculum == "auto":
             curriculum = env.task.default_curriculum(env.noise)
@@ -160,10 +175,13 @@ class DDQNAgent:
         with torch.no_grad():
             online_next = q_both[B:].detach().masked_fill(next_mask == 0, -math.inf)  # (B, A)
             best_next = online_next.argmax(1, keepdim=True)
-            target = reward + self.gamma * (1 - done) * self.target(next_obs).gather(1, best_next).squeeze(1)
-        loss = F.smooth_l1_loss(q, target)
+            next_value = self.target(next_obs).gather(1, best_next).squeeze(1)
+            target = reward + self.gamma ** self.n_step * (1 - done) * next_value
+        loss = F.smooth_l1_loss(q, target) if self.loss == "smooth_l1" else F.mse_loss(q, target)
         self.optimizer.zero_grad()
         loss.backward()
+        if self.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.q.parameters(), self.grad_clip)
         self.optimizer.step()
         self.updates += 1
         self.epsilon = max(self.eps_min, self.epsilon * self.eps_decay)
@@ -179,14 +197,19 @@ class DDQNAgent:
         seed = self.seed if (self.episode == 0 and self.seed is not None) else None
         obs, info = env.reset(seed=seed)
         total, done = 0.0, False
+        pending: list[tuple[np.ndarray, int, float]] = []  # (obs, action, reward) not yet stored
         while not done:
             action = self.act(obs, info["action_mask"], greedy=greedy)
             next_obs, reward, terminated, truncated, info = env.step(action)
             done = terminated or truncated
             total += reward
             if learn:
-                self.buffer.add(obs, action, reward, next_obs, float(terminated), info["action_mask"])
-                if self.buffer.size >= self.batch_size:
+                pending.append((obs, action, reward))
+                while pending and (len(pending) == self.n_step or done):  # store n-step returns
+                    ret = sum(self.gamma ** k * r for k, (_, _, r) in enumerate(pending))
+                    first_obs, first_action, _ = pending.pop(0)
+                    self.buffer.add(first_obs, first_action, ret, next_obs, float(terminated), info["action_mask"])
+                if self.buffer.size >= self.learning_starts:
                     self._learn()
             obs = next_obs
         result = {"reward": total, "success": info["success"], "goal": info["goal"], "error": info["error"],
@@ -239,8 +262,17 @@ class DDQNAgent:
         self.history["threshold"].append(self.env.threshold)
 
     def evaluate(self) -> dict:
-        """One greedy episode without learning: reward, success, goal, error, counts, circuit."""
-        return self.run_episode(greedy=True, learn=False)
+        """One greedy episode without learning: reward, success, goal, error, counts, circuit.
+
+        Runs at the task's default threshold (e.g. chemical accuracy), not the curriculum's
+        current one: a looser training threshold would end the episode before the goal.
+        """
+        training = self.env.threshold
+        self.env.threshold = self.env.task.default_threshold(self.env.noise)
+        try:
+            return self.run_episode(greedy=True, learn=False)
+        finally:
+            self.env.threshold = training
 
     def best_circuit(self) -> Circuit | None:
         """The best circuit seen in training (lowest error, then fewest CNOTs, then fewest gates)."""
