@@ -297,8 +297,6 @@ def test_validation_messages():
         DDQNAgent(CircuitEnv("bell"), n_step=0)
     with pytest.raises(ValueError, match="`learning_starts` must be an int >= 1"):
         DDQNAgent(CircuitEnv("bell"), learning_starts=0)
-    with pytest.raises(ValueError, match=r"`grad_clip` must be a number in \(0, inf\]"):
-        DDQNAgent(CircuitEnv("bell"), grad_clip=0.0)
     with pytest.raises(ValueError, match="`loss` must be one of"):
         DDQNAgent(CircuitEnv("bell"), loss="l2")
     with pytest.raises(ValueError, match="`q_network` must be 'qkan', 'kan', 'mlp' or a torch module"):

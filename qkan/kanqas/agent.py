@@ -94,7 +94,6 @@ class DDQNAgent:
         eps_start, eps_decay, eps_min: epsilon-greedy schedule (multiplied by eps_decay per update).
         target_update: updates between target-network copies.
         n_step: steps summed into one stored return (1: plain one-step DDQN).
-        grad_clip: largest gradient norm of one update (None: no clipping).
         loss: "smooth_l1" (as published) or "mse" on the TD error.
         curriculum: None, "auto" (the task's default curriculum, e.g. a MovingThreshold for
             ground states; none for state preparation) or an object with
@@ -106,7 +105,7 @@ class DDQNAgent:
                  network_options: dict | None = None, lr: float = 5e-3, batch_size: int = 64,
                  buffer_size: int = 5000, gamma: float | None = None, eps_start: float = 1.0,
                  eps_decay: float = 0.995, eps_min: float = 0.05, target_update: int = 20,
-                 n_step: int = 1, learning_starts: int = 64, grad_clip: float | None = None, loss: str = "smooth_l1", curriculum="auto",
+                 n_step: int = 1, learning_starts: int = 64, loss: str = "smooth_l1", curriculum="auto",
                  seed: int | None = None) -> None:
         if not isinstance(env, CircuitEnv):
             raise ValueError(f"`env` must be a CircuitEnv; got {type(env).__name__}")
@@ -115,8 +114,6 @@ class DDQNAgent:
             check_int(arg, value)
         check_int("seed", seed, low=0, allow_none=True)
         check_interval("lr", lr, 0.0, math.inf, open_low=True)
-        if grad_clip is not None:
-            check_interval("grad_clip", grad_clip, 0.0, math.inf, open_low=True)
         gamma = 0.005 ** (1 / env.max_depth) if gamma is None else check_interval("gamma", gamma, 0.0, 1.0, open_low=True)
         eps_start = check_interval("eps_start", eps_start, 0.0, 1.0)
         eps_decay = check_interval("eps_decay", eps_decay, 0.0, 1.0, open_low=True)
@@ -138,7 +135,7 @@ class DDQNAgent:
         self.optimizer = torch.optim.Adam(self.q.parameters(), lr=lr)
         self.buffer = ReplayBuffer(buffer_size, obs_dim, n_actions)
         self.batch_size, self.target_update, self.gamma = batch_size, target_update, gamma
-        self.n_step, self.grad_clip = n_step, grad_clip
+        self.n_step = n_step
         check_choice("loss", loss, ("smooth_l1", "mse"))
         self.loss = loss
         self.learning_starts = max(learning_starts, batch_size)
@@ -180,8 +177,6 @@ class DDQNAgent:
         loss = F.smooth_l1_loss(q, target) if self.loss == "smooth_l1" else F.mse_loss(q, target)
         self.optimizer.zero_grad()
         loss.backward()
-        if self.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.q.parameters(), self.grad_clip)
         self.optimizer.step()
         self.updates += 1
         self.epsilon = max(self.eps_min, self.epsilon * self.eps_decay)
