@@ -230,7 +230,7 @@ def test_curriculum_moves_threshold():
 def test_agent_finds_bell_and_checkpoint_resumes(tmp_path):
     env = CircuitEnv("bell")
     agent = DDQNAgent(env, q_network="mlp", seed=0, batch_size=64, buffer_size=2000, eps_decay=0.99,
-                      target_update=20, lr=5e-3)
+                      target_update=20, lr=5e-3, n_step=1, loss="smooth_l1")  # the published update rule
     history = agent.train(120, progress=False, checkpoint=tmp_path / "ckpt.pt", checkpoint_every=60)
     assert len(history["reward"]) == 120 and sum(history["success"]) >= 10
     best = agent.best_circuit()
@@ -240,7 +240,7 @@ def test_agent_finds_bell_and_checkpoint_resumes(tmp_path):
     # resume: a fresh agent loaded from the checkpoint continues exactly like the original
     agent.train(5, progress=False)
     clone = DDQNAgent(CircuitEnv("bell"), q_network="mlp", seed=0, batch_size=64, buffer_size=2000,
-                      eps_decay=0.99, target_update=20, lr=5e-3).load(tmp_path / "ckpt.pt")
+                      eps_decay=0.99, target_update=20, lr=5e-3, n_step=1, loss="smooth_l1").load(tmp_path / "ckpt.pt")
     assert clone.episode == 120
     clone.train(5, progress=False)
     assert clone.history["reward"] == agent.history["reward"]
