@@ -72,6 +72,9 @@ def test_a_checkpoint_that_does_not_fit_leaves_the_agent_untouched(tmp_path):
     other_net = DDQNAgent(CircuitEnv("bell"), q_network="mlp", hidden=[7], seed=0, buffer_size=2000)
     with pytest.raises(ValueError, match="does not fit this agent"):
         other_net.load(tmp_path / "big.pt")
+    one_step = DDQNAgent(CircuitEnv("bell"), q_network="mlp", seed=1, batch_size=16, buffer_size=2000, n_step=1)
+    with pytest.raises(ValueError, match="holds 3-step returns, this agent uses n_step=1"):
+        one_step.load(tmp_path / "big.pt")
 
 
 def test_checkpoint_holds_plain_data_only_and_resumes_best_circuit(tmp_path):

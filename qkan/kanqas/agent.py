@@ -75,10 +75,11 @@ class ReplayBuffer:
 class DDQNAgent:
     """Double DQN: the online network picks the next action, the target network scores it.
 
-    Loss: Smooth-L1 between Q(s, a) and R + gamma^n (1 - done) Q_target(s', argmax_a' Q(s', a'))
-    over legal a', with the n-step return R = r_0 + gamma r_1 + ... + gamma^(n-1) r_(n-1) and s'
-    the state n steps later (or the episode's end, which is terminal). One Adam update per
-    environment step once the buffer holds a batch; the target is a hard copy every
+    Loss (``loss``): MSE or Smooth-L1 between Q(s, a) and R + gamma^n (1 - done) Q_target(s', a*)
+    with a* = argmax over legal a' of Q(s', a'), the n-step return R = r_0 + gamma r_1 + ... +
+    gamma^(n-1) r_(n-1) and s' the state n steps later (or the episode's end, which is terminal:
+    CircuitEnv episodes always end terminated). One Adam update per environment step once the
+    buffer holds ``learning_starts`` transitions; the target is a hard copy every
     ``target_update`` updates; epsilon decays per update.
 
     Args:
@@ -290,7 +291,7 @@ class DDQNAgent:
             "optimizer": self.optimizer.state_dict(), "buffer": self.buffer.state_dict(), "epsilon": self.epsilon,
             "episode": self.episode, "updates": self.updates, "history": self.history, "best": best,
             "rng": self.rng.bit_generator.state, "env_rng": self.env.np_random.bit_generator.state,
-            "threshold": self.env.threshold,
+            "threshold": self.env.threshold, "n_step": self.n_step,
             "curriculum": None if self.curriculum is None else self.curriculum.state_dict(),
         }
         atomic_save(state, path)
@@ -336,6 +337,9 @@ class DDQNAgent:
         rng.bit_generator.state = state["rng"]
         np.random.default_rng().bit_generator.state = state["env_rng"]  # checked here, set after reset
         self.env.task.check_threshold(state["threshold"])
+        if state.get("n_step", 1) != self.n_step:  # the replay buffer holds n-step returns
+            raise ValueError(f"the checkpoint's replay holds {state.get('n_step', 1)}-step returns, "
+                             f"this agent uses n_step={self.n_step}")
         history = state["history"]
         if not isinstance(history, dict) or set(history) != set(_HISTORY_FIELDS):
             raise ValueError(f"history must have the fields {list(_HISTORY_FIELDS)}")
