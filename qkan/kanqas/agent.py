@@ -82,6 +82,10 @@ class DDQNAgent:
     buffer holds ``learning_starts`` transitions; the target is a hard copy every
     ``target_update`` updates; epsilon decays per update.
 
+    Defaults n_step=3 and loss="mse" were chosen by benchmarks/kanqas.py (300 episodes, seeds
+    0-2, QKAN Q-network; before: one-step smooth-L1): GHZ-3 success rate 0.143 -> 0.723 and
+    greedy 2/3 -> 3/3, Bell 0.782 -> 0.783 (3/3), H2 greedy at chemical accuracy 2/3 (0/1 before).
+
     Args:
         env: a CircuitEnv (any task).
         q_network: "qkan" | "kan" | "mlp" (see qnets.make_q_network) or a torch module
