@@ -247,3 +247,12 @@ def test_greedy_evaluation_runs_to_the_goal_not_the_curriculum_threshold():
     env.step = lambda a: seen.append(env.threshold) or original(a)
     agent.evaluate()
     assert seen and all(t == 0.98 for t in seen) and env.threshold == 0.4
+
+
+def test_no_update_before_learning_starts_transitions():
+    agent = _agent(learning_starts=40, n_step=1)  # batch 16: the first update waits for 40 transitions
+    while agent.buffer.size < 39:
+        agent.run_episode()
+        assert agent.updates == max(0, agent.buffer.size - 39)
+    agent.run_episode()
+    assert agent.updates == agent.buffer.size - 39 > 0
