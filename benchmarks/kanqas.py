@@ -11,8 +11,8 @@ Sections (table + JSON in benchmarks/results/kanqas.json, or --json PATH):
            KAN fast path / MLP). Timed after the replay buffer holds one batch.
   search   per task (default bell, ghz3; also h2, lih, noisy variants like bell:noisy) and
            per policy (random, qkan, kan, mlp) over seeds, at the agent's defaults (Adam lr
-           5e-3, batch 64, epsilon x 0.995 per update, target copy every 20 updates; ground
-           states with the task's moving-threshold curriculum): the fraction of training
+           5e-3, batch 64, epsilon x 0.995 per update, target copy every 20 updates, 3-step
+           returns, MSE TD loss; ground states with the task's moving-threshold curriculum): the fraction of training
            episodes that succeed at the training threshold (the published metric) and at the
            task's goal (chemical accuracy for molecules), whether the final greedy policy
            reaches the goal, the first episode at the goal, CNOTs and depth of the best
@@ -255,7 +255,8 @@ def section_search(tasks: list[str], policies: list[str], seeds: list[int], epis
 
 
 def _agent_options(args) -> dict:
-    options = {} if args.lr is None else {"lr": args.lr}
+    options = {k: v for k, v in (("lr", args.lr), ("n_step", args.n_step), ("learning_starts", args.learning_starts),
+                                 ("loss", args.loss)) if v is not None}
     if args.kan_hidden:
         options["kan_hidden"] = [int(w) for w in args.kan_hidden.split(",")]
     return options
@@ -273,6 +274,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--mask", default="previous", help="action mask: previous (default) | qubit (published)")
     parser.add_argument("--kan-hidden", default=None, help="hidden widths of the qkan/kan Q-networks, e.g. 16 or 8,8")
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the agent's, 5e-3)")
+    parser.add_argument("--n-step", type=int, default=None, help="n-step returns (default: the agent's)")
+    parser.add_argument("--learning-starts", type=int, default=None,
+                        help="random transitions before the first update (default: the agent's)")
+    parser.add_argument("--loss", default=None, help="TD loss: smooth_l1 | mse (default: the agent's)")
     args = h.parse_args(parser, argv)
     seeds = args.seeds or (1 if args.quick else 3)
     episodes = args.episodes or (10 if args.quick else 300)
@@ -286,6 +291,7 @@ def main(argv: list[str] | None = None) -> dict:
         options = {"kan": {"grid_update": True}} if args.kan_grid_update else {}
         out["kan_grid_update"], out["mask"], out["lr"] = args.kan_grid_update, args.mask, args.lr
         out["kan_hidden"] = args.kan_hidden
+        out["agent_options"] = _agent_options(args)
         seed_list = list(range(args.first_seed, args.first_seed + seeds))
         out["search"] = section_search(args.tasks.split(","), args.policies.split(","), seed_list, episodes, options,
                                        args.mask, _agent_options(args), out, path)

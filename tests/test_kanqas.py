@@ -230,7 +230,7 @@ def test_curriculum_moves_threshold():
 def test_agent_finds_bell_and_checkpoint_resumes(tmp_path):
     env = CircuitEnv("bell")
     agent = DDQNAgent(env, q_network="mlp", seed=0, batch_size=64, buffer_size=2000, eps_decay=0.99,
-                      target_update=20, lr=5e-3)
+                      target_update=20, lr=5e-3, n_step=1, loss="smooth_l1")  # the published update rule
     history = agent.train(120, progress=False, checkpoint=tmp_path / "ckpt.pt", checkpoint_every=60)
     assert len(history["reward"]) == 120 and sum(history["success"]) >= 10
     best = agent.best_circuit()
@@ -240,7 +240,7 @@ def test_agent_finds_bell_and_checkpoint_resumes(tmp_path):
     # resume: a fresh agent loaded from the checkpoint continues exactly like the original
     agent.train(5, progress=False)
     clone = DDQNAgent(CircuitEnv("bell"), q_network="mlp", seed=0, batch_size=64, buffer_size=2000,
-                      eps_decay=0.99, target_update=20, lr=5e-3).load(tmp_path / "ckpt.pt")
+                      eps_decay=0.99, target_update=20, lr=5e-3, n_step=1, loss="smooth_l1").load(tmp_path / "ckpt.pt")
     assert clone.episode == 120
     clone.train(5, progress=False)
     assert clone.history["reward"] == agent.history["reward"]
@@ -293,6 +293,12 @@ def test_validation_messages():
         DDQNAgent(CircuitEnv("bell"), batch_size=0)
     with pytest.raises(ValueError, match=r"`eps_decay` must be a number in \(0, 1\]"):
         DDQNAgent(CircuitEnv("bell"), eps_decay=1.5)
+    with pytest.raises(ValueError, match="`n_step` must be an int >= 1"):
+        DDQNAgent(CircuitEnv("bell"), n_step=0)
+    with pytest.raises(ValueError, match="`learning_starts` must be an int >= 1"):
+        DDQNAgent(CircuitEnv("bell"), learning_starts=0)
+    with pytest.raises(ValueError, match="`loss` must be one of"):
+        DDQNAgent(CircuitEnv("bell"), loss="l2")
     with pytest.raises(ValueError, match="`q_network` must be 'qkan', 'kan', 'mlp' or a torch module"):
         DDQNAgent(CircuitEnv("bell"), q_network=3)
     with pytest.raises(ValueError, match="`episodes` must be an int >= 0"):

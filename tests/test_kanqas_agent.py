@@ -3,6 +3,7 @@ argument checks, Ctrl-C in training and in `qkan search`."""
 
 import argparse
 
+import numpy as np
 import pytest
 import torch
 
@@ -71,6 +72,9 @@ def test_a_checkpoint_that_does_not_fit_leaves_the_agent_untouched(tmp_path):
     other_net = DDQNAgent(CircuitEnv("bell"), q_network="mlp", hidden=[7], seed=0, buffer_size=2000)
     with pytest.raises(ValueError, match="does not fit this agent"):
         other_net.load(tmp_path / "big.pt")
+    one_step = DDQNAgent(CircuitEnv("bell"), q_network="mlp", seed=1, batch_size=16, buffer_size=2000, n_step=1)
+    with pytest.raises(ValueError, match="holds 3-step returns, this agent uses n_step=1"):
+        one_step.load(tmp_path / "big.pt")
 
 
 def test_checkpoint_holds_plain_data_only_and_resumes_best_circuit(tmp_path):
@@ -208,3 +212,47 @@ def test_checkpoint_with_wrong_fields_is_refused_whole(tmp_path):
         with pytest.raises(ValueError, match="does not fit this agent"):
             fresh.load(tmp_path / "bad.pt")
         assert fresh.episode == 0 and all(torch.equal(a, b) for a, b in zip(before, _params(fresh)))
+
+
+def test_n_step_returns_sum_discounted_rewards_up_to_the_episode_end():
+    def explorer(n_step):
+        agent = DDQNAgent(CircuitEnv("ghz3"), q_network="mlp", seed=3, batch_size=10_000, buffer_size=10_000,
+                          n_step=n_step)
+        agent.epsilon = agent.eps_min = 1.0  # uniform random legal actions, no learning: same actions for both
+        for _ in range(6):
+            agent.run_episode()
+        return agent.buffer
+
+    one, three = explorer(1), explorer(3)
+    size, gamma = one.size, 0.005 ** (1 / 12)
+    assert three.size == size and size > 6
+    ends = np.flatnonzero(one.done[:size])  # the last step of every episode
+    for t in range(size):
+        end = ends[ends >= t][0]
+        last = min(t + 2, end)  # n = 3 steps, or fewer at the episode's end
+        expected = sum(gamma ** (k - t) * one.reward[k] for k in range(t, last + 1))
+        assert three.reward[t] == pytest.approx(expected, rel=1e-6)
+        np.testing.assert_array_equal(three.obs[t], one.obs[t])
+        np.testing.assert_array_equal(three.next_obs[t], one.next_obs[last])
+        assert three.done[t] == one.done[last] and three.action[t] == one.action[t]
+        np.testing.assert_array_equal(three.next_mask[t], one.next_mask[last])
+
+
+def test_greedy_evaluation_runs_to_the_goal_not_the_curriculum_threshold():
+    env = CircuitEnv("bell")
+    agent = DDQNAgent(env, q_network="mlp", seed=0, curriculum=None)
+    env.threshold = 0.4  # a loose training threshold: |00> -> H already reaches fidelity 0.5
+    seen = []
+    original = env.step
+    env.step = lambda a: seen.append(env.threshold) or original(a)
+    agent.evaluate()
+    assert seen and all(t == 0.98 for t in seen) and env.threshold == 0.4
+
+
+def test_no_update_before_learning_starts_transitions():
+    agent = _agent(learning_starts=40, n_step=1)  # batch 16: the first update waits for 40 transitions
+    while agent.buffer.size < 39:
+        agent.run_episode()
+        assert agent.updates == max(0, agent.buffer.size - 39)
+    agent.run_episode()
+    assert agent.updates == agent.buffer.size - 39 > 0

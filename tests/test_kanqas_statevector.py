@@ -119,3 +119,22 @@ def test_simulator_validation():
         initial_state(9)
     with pytest.raises(ValueError, match="`noise` needs a density-matrix state"):
         apply_gate(initial_state(2), "H", (0,), noise=Noise(0.1, 0.1))
+
+
+@pytest.mark.parametrize("n, seed", [(2, 0), (4, 1), (6, 2)])
+def test_adjoint_energy_and_gradient_match_autograd(n, seed):
+    from qkan.kanqas.statevector import AdjointEnergy, energy_and_gradient
+
+    rng = np.random.default_rng(seed)
+    circuit = _random_circuit(n, 16, seed)
+    circuit.initial_bits = tuple(int(b) for b in rng.integers(0, 2, n))
+    m = rng.normal(size=(2**n, 2**n)) + 1j * rng.normal(size=(2**n, 2**n))
+    ham = torch.as_tensor(m + m.conj().T)  # a random Hermitian matrix (complex couplings)
+    angles = torch.as_tensor(rng.normal(size=(3, circuit.n_params))).requires_grad_(True)
+    reference = expectation(run(circuit, angles), ham)  # autograd through the torch simulator
+    reference.sum().backward()
+    energy, grad = energy_and_gradient(circuit, angles.detach().numpy(), ham.numpy())
+    np.testing.assert_allclose(energy, reference.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(grad, angles.grad.numpy(), atol=1e-11)
+    x = angles.detach()[:1].clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a: AdjointEnergy.apply(a, circuit, ham.numpy()), (x,))

@@ -16,7 +16,7 @@ import torch
 
 from qkan._checks import check_choice, check_int, check_interval
 from qkan.kanqas.circuit import ROTATIONS, Circuit, Instruction
-from qkan.kanqas.statevector import MAX_QUBITS, Noise, expectation, run
+from qkan.kanqas.statevector import MAX_QUBITS, AdjointEnergy, Noise, expectation, run
 from qkan.kanqas.tasks import Task
 
 __all__ = ["GroundState", "molecule_hamiltonian", "MOLECULES", "CHEMICAL_ACCURACY"]
@@ -27,6 +27,14 @@ CHEMICAL_ACCURACY = 1.6e-3
 #: built-in molecules: symbols, coordinates (Angstrom), active electrons and orbitals.
 #: Hartree-Fock error (STO-3G, Jordan-Wigner): h2 20.6 mHa (4 qubits), lih 16.3 mHa (6 qubits);
 #: LiH at its equilibrium 1.5949 A in 2 electrons / 2 orbitals starts within 0.26 mHa (trivial).
+#: Shortest structures at chemical accuracy (this task's optimiser): h2 RY(2) CNOT(2,3) CNOT(2,0)
+#: CNOT(2,1) (exact; all 13,272 structures of <= 3 gates stay at the Hartree-Fock energy: any
+#: lowering needs the |0011> double excitation, 4 flips away from |1100>);
+#: lih RY(2) RY(3) CNOT(2,3) CNOT(2,0) CNOT(3,1) (1.09 mHa; the ground state needs the double and
+#: both single excitations: 0.66 mHa in that 4-determinant space, 6.58 with the double alone).
+#: The double excitation circuit of h2 stops at 6.58 mHa on lih and no 1- or 2-gate extension of
+#: it gets below that; every prefix of these circuits leaves the Hartree-Fock energy unchanged, so
+#: the search gets no reward before the last gate.
 MOLECULES = {
     "h2": (("H", "H"), ((0.0, 0.0, 0.0), (0.0, 0.0, 0.7414)), None, None),
     "lih": (("Li", "H"), ((0.0, 0.0, 0.0), (0.0, 0.0, 3.0)), 2, 3),
@@ -118,6 +126,7 @@ class GroundState(Task):
         self.n_qubits, self.name = n, name or label
         self.optimizer, self.maxiter = optimizer, maxiter
         self.hamiltonian = torch.as_tensor(matrix, dtype=torch.complex128)
+        self._matrix = self.hamiltonian.numpy()  # (2^n, 2^n) complex128, for the adjoint energies
         self.exact_energy = float(np.linalg.eigvalsh(matrix)[0])
         if initial == "hf":
             index = int(np.argmin(np.real(np.diag(matrix))))
@@ -189,7 +198,17 @@ class GroundState(Task):
 
     # ------------------------------------------------------------------------------ energies
     def energy(self, circuit: Circuit, noise: Noise | None = None, angles: torch.Tensor | None = None) -> torch.Tensor:
-        """Energies (B,) at angles (B, P) or (P,) (default the circuit's)."""
+        """Energies (B,) at angles (B, P) or (P,) (default the circuit's), differentiable in `angles`.
+
+        Noiseless circuits use the adjoint method (statevector.AdjointEnergy, same values and
+        gradients as autograd through ``run``, ~4x faster); noisy ones autograd on density matrices.
+        """
+        if noise is None or noise.is_zero:
+            if angles is None:
+                angles = torch.as_tensor(circuit.angles, dtype=torch.float64)
+            angles = angles.to(torch.float64)
+            angles = angles.reshape(1 if angles.dim() < 2 else angles.shape[0], circuit.n_params)
+            return AdjointEnergy.apply(angles, circuit, self._matrix)
         return expectation(run(circuit, angles, noise=noise), self.hamiltonian)
 
     def optimize(self, circuit: Circuit, noise: Noise | None = None, rng: np.random.Generator | None = None) -> float:

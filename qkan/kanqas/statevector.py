@@ -14,13 +14,15 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 import torch
 
 from qkan._checks import check_interval
 from qkan.kanqas.circuit import Circuit
 from qkan.simulators.gates import complex_dtype, fixed_gate, rotation
 
-__all__ = ["Noise", "MAX_QUBITS", "initial_state", "apply_gate", "run", "fidelity", "expectation"]
+__all__ = ["Noise", "MAX_QUBITS", "initial_state", "apply_gate", "run", "fidelity", "expectation",
+           "energy_and_gradient", "AdjointEnergy"]
 
 MAX_QUBITS = 8
 
@@ -175,3 +177,72 @@ def expectation(state: torch.Tensor, hamiltonian: torch.Tensor) -> torch.Tensor:
     if state.dim() == 3:
         return torch.einsum("bij,ji->b", state, hamiltonian).real
     return torch.einsum("bi,ij,bj->b", state.conj(), hamiltonian, state).real
+
+
+# ----------------------------------------------------------------------------- adjoint energies
+_PAULI = {"RX": np.array([[0, 1], [1, 0]], complex), "RY": np.array([[0, -1j], [1j, 0]]),
+          "RZ": np.array([[1, 0], [0, -1]], complex)}
+
+
+def _np_rotation(name: str, angle: np.ndarray) -> np.ndarray:
+    """exp(-i angle P / 2) for angle (B,): (B, 2, 2) complex."""
+    c, s = np.cos(angle / 2)[:, None, None], np.sin(angle / 2)[:, None, None]
+    return c * np.eye(2) - 1j * s * _PAULI[name]
+
+
+def _np_apply(psi: np.ndarray, u: np.ndarray, q: int, n: int) -> np.ndarray:
+    """u ((2, 2) or (B, 2, 2)) on wire q of psi (B, 2^n)."""
+    t = psi.reshape(psi.shape[0], 2**q, 2, -1)  # (B, before, wire q, after)
+    u = u[:, None] if u.ndim == 3 else u  # (B, 1, 2, 2) or (2, 2)
+    return (u @ t).reshape(psi.shape)
+
+
+def energy_and_gradient(circuit: Circuit, angles: np.ndarray, hamiltonian: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Noiseless <psi|H|psi> (B,) and its gradient (B, P) at angles (B, P), by the adjoint method.
+
+    One forward sweep, then one backward sweep that undoes each gate on |psi> and on
+    |lambda> = H|psi>: dE/dtheta_k = Im <lambda_k| P_k |psi_k> for a rotation exp(-i theta P / 2)
+    (states just after gate k). Plain numpy: about 10x fewer operations' overhead than autograd
+    on these 2^N <= 256 amplitude states. Same gates and conventions as ``run``.
+    """
+    n, (B, P) = circuit.n_qubits, angles.shape
+    psi = np.zeros((B, 2**n), complex)
+    psi[:, int("".join(map(str, circuit.initial_bits)), 2) if circuit.initial_bits else 0] = 1
+    unitaries = []
+    for gate in circuit.gates:
+        if gate.name == "CNOT":
+            u = _flip_index(n, gate.qubits[1], gate.qubits[0]).numpy()
+            psi = psi[:, u]  # a CNOT is its own inverse permutation
+        else:
+            u = (_np_rotation(gate.name, angles[:, gate.param]) if gate.param is not None
+                 else _gate_matrix(gate.name, None, torch.float64).numpy())
+            psi = _np_apply(psi, u, gate.qubits[0], n)
+        unitaries.append(u)
+    lam = psi @ hamiltonian.T  # H |psi> for each row
+    energy = np.einsum("bi,bi->b", psi.conj(), lam).real
+    grad = np.zeros((B, P))
+    for gate, u in zip(reversed(circuit.gates), reversed(unitaries)):
+        if gate.name == "CNOT":
+            psi, lam = psi[:, u], lam[:, u]
+            continue
+        q = gate.qubits[0]
+        if gate.param is not None:
+            grad[:, gate.param] += np.einsum("bi,bi->b", lam.conj(), _np_apply(psi, _PAULI[gate.name], q, n)).imag
+        inverse = np.conj(np.swapaxes(u, -1, -2))
+        psi, lam = _np_apply(psi, inverse, q, n), _np_apply(lam, inverse, q, n)
+    return energy, grad
+
+
+class AdjointEnergy(torch.autograd.Function):
+    """Noiseless energies (B,) at angles (B, P) (float64) with the adjoint gradient, for torch optimisers."""
+
+    @staticmethod
+    def forward(ctx, angles: torch.Tensor, circuit: Circuit, hamiltonian: np.ndarray) -> torch.Tensor:
+        energy, grad = energy_and_gradient(circuit, angles.detach().numpy(), hamiltonian)
+        ctx.save_for_backward(torch.from_numpy(grad))
+        return torch.from_numpy(energy)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        (grad,) = ctx.saved_tensors
+        return grad_output[:, None] * grad, None, None
