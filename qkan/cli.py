@@ -123,7 +123,7 @@ def _add_search_parser(sub, argv: list[str]) -> None:
             # `err` is unbound after the except block, so the message is built now
             message = f"qkan search: error: KANQAS is not available ({err}); try: pip install \"qkan[kanqas]\""
             p = sub.add_parser("search", help="quantum architecture search (KANQAS)")
-            p.set_defaults(func=lambda args: _fail(message))
+            p.set_defaults(func=lambda args: fail(message))
             return
         add_parser(sub)
     else:
@@ -141,8 +141,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str) -> int:
-    print(" ".join(message.split()), file=sys.stderr)  # one line, even for multi-line messages from torch
+def fail(message: str) -> int:
+    """Print `message` to stderr on one line (multi-line messages from torch folded) and return exit code 2."""
+    print(" ".join(message.split()), file=sys.stderr)
     return 2
 
 
@@ -227,7 +228,7 @@ def _cmd_fit(args) -> int:
     try:
         data, data_name, model, stages, out = _setup_fit(args)
     except (ValueError, OSError, ImportError, RuntimeError, MemoryError) as err:
-        return _fail(f"qkan fit: error: {err}")
+        return fail(f"qkan fit: error: {err}")
     except KeyboardInterrupt:
         print("qkan fit: interrupted before training; nothing written", file=sys.stderr)
         return 130
@@ -355,11 +356,11 @@ def _benchmark_names(folder: Path) -> list[str]:
 def _cmd_bench(args) -> int:
     folder = _benchmarks_dir()
     if not folder.is_dir():
-        return _fail(f"qkan bench: error: no benchmarks/ folder at {folder}; `qkan bench` runs from a source checkout of qkan")
+        return fail(f"qkan bench: error: no benchmarks/ folder at {folder}; `qkan bench` runs from a source checkout of qkan")
     available = _benchmark_names(folder)
     unknown = [n for n in args.names if n not in available]
     if unknown:
-        return _fail(f"qkan bench: error: unknown benchmark(s) {unknown}; available: {available}")
+        return fail(f"qkan bench: error: unknown benchmark(s) {unknown}; available: {available}")
     failed = []
     for name in args.names or available:
         cmd = [sys.executable, str(folder / f"{name}.py")] + (["--quick"] if args.quick else [])

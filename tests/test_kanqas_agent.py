@@ -33,7 +33,7 @@ def test_load_never_runs_code_from_the_file(tmp_path):
     path, marker = tmp_path / "evil.pt", tmp_path / "marker"
     torch.save({"format": agent_module.CHECKPOINT_FORMAT, "q": _Exploit(marker)}, path)
     agent = _agent()
-    with pytest.raises(ValueError, match="not a readable agent checkpoint"):
+    with pytest.raises(ValueError, match="cannot load a DDQN agent from .*not a readable checkpoint"):
         agent.load(path)
     assert not marker.exists()
 
@@ -42,18 +42,18 @@ def test_corrupt_foreign_and_missing_files(tmp_path):
     agent = _agent()
     before = _params(agent)
     (tmp_path / "junk.pt").write_bytes(b"\x00not a checkpoint" * 10)
-    with pytest.raises(ValueError, match="not a readable agent checkpoint"):
+    with pytest.raises(ValueError, match="cannot load a DDQN agent from .*not a readable checkpoint"):
         agent.load(tmp_path / "junk.pt")
     torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
-    with pytest.raises(ValueError, match="not a KANQAS agent checkpoint"):
+    with pytest.raises(ValueError, match="cannot load a DDQN agent from .*not a qkan checkpoint"):
         agent.load(tmp_path / "foreign.pt")
-    with pytest.raises(ValueError, match="no agent checkpoint at"):
+    with pytest.raises(ValueError, match="cannot load a DDQN agent from .*no such file"):
         agent.load(tmp_path / "missing.pt")
     agent.train(3, progress=False, checkpoint=tmp_path / "good.pt")
     data = (tmp_path / "good.pt").read_bytes()
     (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
     fresh = _agent()
-    with pytest.raises(ValueError, match="not a readable agent checkpoint"):
+    with pytest.raises(ValueError, match="cannot load a DDQN agent from .*not a readable checkpoint"):
         fresh.load(tmp_path / "truncated.pt")
     assert all(torch.equal(a, b) for a, b in zip(before, _params(fresh)))
 
@@ -192,13 +192,20 @@ def test_search_ctrl_c_saves_prints_one_line_and_exits_130(tmp_path, monkeypatch
     (["--eps-decay", "2"], "`eps_decay` must be a number in"),
     (["--noise", "2,5"], "`p1` must be a number in [0, 1]"),
     (["--episodes", "0"], "--episodes must be >= 1"),
-    (["--resume", "/nonexistent/agent.pt"], "no agent checkpoint at"),
+    (["--resume", "/nonexistent/agent.pt"], "no such file"),
 ])
 def test_search_bad_arguments_are_one_line_errors(argv, message, capsys):
     assert _search(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("qkan search: error: ") and message in err[0]
 
+
+def test_search_folds_a_multi_line_error_into_one_line(tmp_path, capsys):
+    path = tmp_path / "agent.pt"
+    path.write_bytes(b"not a checkpoint\n")
+    assert _search(["--resume", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("qkan search: error: ") and str(path) in err[0]
 
 
 def test_checkpoint_with_wrong_fields_is_refused_whole(tmp_path):

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from qkan._checks import check_choice, check_int, check_interval
-from qkan._io import atomic_save, check_writable
+from qkan._io import atomic_save, check_writable, load_checkpoint
 from qkan._progress import progress_bar
 from qkan.kanqas.circuit import Circuit
 from qkan.kanqas.env import CircuitEnv
@@ -307,15 +307,7 @@ class DDQNAgent:
         checked before anything is assigned: a missing, corrupt or foreign file, or one from a
         differently configured agent, raises ValueError and leaves the agent as it was.
         """
-        path = Path(path)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError as err:
-            raise ValueError(f"no agent checkpoint at {str(path)!r}") from err
-        except Exception as err:  # corrupt, truncated, not a torch file, or holding non-plain objects
-            raise ValueError(f"{str(path)!r} is not a readable agent checkpoint ({type(err).__name__}: {err})") from err
-        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{str(path)!r} is not a KANQAS agent checkpoint (format {CHECKPOINT_FORMAT!r})")
+        state = load_checkpoint(path, "a DDQN agent", CHECKPOINT_FORMAT)
         try:
             restored = self._restore(state)
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:

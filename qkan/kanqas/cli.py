@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from qkan.cli import fail
+
 __all__ = ["add_parser", "run"]
 
 #: where Ctrl-C saves the agent when --checkpoint is not given
@@ -50,11 +52,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str) -> int:
-    print(f"qkan search: error: {message}", file=sys.stderr)
-    return 2
-
-
 def run(args: argparse.Namespace) -> int:
     """Train, then print the best circuit, success counts, error, gate and CNOT counts.
 
@@ -79,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         if args.checkpoint:
             check_writable(Path(args.checkpoint).parent, "--checkpoint")
     except (ValueError, TypeError) as err:
-        return _fail(str(err))
+        return fail(f"qkan search: error: {err}")
     try:
         agent.train(args.episodes, progress=not args.no_progress, checkpoint=args.checkpoint)
     except KeyboardInterrupt:
