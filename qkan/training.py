@@ -1,7 +1,8 @@
 """QKAN.fit: training on a pykan-style dataset dict, with optimizer stages, checks and rollback.
 
 The defaults (LBFGS lr 0.5, history 100, no line search, falling back to a strong-Wolfe line
-search after a step that does not lower the loss; theta_init "xavier" in the layers) were chosen
+search after a step that does not lower the loss; an LBFGS objective rescaled to about 1 once it
+falls below 1e-2, see _rescale_lbfgs; theta_init "xavier" in the layers) were chosen
 with benchmarks/reproduce.py: see the README, "Training defaults".
 """
 
@@ -25,6 +26,9 @@ DEFAULT_LR = {"lbfgs": 0.5, "lbfgs-wolfe": 1.0, "adam": 1e-2}
 #: names accepted by `optimizer` ("adam+lbfgs": the first half of the steps Adam, then LBFGS)
 OPTIMIZERS = (*DEFAULT_LR, "adam+lbfgs")
 DATASET_KEYS = ("train_input", "train_label", "test_input", "test_label")
+
+#: fit rescales an LBFGS objective that fell below this (see _rescale_lbfgs)
+RESCALE_BELOW = 1e-2
 
 Stage = tuple[str | type | torch.optim.Optimizer, int, float | None]
 
@@ -174,6 +178,26 @@ def _lowered(closure, before: float) -> bool:
     return math.isfinite(after) and after <= before
 
 
+def _rescale_lbfgs(opt: torch.optim.LBFGS, factor: float) -> None:
+    """Continue `opt` on its objective multiplied by `factor`, with the same iterates.
+
+    torch's LBFGS keeps a curvature pair only when y.s > 1e-10, an absolute threshold: once the
+    loss is small (MSE 1e-6), every new pair is dropped and LBFGS stalls on its stale history.
+    fit therefore hands LBFGS the objective divided by a reference loss; when the loss has
+    fallen far below the reference, the stored gradient differences, their inverse products,
+    the initial Hessian scale and the last gradient and loss are rescaled with it, which is
+    exactly LBFGS on the rescaled objective from the start.
+    """
+    state = opt.state[opt.param_groups[0]["params"][0]]  # LBFGS keeps one global state there
+    if "old_dirs" not in state:
+        return
+    state["old_dirs"] = [y * factor for y in state["old_dirs"]]
+    state["ro"] = [r / factor for r in state["ro"]]
+    state["H_diag"] = state["H_diag"] / factor
+    state["prev_flat_grad"] = state["prev_flat_grad"] * factor
+    state["prev_loss"] = state["prev_loss"] * factor
+
+
 def _restore(params: list[nn.Parameter], saved: list[torch.Tensor]) -> None:
     with torch.no_grad():
         for p, good in zip(params, saved):
@@ -246,6 +270,7 @@ def fit(
         opt = make_optimizer(params, stage_opt, stage_lr)
         guarded = isinstance(stage_opt, str) and stage_opt.lower() == "lbfgs"  # the fallback applies
         sched = scheduler(opt) if scheduler is not None else None
+        scale = 1.0  # the objective the optimizer sees is the loss times `scale` (see _rescale_lbfgs)
         for _ in range(stage_steps):
             step += 1
             if batch is None or batch >= n:
@@ -259,6 +284,7 @@ def fit(
                 objective = loss_fn(model(xb), yb)
                 if regularization is not None:
                     objective = objective + reg * regularization(model, xb, **(reg_options or {}))
+                objective = objective * scale
                 objective.backward()
                 return objective
 
@@ -269,6 +295,10 @@ def fit(
                 opt, guarded = make_optimizer(params, "lbfgs-wolfe", None), False
                 sched = scheduler(opt) if scheduler is not None else None
                 value = _step(opt, closure, params, last_good)
+            value, scaled = value / scale, value
+            if isinstance(opt, torch.optim.LBFGS) and 0 < scaled < RESCALE_BELOW:
+                _rescale_lbfgs(opt, 1 / scaled)
+                scale /= scaled
             bad = "the training loss" if not math.isfinite(value) else _non_finite(model)
             if bad:
                 _restore(params, last_good)

@@ -95,6 +95,59 @@ def test_default_lbfgs_falls_back_to_the_line_search_after_a_bad_step(monkeypatc
     assert built == ["adam"]
 
 
+def _quadratic(scale):
+    """A float64 least-squares problem and its objective times `scale`."""
+    gen = torch.Generator().manual_seed(3)
+    a, b = torch.randn(30, 8, generator=gen, dtype=F64), torch.randn(30, generator=gen, dtype=F64)
+    return lambda x: scale * ((a @ x - b) ** 2).mean()
+
+
+def _lbfgs_run(x, objective, opt, steps):
+    def closure():
+        opt.zero_grad()
+        value = objective(x)
+        value.backward()
+        return value
+
+    for _ in range(steps):
+        opt.step(closure)
+
+
+def test_rescaled_lbfgs_takes_the_same_steps_as_lbfgs_on_the_rescaled_objective():
+    from qkan.training import _rescale_lbfgs
+
+    lbfgs = dict(lr=0.5, history_size=100, max_iter=3, tolerance_grad=1e-32, tolerance_change=1e-32)
+    x_ref, x = (torch.zeros(8, dtype=F64, requires_grad=True) for _ in range(2))
+    ref, opt = torch.optim.LBFGS([x_ref], **lbfgs), torch.optim.LBFGS([x], **lbfgs)
+    for point, optimizer in ((x_ref, ref), (x, opt)):
+        _lbfgs_run(point, _quadratic(1.0), optimizer, 2)  # the same two steps, history filled
+    _lbfgs_run(x_ref, _quadratic(1.0), ref, 2)  # the reference goes on with the objective as it was
+    _rescale_lbfgs(opt, 1e3)
+    _lbfgs_run(x, _quadratic(1e3), opt, 2)  # ours goes on with the objective times 1e3
+    assert not torch.equal(x, torch.zeros(8, dtype=F64))
+    torch.testing.assert_close(x, x_ref, rtol=1e-12, atol=1e-14)
+    _rescale_lbfgs(torch.optim.LBFGS([x]), 2.0)  # no state yet: nothing to rescale, no error
+
+
+def test_fit_keeps_lbfgs_learning_below_torchs_curvature_threshold(monkeypatch):
+    """torch's LBFGS drops curvature pairs with y.s <= 1e-10: on a loss that starts at 1e-8
+    (a target 1e-3 of the way from the initial model to a teacher of the same shape) it stays
+    at gradient steps unless fit rescales the objective."""
+    import qkan.training as training
+
+    teacher, start = QKAN([2, 2, 1], reps=2, seed=5, dtype=F64), QKAN([2, 2, 1], reps=2, seed=0, dtype=F64)
+    target = lambda x: (start(x) + 1e-3 * (teacher(x) - start(x))).detach()  # noqa: E731
+    data = function_dataset(target, n_var=2, train_num=60, test_num=60, seed=1, dtype=F64)
+    final = {}
+    for below in (0.0, training.RESCALE_BELOW):  # 0: never rescale
+        monkeypatch.setattr(training, "RESCALE_BELOW", below)
+        history = QKAN([2, 2, 1], reps=2, seed=0, dtype=F64).fit(data, steps=20, progress=False)
+        final[below] = history["train_loss"][-1]
+        # the recorded loss is the unscaled objective at the start of each step
+        torch.testing.assert_close(history["loss"][1:], history["train_loss"][:-1], rtol=1e-9, atol=0)
+    assert final[training.RESCALE_BELOW] < final[0.0] / 30  # measured: 4.4e-12 vs 9.9e-10
+
+
 # ------------------------------------------------------------------------- scheduler, callbacks
 def test_scheduler_is_built_per_stage_and_stepped_every_step():
     made = []
