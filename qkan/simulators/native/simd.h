@@ -134,28 +134,26 @@ template <class T> QKAN_INLINE typename Vec<T>::V vsqrt(typename Vec<T>::V v) {
   return v;
 }
 
-// W samples from p[n0..], padded with the last valid one (keeps padded lanes finite)
-template <class T> QKAN_INLINE typename Vec<T>::V load(const T* p, int64_t n0, int64_t N) {
+// W samples from p[n0..]; lanes past N hold `pad`
+template <class T> QKAN_INLINE typename Vec<T>::V load_padded(const T* p, int64_t n0, int64_t N, T pad) {
   typename Vec<T>::V v;
   constexpr int W = Vec<T>::W;
   if (n0 + W <= N) {
     std::memcpy(&v, p + n0, sizeof(v));
   } else {
-    for (int m = 0; m < W; ++m) v[m] = p[std::min<int64_t>(n0 + m, N - 1)];
+    for (int m = 0; m < W; ++m) v[m] = n0 + m < N ? p[n0 + m] : pad;
   }
   return v;
 }
 
-// W samples from p[n0..], padded with zeros (gradients: padded lanes contribute nothing)
+// padded with the last valid sample (keeps padded lanes finite)
+template <class T> QKAN_INLINE typename Vec<T>::V load(const T* p, int64_t n0, int64_t N) {
+  return load_padded(p, n0, N, p[N - 1]);
+}
+
+// padded with zeros (gradients: padded lanes contribute nothing)
 template <class T> QKAN_INLINE typename Vec<T>::V load_zero(const T* p, int64_t n0, int64_t N) {
-  typename Vec<T>::V v;
-  constexpr int W = Vec<T>::W;
-  if (n0 + W <= N) {
-    std::memcpy(&v, p + n0, sizeof(v));
-  } else {
-    for (int m = 0; m < W; ++m) v[m] = n0 + m < N ? p[n0 + m] : T(0);
-  }
-  return v;
+  return load_padded(p, n0, N, T(0));
 }
 
 template <class T> QKAN_INLINE void store(T* p, int64_t n0, int64_t N, typename Vec<T>::V v) {
