@@ -9,7 +9,7 @@ Sections (table + JSON in benchmarks/results/kanqas.json, or --json PATH):
            symbolic branch evaluated edge by edge in Python plus per-edge activation
            statistics) against this package (incremental torch simulator + QKAN / B-spline
            KAN fast path / MLP). Timed after the replay buffer holds one batch.
-  search   per task (default bell, ghz3; also h2, lih, noisy variants like bell:noisy) and
+  search   per task (default bell, ghz3; also h2, lih, lih6, noisy variants like bell:noisy) and
            per policy (random, qkan, kan, mlp) over seeds, at the agent's defaults (Adam lr
            5e-3, batch 64, epsilon x 0.995 per update, target copy every 20 updates, 3-step
            returns, MSE TD loss; ground states with the task's moving-threshold curriculum): the fraction of training

@@ -146,13 +146,36 @@ def test_h2_hamiltonian_ground_energy():
 
 def test_molecules_start_far_from_exact():
     # honest chemistry: Hartree-Fock is at least 10x chemical accuracy from the exact energy
-    for name, qubits in (("h2", 4), ("lih", 6)):
+    for name, qubits in (("h2", 4), ("lih", 3), ("lih6", 6)):
         task = GroundState(name)
         assert task.n_qubits == qubits
         assert task.start_energy - task.exact_energy >= 10 * kanqas.CHEMICAL_ACCURACY
-        assert task.initial_bits == (1, 1) + (0,) * (qubits - 2)
-    lih = GroundState("lih")
-    assert lih.exact_energy == pytest.approx(-7.727093, abs=1e-5)  # LiH 3.0 A, STO-3G, 2e in 3 orbitals
+    assert GroundState("h2").initial_bits == (1, 1, 0, 0)
+    assert GroundState("lih6").initial_bits == (1, 1, 0, 0, 0, 0)
+    lih6 = GroundState("lih6")
+    assert lih6.exact_energy == pytest.approx(-7.727093, abs=1e-5)  # LiH 3.0 A, STO-3G, 2e in 3 orbitals
+
+
+def test_tapered_lih_keeps_the_spectrum_and_hartree_fock_state():
+    # tapering is exact: the 3-qubit "lih" has the 6-qubit one's ground energy, and its lowest
+    # basis state (the task's start) is PennyLane's tapered Hartree-Fock state with the same energy
+    from pennylane import qchem
+
+    from qkan.kanqas.ground_state import MOLECULES, molecule_hamiltonian
+
+    lih, lih6 = GroundState("lih"), GroundState("lih6")
+    assert lih.exact_energy == pytest.approx(lih6.exact_energy, abs=1e-10)
+    assert lih.start_energy == pytest.approx(lih6.start_energy, abs=1e-10)
+    full = molecule_hamiltonian("lih6")
+    sector = np.linalg.eigvalsh(molecule_hamiltonian("lih"))
+    assert np.all(np.isin(np.round(sector, 8), np.round(np.linalg.eigvalsh(full), 8)))  # a sub-spectrum
+    mol = MOLECULES["lih"]
+    op, n = qchem.molecular_hamiltonian(list(mol.symbols), np.array(mol.coordinates), unit="angstrom",
+                                        active_electrons=mol.active_electrons, active_orbitals=mol.active_orbitals)
+    generators = qchem.symmetry_generators(op)
+    paulix = qchem.paulix_ops(generators, n)
+    hf = qchem.taper_hf(generators, paulix, qchem.optimal_sector(op, generators, 2), 2, n)
+    assert lih.initial_bits == tuple(int(b) for b in hf)
 
 
 def test_ground_state_rewards_with_user_hamiltonian():

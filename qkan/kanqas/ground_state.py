@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -19,25 +20,40 @@ from qkan.kanqas.circuit import ROTATIONS, Circuit, Instruction
 from qkan.kanqas.statevector import MAX_QUBITS, AdjointEnergy, Noise, expectation, run
 from qkan.kanqas.tasks import Task
 
-__all__ = ["GroundState", "molecule_hamiltonian", "MOLECULES", "CHEMICAL_ACCURACY"]
+__all__ = ["GroundState", "Molecule", "molecule_hamiltonian", "MOLECULES", "CHEMICAL_ACCURACY"]
 
 #: |E - E_exact| below this (Hartree) is chemical accuracy
 CHEMICAL_ACCURACY = 1.6e-3
 
-#: built-in molecules: symbols, coordinates (Angstrom), active electrons and orbitals.
-#: Hartree-Fock error (STO-3G, Jordan-Wigner): h2 20.6 mHa (4 qubits), lih 16.3 mHa (6 qubits);
+
+class Molecule(NamedTuple):
+    """A built-in molecule: STO-3G, Jordan-Wigner, optionally tapered by its Z2 symmetries."""
+
+    symbols: tuple[str, ...]
+    coordinates: tuple[tuple[float, float, float], ...]  # Angstrom
+    active_electrons: int | None = None  # None: all electrons and orbitals
+    active_orbitals: int | None = None
+    taper: bool = False  # drop the qubits fixed by Z2 symmetries (needs active_electrons)
+
+
+_LIH_STRETCHED = (("Li", "H"), ((0.0, 0.0, 0.0), (0.0, 0.0, 3.0)), 2, 3)
+
+#: built-in molecules. Hartree-Fock error: h2 20.6 mHa (4 qubits), lih and lih6 16.3 mHa (LiH
+#: stretched to 3.0 A, 2 electrons in 3 orbitals: 6 qubits, tapered to 3 for "lih";
+#: CRLQAS also searches tapered Hamiltonians);
 #: LiH at its equilibrium 1.5949 A in 2 electrons / 2 orbitals starts within 0.26 mHa (trivial).
-#: Shortest structures at chemical accuracy (this task's optimiser): h2 RY(2) CNOT(2,3) CNOT(2,0)
-#: CNOT(2,1) (exact; all 13,272 structures of <= 3 gates stay at the Hartree-Fock energy: any
-#: lowering needs the |0011> double excitation, 4 flips away from |1100>);
-#: lih RY(2) RY(3) CNOT(2,3) CNOT(2,0) CNOT(3,1) (1.09 mHa; the ground state needs the double and
-#: both single excitations: 0.66 mHa in that 4-determinant space, 6.58 with the double alone).
-#: The double excitation circuit of h2 stops at 6.58 mHa on lih and no 1- or 2-gate extension of
-#: it gets below that; every prefix of these circuits leaves the Hartree-Fock energy unchanged, so
-#: the search gets no reward before the last gate.
+#: Shortest structures at chemical accuracy (this task's optimiser, exhaustive over structures):
+#: h2 RY(2) CNOT(2,3) CNOT(2,0) CNOT(2,1) (exact; all 13,272 structures of <= 3 gates stay at
+#: the Hartree-Fock energy: any lowering needs the |0011> double excitation);
+#: lih RY(1) RY(2) CNOT(2,0) CNOT(2,1) (1.09 mHa; 10 of the 41,160 4-gate structures reach
+#: chemical accuracy, none of 3 gates: the double excitation RY(2) CNOT(2,0) CNOT(2,1) stops at
+#: 6.58 mHa; no structure of <= 2 gates lowers the Hartree-Fock energy);
+#: lih6 RY(2) RY(3) CNOT(2,3) CNOT(2,0) CNOT(3,1) (1.09 mHa; the ground state needs the double and
+#: both single excitations; every prefix leaves the Hartree-Fock energy unchanged).
 MOLECULES = {
-    "h2": (("H", "H"), ((0.0, 0.0, 0.0), (0.0, 0.0, 0.7414)), None, None),
-    "lih": (("Li", "H"), ((0.0, 0.0, 0.0), (0.0, 0.0, 3.0)), 2, 3),
+    "h2": Molecule(("H", "H"), ((0.0, 0.0, 0.0), (0.0, 0.0, 0.7414))),
+    "lih": Molecule(*_LIH_STRETCHED, taper=True),
+    "lih6": Molecule(*_LIH_STRETCHED),
 }
 
 
@@ -46,8 +62,10 @@ def molecule_hamiltonian(name: str) -> np.ndarray:
     """Qubit Hamiltonian of a built-in molecule as a dense (2^n, 2^n) matrix (wire 0 = MSB).
 
     STO-3G, Jordan-Wigner, built offline with pennylane.qchem (its own Hartree-Fock) and cached
-    in-process. "h2": H2 at 0.7414 A, 4 qubits. "lih": LiH stretched to 3.0 A in an active
-    space of 2 electrons in 3 spatial orbitals, 6 qubits.
+    in-process. "h2": H2 at 0.7414 A, 4 qubits. "lih6": LiH stretched to 3.0 A in an active
+    space of 2 electrons in 3 spatial orbitals, 6 qubits. "lih": the same Hamiltonian tapered
+    by its Z2 symmetries (qchem.taper, the Hartree-Fock sector) to 3 qubits: identical ground
+    and Hartree-Fock energies, a smaller search space.
     """
     if name not in MOLECULES:
         raise ValueError(f"`name` must be one of {sorted(MOLECULES)}; got {name!r}")
@@ -56,10 +74,15 @@ def molecule_hamiltonian(name: str) -> np.ndarray:
         from pennylane import qchem
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError('molecular Hamiltonians need pennylane: pip install "qkan[kanqas]"') from err
-    symbols, coords, electrons, orbitals = MOLECULES[name]
-    op, n = qchem.molecular_hamiltonian(list(symbols), np.array(coords), unit="angstrom", basis="sto-3g",
-                                        mapping="jordan_wigner", active_electrons=electrons,
-                                        active_orbitals=orbitals)
+    mol = MOLECULES[name]
+    op, n = qchem.molecular_hamiltonian(list(mol.symbols), np.array(mol.coordinates), unit="angstrom",
+                                        basis="sto-3g", mapping="jordan_wigner",
+                                        active_electrons=mol.active_electrons, active_orbitals=mol.active_orbitals)
+    if mol.taper:
+        generators = qchem.symmetry_generators(op)
+        paulix = qchem.paulix_ops(generators, n)
+        op = qchem.taper(op, generators, paulix, qchem.optimal_sector(op, generators, mol.active_electrons))
+        return np.asarray(qml.matrix(op, wire_order=sorted(op.wires.tolist()))).real.copy()
     return np.asarray(qml.matrix(op, wire_order=range(n))).real.copy()
 
 
@@ -72,7 +95,7 @@ class GroundState(Task):
     The observation carries the rotation angles (wrapped to [-pi, pi)) in 3 extra rows.
 
     Args:
-        hamiltonian: "h2" | "lih" | a PennyLane operator | a Hermitian (2^n, 2^n) matrix
+        hamiltonian: "h2" | "lih" | "lih6" | a PennyLane operator | a Hermitian (2^n, 2^n) matrix
             (wire 0 = most significant bit).
         initial: "hf" (the lowest-energy basis state, Hartree-Fock for molecular Hamiltonians),
             "zero", or a bit tuple.

@@ -10,7 +10,7 @@ plus one ``register_task`` call:
     kanqas.register_task("allones", AllOnes)
     env = kanqas.CircuitEnv("allones")
 
-Built-in tasks (registered in qkan/kanqas/__init__.py): "bell", "ghz2".."ghz8", "h2", "lih"
+Built-in tasks (registered in qkan/kanqas/__init__.py): "bell", "ghz2".."ghz8", "h2", "lih", "lih6"
 (state_prep.StatePrep and ground_state.GroundState).
 """
 
