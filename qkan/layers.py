@@ -87,7 +87,9 @@ class QKANLayer(nn.Module):
         theta: (O', I', n_slots, k) angles drawn as `theta_init` says; O', I' are 1 where grouped.
         enc_weight, enc_bias: (O, I, R) for encoding="edge", (1, I, R) for "input"; init 1, 0.
         post_weight (c), post_bias (d): (O, I), init 1 and 0.
-        base_weight (beta): (O, I), uniform in [-1, 1] / sqrt(I); None when base is "none".
+        base_weight (beta): (O, I), uniform in [-1, 1] / sqrt(I); None when base is "none". (The
+            published package's constant 0.5 trains I.12.11 and the layer extension better but
+            I.6.20b and I.12.4 worse: README, "Training defaults".)
         mask: buffer (O, I) of 0/1 used by pruning.
 
     Example:
