@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qkan import layer_guards as guards
-from qkan._checks import check_bool, check_choice, check_device, check_int
+from qkan._checks import check_bool, check_choice, check_device, check_int, check_number
 from qkan._foreign import reject_foreign
 from qkan.circuits.ansatz import get_ansatz
 from qkan.layer_guards import PARAM_DTYPES
@@ -65,6 +65,8 @@ class QKANLayer(nn.Module):
         theta_init: "xavier" (Xavier-normal over theta's (O', I', n_slots, k) shape: std
             1/sqrt(n_slots (O' + I')), about 0.2 for a [2, 5] layer with reps 3; the published
             package's default) | "normal" (N(0, 1/reps)) | "uniform" (U[-pi, pi), std 1.8).
+        base_init: "uniform" (base weights uniform in [-1, 1] / sqrt(in_dim), the default) or a
+            number every base weight starts at (the published package uses 0.5).
 
     Shape:
         (*, in_dim) -> (*, out_dim)
@@ -87,9 +89,10 @@ class QKANLayer(nn.Module):
         theta: (O', I', n_slots, k) angles drawn as `theta_init` says; O', I' are 1 where grouped.
         enc_weight, enc_bias: (O, I, R) for encoding="edge", (1, I, R) for "input"; init 1, 0.
         post_weight (c), post_bias (d): (O, I), init 1 and 0.
-        base_weight (beta): (O, I), uniform in [-1, 1] / sqrt(I); None when base is "none". (The
+        base_weight (beta): (O, I), as `base_init` says; None when base is "none". (The
             published package's constant 0.5 trains I.12.11 and the layer extension better but
-            I.6.20b and I.12.4 worse: README, "Training defaults".)
+            I.6.20b and I.12.4 worse, so it is an option, not the default: README, "Training
+            defaults".)
         mask: buffer (O, I) of 0/1 used by pruning.
 
     Example:
@@ -114,6 +117,7 @@ class QKANLayer(nn.Module):
         bias: bool = False,
         seed: int | None = None,
         theta_init: str = "xavier",
+        base_init: str | float = "uniform",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         **foreign,
@@ -128,6 +132,10 @@ class QKANLayer(nn.Module):
         check_choice("group", group, GROUPS)
         check_choice("measure", measure, MEASURES)
         check_choice("theta_init", theta_init, THETA_INITS)
+        if isinstance(base_init, str):
+            check_choice("base_init", base_init, ("uniform",))
+        else:
+            base_init = check_number("base_init", base_init, low=-math.inf)
         check_bool("bias", bias)
         check_int("seed", seed, low=0, high=2**63 - 1, allow_none=True)
         if dtype is not None and dtype not in PARAM_DTYPES:
@@ -141,7 +149,7 @@ class QKANLayer(nn.Module):
             check_choice("base", base, list(BASES))
         self.in_dim, self.out_dim, self.reps = in_dim, out_dim, reps
         self.encoding, self.group, self.measure, self.seed = encoding, group, measure, seed
-        self.theta_init = theta_init
+        self.theta_init, self.base_init = theta_init, base_init
         self.base = base
         self._base_fn = base if callable(base) else BASES[base]
         factory = {"device": device, "dtype": dtype}
@@ -168,7 +176,7 @@ class QKANLayer(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Re-draw theta (as `theta_init` says) and the base weights; encodings to w=1, b=0; c=1, d=0, mask=1."""
+        """Re-draw theta (as `theta_init` says) and the base weights (as `base_init` says); encodings to w=1, b=0; c=1, d=0, mask=1."""
         gen = None
         if self.seed is not None:
             gen = torch.Generator().manual_seed(self.seed)
@@ -186,9 +194,11 @@ class QKANLayer(nn.Module):
                 self.enc_bias.zero_()
             self.post_weight.fill_(1.0)
             self.post_bias.zero_()
-            if self.base_weight is not None:
+            if self.base_weight is not None and self.base_init == "uniform":
                 base = (torch.rand(self.base_weight.shape, generator=gen, dtype=torch.float64) * 2 - 1) / math.sqrt(self.in_dim)
                 self.base_weight.copy_(base)
+            elif self.base_weight is not None:
+                self.base_weight.fill_(self.base_init)
             if self.bias is not None:
                 self.bias.zero_()
             self.mask.fill_(1.0)
@@ -425,6 +435,7 @@ class QKANLayer(nn.Module):
             bias=self.bias is not None,
             seed=self.seed,
             theta_init=self.theta_init,
+            base_init=self.base_init,
         )
 
     def config(self) -> dict:

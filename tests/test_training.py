@@ -296,6 +296,26 @@ def test_theta_init_is_a_setting_and_checked():
         QKANLayer(2, 1, theta_init="kaiming")
 
 
+def test_base_init_constant_or_uniform():
+    layer = QKANLayer(30, 40, reps=2, seed=1, dtype=F64)  # default: uniform in [-1, 1] / sqrt(30)
+    beta = layer.base_weight.detach()
+    assert float(beta.abs().max()) <= 1 / math.sqrt(30)
+    assert abs(float(beta.std()) * math.sqrt(3 * 30) - 1) < 0.05
+    model = QKAN([2, 3, 1], reps=2, seed=0, base_init=0.5)  # the published package's constant
+    assert all(torch.equal(m.base_weight, torch.full_like(m.base_weight, 0.5)) for m in model.layers)
+    torch.testing.assert_close(model.layers[0].theta, QKAN([2, 3, 1], reps=2, seed=0).layers[0].theta)
+    assert QKAN(**model.config()).layers[1].base_init == 0.5
+    bigger = model.extend(3)
+    assert bigger.layers[0].base_init == 0.5
+    torch.testing.assert_close(bigger.layers[0].base_weight, model.layers[0].base_weight)
+    with pytest.raises(ValueError, match=r"`base_init` must be one of \['uniform'\]"):
+        QKANLayer(2, 1, base_init="zeros")
+    with pytest.raises(TypeError, match="`base_init` must be a number"):
+        QKANLayer(2, 1, base_init=True)
+    with pytest.raises(ValueError, match="`base_init` must be a finite number"):
+        QKANLayer(2, 1, base_init=float("nan"))
+
+
 # -------------------------------------------------------------------------- foreign arguments
 @pytest.mark.parametrize(
     "make, match",
