@@ -78,12 +78,13 @@ def molecule_hamiltonian(name: str) -> np.ndarray:
     op, n = qchem.molecular_hamiltonian(list(mol.symbols), np.array(mol.coordinates), unit="angstrom",
                                         basis="sto-3g", mapping="jordan_wigner",
                                         active_electrons=mol.active_electrons, active_orbitals=mol.active_orbitals)
+    wires = range(n)
     if mol.taper:
         generators = qchem.symmetry_generators(op)
         paulix = qchem.paulix_ops(generators, n)
         op = qchem.taper(op, generators, paulix, qchem.optimal_sector(op, generators, mol.active_electrons))
-        return np.asarray(qml.matrix(op, wire_order=sorted(op.wires.tolist()))).real.copy()
-    return np.asarray(qml.matrix(op, wire_order=range(n))).real.copy()
+        wires = sorted(op.wires.tolist())
+    return np.asarray(qml.matrix(op, wire_order=wires)).real.copy()
 
 
 class GroundState(Task):
