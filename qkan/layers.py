@@ -194,11 +194,12 @@ class QKANLayer(nn.Module):
                 self.enc_bias.zero_()
             self.post_weight.fill_(1.0)
             self.post_bias.zero_()
-            if self.base_weight is not None and self.base_init == "uniform":
-                base = (torch.rand(self.base_weight.shape, generator=gen, dtype=torch.float64) * 2 - 1) / math.sqrt(self.in_dim)
-                self.base_weight.copy_(base)
-            elif self.base_weight is not None:
-                self.base_weight.fill_(self.base_init)
+            if self.base_weight is not None:
+                if self.base_init == "uniform":
+                    base = torch.rand(self.base_weight.shape, generator=gen, dtype=torch.float64) * 2 - 1
+                    self.base_weight.copy_(base / math.sqrt(self.in_dim))
+                else:
+                    self.base_weight.fill_(self.base_init)
             if self.bias is not None:
                 self.bias.zero_()
             self.mask.fill_(1.0)
