@@ -11,13 +11,14 @@ on an existing model.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 from torch import nn
 
-from qkan._checks import check_choice, check_device, check_int
+from qkan._checks import check_choice, check_device, check_int, check_number
 from qkan.circuits.ansatz import get_ansatz
 from qkan.layer_guards import PARAM_DTYPES
 from qkan.models import QKAN
@@ -76,6 +77,8 @@ class HQKAN(nn.Module):
             a single QKANLayer(latent_in, latent_out)).
         squash: "none" (default) | "tanh" | "layernorm": the map between encoder and QKAN.
         reps: DARUAN repetitions of the QKAN core.
+        dropout: probability of the dropout on the block's output (default 0: none); replace_ffn
+            carries the dropout of the block it replaces here.
         device, dtype: where and how the parameters are allocated.
         **qkan_options: keyword options of qkan.QKAN / QKANLayer (ansatz, encoding, base,
             group, evaluator, measure, bias, seed).
@@ -88,6 +91,7 @@ class HQKAN(nn.Module):
         squash: the module applied to the encoder output.
         core: qkan.QKAN([latent_in, *hidden, latent_out], reps, ...).
         decoder: nn.Linear(latent_out, out_dim), torch's default initialisation.
+        dropout: nn.Dropout(dropout), or nn.Identity when the probability is 0.
 
     Example:
         >>> hq = HQKAN(768, 768, seed=0)
@@ -107,6 +111,7 @@ class HQKAN(nn.Module):
         hidden: list[int] | tuple[int, ...] = (),
         squash: str = "none",
         reps: int = 3,
+        dropout: float = 0.0,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         **qkan_options,
@@ -124,6 +129,7 @@ class HQKAN(nn.Module):
         for k, width in enumerate(hidden):
             check_int(f"hidden[{k}]", width)
         check_choice("squash", squash, SQUASHES)
+        dropout = check_number("dropout", dropout, 0.0, 1.0)
         bounded = get_ansatz(qkan_options.get("ansatz", "pz")).domain is not None
         if bounded and squash != "tanh":
             raise ValueError(
@@ -143,6 +149,7 @@ class HQKAN(nn.Module):
         self.hidden = [int(w) for w in hidden]
         self.squash_name = squash
         self.reps = reps
+        self.dropout_p = dropout
         self.qkan_options = dict(qkan_options)
         self.encoder = nn.Linear(in_dim, latent_in, **factory)
         if squash == "tanh":
@@ -153,6 +160,7 @@ class HQKAN(nn.Module):
             self.squash = nn.Identity()
         self.core = QKAN([latent_in, *self.hidden, latent_out], reps, **factory, **qkan_options)
         self.decoder = nn.Linear(latent_out, out_dim, **factory)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(*, in_dim) -> (*, out_dim)."""
@@ -166,7 +174,7 @@ class HQKAN(nn.Module):
         if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
             raise ValueError(f"`x` has dtype {x.dtype} but the block's parameters are {dtype}; convert one of them")
         z = self.squash(self.encoder(x))  # (*, latent_in)
-        return self.decoder(self.core(z))  # (*, latent_out) -> (*, out_dim)
+        return self.dropout(self.decoder(self.core(z)))  # (*, latent_out) -> (*, out_dim)
 
     def config(self) -> dict:
         """Constructor arguments that rebuild this block (parameters come from state_dict)."""
@@ -178,6 +186,7 @@ class HQKAN(nn.Module):
             hidden=list(self.hidden),
             squash=self.squash_name,
             reps=self.reps,
+            dropout=self.dropout_p,
             **self.qkan_options,
         )
 
@@ -185,6 +194,7 @@ class HQKAN(nn.Module):
         return (
             f"in_dim={self.in_dim}, out_dim={self.out_dim}, latent_in={self.latent_in}, "
             f"latent_out={self.latent_out}, hidden={self.hidden}, squash={self.squash_name!r}, reps={self.reps}"
+            + (f", dropout={self.dropout_p:g}" if self.dropout_p else "")
         )
 
 
@@ -231,22 +241,88 @@ def _factory(module: nn.Module) -> dict:
     return {}
 
 
+def _linear_sizes(module: nn.Module) -> tuple[int, int] | None:
+    """(in, out) features of an affine map: nn.Linear, or transformers' Conv1D (GPT-2), whose
+    weight is stored (in, out); None for anything else."""
+    if isinstance(module, nn.Linear):
+        return module.in_features, module.out_features
+    weight = getattr(module, "weight", None)
+    if type(module).__name__ == "Conv1D" and isinstance(weight, torch.Tensor) and weight.dim() == 2:
+        if getattr(module, "nf", None) == weight.shape[1]:
+            return int(weight.shape[0]), int(weight.shape[1])
+    return None
+
+
 def _io_features(name: str, module: nn.Module) -> tuple[int, int]:
     """(in, out) features of a module chosen by a predicate.
 
-    Uses its in_features/out_features attributes (nn.Linear and look-alikes), else the first
-    nn.Linear's in_features and the last nn.Linear's out_features among its submodules.
+    Uses its in_features/out_features attributes (nn.Linear and look-alikes), else the input
+    size of the first affine map (nn.Linear or Conv1D) among its submodules and the output size
+    of the last one.
     """
     fin, fout = getattr(module, "in_features", None), getattr(module, "out_features", None)
     if isinstance(fin, int) and isinstance(fout, int):
         return fin, fout
-    linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
-    if not linears:
+    sizes = [s for m in module.modules() if (s := _linear_sizes(m)) is not None]
+    if not sizes:
         raise ValueError(
             f"cannot infer the feature sizes of module {name!r} ({type(module).__name__}): it needs "
-            "`in_features`/`out_features` attributes or nn.Linear submodules"
+            "`in_features`/`out_features` attributes or nn.Linear / Conv1D submodules"
         )
-    return linears[0].in_features, linears[-1].out_features
+    return sizes[0][0], sizes[-1][1]
+
+
+def _mlp_sizes(module: nn.Module) -> tuple[int, int] | None:
+    """(d_in, d_out) when `module` is a feed-forward block, else None.
+
+    A feed-forward block's parametrised children are only affine maps (nn.Linear or Conv1D):
+    two, d_in -> h and h -> d_out (GPT-2, ViT, T5 DenseReluDense, a Sequential MLP), or three,
+    two d_in -> h and one h -> d_out (gated: Llama, Mistral, Qwen2, T5 gated), with h != d_in
+    (which tells it from attention's equal-sized projections). Its other children (activation,
+    dropout) hold no parameters.
+    """
+    sizes = []
+    for child in module.children():
+        size = _linear_sizes(child)
+        if size is None:
+            if _n_params(child):
+                return None
+        else:
+            sizes.append(size)
+    if len(sizes) == 2:
+        (d_in, h), (h2, d_out) = sizes
+        ok = h == h2
+    elif len(sizes) == 3:
+        ins = [s for s in sizes if s[0] != s[1] and sizes.count(s) == 2]
+        outs = [s for s in sizes if s not in ins]
+        if len(ins) != 2 or len(outs) != 1:
+            return None
+        (d_in, h), (h2, d_out) = ins[0], outs[0]
+        ok = h == h2
+    else:
+        return None
+    return (d_in, d_out) if ok and h != d_in else None
+
+
+def _split_sizes(module: nn.Module) -> tuple[int, int] | None:
+    """(d_in, d_out) when `module` is a BERT-style layer, else None: its children `intermediate`
+    (holding `dense`, d_in -> h, and an activation) and `output` (holding `dense`, h -> d_out,
+    then its own dropout, LayerNorm and residual)."""
+    inter, out = getattr(module, "intermediate", None), getattr(module, "output", None)
+    if not isinstance(inter, nn.Module) or not isinstance(out, nn.Module) or isinstance(inter, HQKAN):
+        return None
+    first = _linear_sizes(getattr(inter, "dense", None))
+    second = _linear_sizes(getattr(out, "dense", None))
+    if first is None or second is None or first[1] != second[0]:
+        return None
+    if _n_params(inter) != _n_params(inter.dense):  # anything besides dense and a parameter-free activation
+        return None
+    return first[0], second[1]
+
+
+def _dropout_p(module: nn.Module) -> float:
+    """The probability of the dropout inside a block (0 when it has none)."""
+    return max((m.p for m in module.modules() if isinstance(m, nn.Dropout)), default=0.0)
 
 
 def _swap_transformer_ffn(layer: nn.Module, options: dict) -> tuple[int, int]:
@@ -271,6 +347,28 @@ def _swap_transformer_ffn(layer: nn.Module, options: dict) -> tuple[int, int]:
     return removed, _n_params(hq)
 
 
+def _swap_split_ffn(layer: nn.Module, sizes: tuple[int, int], options: dict) -> tuple[int, int]:
+    """BERT-style layer: `intermediate` becomes HQKAN(d_in, d_out) and `output.dense` nn.Identity.
+
+    output computes LayerNorm(dropout(dense(h)) + x), so the block becomes
+    x -> HQKAN -> dropout -> LayerNorm(. + x): its dropout, LayerNorm and residual stay.
+    """
+    removed = _n_params(layer.intermediate, layer.output.dense)
+    hq = HQKAN(*sizes, **{**_factory(layer.intermediate), **options})
+    layer.intermediate = hq
+    layer.output.dense = nn.Identity()
+    return removed, _n_params(hq)
+
+
+#: what the search with predicate=None looks for (the warning when it finds nothing says so)
+_SEARCHED = (
+    "torch.nn.TransformerEncoderLayer/TransformerDecoderLayer; layers with `intermediate.dense` and "
+    "`output.dense` children (BERT, RoBERTa); feed-forward modules whose only parametrised children are "
+    "nn.Linear or transformers' Conv1D maps, two (d -> h -> d') or three (gated: two d -> h, one h -> d'), "
+    "with h != d (GPT-2, ViT, Llama, Mistral, Qwen2, T5)"
+)
+
+
 def replace_ffn(
     model: nn.Module,
     predicate: Callable[[str, nn.Module], bool] | None = None,
@@ -278,26 +376,40 @@ def replace_ffn(
 ) -> FFNReport:
     """Swap feed-forward blocks of `model` for HQKAN blocks, in place.
 
-    Selection: with ``predicate=None`` every torch.nn.TransformerEncoderLayer and
-    TransformerDecoderLayer is chosen; otherwise every module with ``predicate(name, module)``
-    True (name as in ``model.named_modules()``; the model itself, name "", is considered only
-    when it is a torch transformer layer, which is then changed in place). A chosen
-    torch transformer layer keeps its attention, norms and residual dropout, and its
-    linear1 -> activation -> dropout -> linear2 path becomes ``linear1 = HQKAN(d_model,
-    d_model)`` with the other three set to nn.Identity (its fused fast path is turned off; an
-    enclosing nn.TransformerEncoder's nested-tensor path too). Any other chosen module is
-    itself replaced by ``HQKAN(in, out)``, with in/out from its ``in_features``/``out_features``
-    or from its first and last nn.Linear. Modules inside a chosen one are not visited, and
-    transformer layers that already hold an HQKAN are skipped, so a second call changes nothing.
+    Selection with ``predicate=None`` (modules visited in ``model.named_modules()`` order,
+    nothing inside a chosen module visited again):
+
+    - torch.nn.TransformerEncoderLayer / TransformerDecoderLayer: its linear1 -> activation ->
+      dropout -> linear2 path becomes ``linear1 = HQKAN(d_model, d_model)`` with the other
+      three set to nn.Identity; attention, norms and the residual dropout stay (the fused fast
+      path is turned off; an enclosing nn.TransformerEncoder's nested-tensor path too). The
+      model itself may be such a layer: it is then changed in place.
+    - a BERT-style layer (children ``intermediate`` with a ``dense`` map d -> h and ``output``
+      with a ``dense`` map h -> d'; BERT, RoBERTa and their kin): ``intermediate`` becomes
+      HQKAN(d, d') and ``output.dense`` nn.Identity, so the block is x -> HQKAN -> dropout ->
+      LayerNorm(. + x) with the output's own dropout and LayerNorm.
+    - a feed-forward module whose parametrised children are only affine maps (nn.Linear, or
+      transformers' Conv1D of GPT-2, stored transposed): two of them d -> h -> d' (GPT-2's
+      mlp, ViT's mlp, T5's DenseReluDense, an nn.Sequential MLP) or three, gated, two d -> h
+      and one h -> d' (Llama, Mistral, Qwen2), with h != d. The module becomes HQKAN(d, d')
+      whose output dropout is the module's own dropout probability (GPT-2's residual dropout).
+
+    When this finds nothing (and the model holds no HQKAN from an earlier call) a UserWarning
+    says what was looked for. With a `predicate`, every module with ``predicate(name, module)``
+    True is chosen instead (the model itself, name "", only when it is a torch or BERT-style
+    layer); a chosen module of a kind above is swapped as described, any other is itself
+    replaced by ``HQKAN(in, out)`` with in/out from its ``in_features``/``out_features`` or
+    from its first and last affine map. Blocks that already hold an HQKAN are skipped, so a
+    second call changes nothing.
 
     Every parameter outside the replaced paths is left untouched (the same tensors). New blocks
     take the device and dtype of the block they replace unless `device`/`dtype` are given.
 
     Args:
         model: any nn.Module.
-        predicate: (name, module) -> bool, or None for the torch transformer layers.
+        predicate: (name, module) -> bool, or None for the search above.
         **hqkan_options: options of HQKAN (latent_in, latent_out, hidden, squash, reps,
-            ansatz, seed, ...). Sizes in_dim/out_dim come from the replaced block.
+            dropout, ansatz, seed, ...). Sizes in_dim/out_dim come from the replaced block.
 
     Returns:
         FFNReport with the replaced names and the parameter counts before and after.
@@ -309,34 +421,49 @@ def replace_ffn(
         ['layers.0', 'layers.1']
     """
     if not isinstance(model, nn.Module):
-        raise ValueError(f"`model` must be a torch.nn.Module; got {type(model).__name__}")
+        raise TypeError(f"`model` must be a torch.nn.Module; got {type(model).__name__}")
     if predicate is not None and not callable(predicate):
-        raise ValueError(f"`predicate` must be a callable (name, module) -> bool or None; got {predicate!r}")
+        raise TypeError(f"`predicate` must be a callable (name, module) -> bool or None; got {predicate!r}")
     for arg in ("in_dim", "out_dim"):
         if arg in hqkan_options:
             raise ValueError(f"`{arg}` is taken from each replaced block; do not pass it to replace_ffn")
-    if predicate is None:
-        predicate = lambda name, module: isinstance(module, _TRANSFORMER_LAYERS)  # noqa: E731
     report = FFNReport(params_before=_n_params(model))
-    chosen: list[tuple[str, nn.Module, tuple[int, int] | None]] = []
+    # (name, module, kind, sizes); kind: "torch" layer, "split" (BERT-style), "mlp" or "module"
+    chosen: list[tuple[str, nn.Module, str, tuple[int, int] | None]] = []
     skip: tuple[str, ...] = ()
     for name, module in model.named_modules():
-        is_layer = isinstance(module, _TRANSFORMER_LAYERS)
-        if (not name and not is_layer) or isinstance(module, HQKAN) or (skip and name.startswith(skip)):
+        if skip and name.startswith(skip):
             continue
         prefix = name + "." if name else ""  # "" (the model itself) prefixes every name
-        if is_layer and isinstance(module.linear1, HQKAN):
+        if isinstance(module, HQKAN):
             skip += (prefix,)
             continue
-        if predicate(name, module):
-            sizes = None if is_layer else _io_features(name, module)  # errors before any change
-            chosen.append((name, module, sizes))
-            skip += (prefix,)
-    for name, module, sizes in chosen:
-        if sizes is None:
-            removed, added = _swap_transformer_ffn(module, hqkan_options)
+        if isinstance(module, _TRANSFORMER_LAYERS):
+            if isinstance(module.linear1, HQKAN):
+                skip += (prefix,)
+                continue
+            kind, sizes = "torch", None
+        elif (sizes := _split_sizes(module)) is not None:
+            kind = "split"
+        elif name and (sizes := _mlp_sizes(module)) is not None:
+            kind = "mlp"
+        elif name and predicate is not None:
+            kind = "module"
         else:
-            hq = HQKAN(*sizes, **{**_factory(module), **hqkan_options})
+            continue
+        if predicate(name, module) if predicate is not None else True:
+            if kind == "module":
+                sizes = _io_features(name, module)  # errors before any change
+            chosen.append((name, module, kind, sizes))
+            skip += (prefix,)
+    for name, module, kind, sizes in chosen:
+        if kind == "torch":
+            removed, added = _swap_transformer_ffn(module, hqkan_options)
+        elif kind == "split":
+            removed, added = _swap_split_ffn(module, sizes, hqkan_options)
+        else:
+            dropout = {"dropout": _dropout_p(module)} if kind == "mlp" else {}
+            hq = HQKAN(*sizes, **{**_factory(module), **dropout, **hqkan_options})
             parent_name, _, attr = name.rpartition(".")
             setattr(model.get_submodule(parent_name), attr, hq)
             removed, added = _n_params(module), _n_params(hq)
@@ -349,4 +476,11 @@ def replace_ffn(
         ):
             module.use_nested_tensor = False
     report.params_after = _n_params(model)
+    if not report.replaced and not any(isinstance(m, HQKAN) for m in model.modules()):
+        what = f"with the given predicate (among {type(model).__name__}'s submodules)" if predicate else _SEARCHED
+        warnings.warn(
+            f"replace_ffn found no feed-forward block in {type(model).__name__}; it looked for {what}. "
+            "Pass `predicate=lambda name, module: ...` to choose the modules yourself.",
+            stacklevel=2,
+        )
     return report

@@ -291,9 +291,9 @@ def test_replace_ffn_on_a_bare_transformer_layer_changes_it_in_place():
 
 
 def test_replace_ffn_validation():
-    with pytest.raises(ValueError, match=r"`model` must be a torch.nn.Module; got int"):
+    with pytest.raises(TypeError, match=r"`model` must be a torch.nn.Module; got int"):
         replace_ffn(3)
-    with pytest.raises(ValueError, match=r"`predicate` must be a callable"):
+    with pytest.raises(TypeError, match=r"`predicate` must be a callable"):
         replace_ffn(_encoder(False), predicate="mlp")
     with pytest.raises(ValueError, match=r"`in_dim` is taken from each replaced block"):
         replace_ffn(_encoder(False), in_dim=4)
