@@ -194,3 +194,60 @@ def test_30_adamw_steps_lower_the_loss_like_the_unmodified_model(family):
     drop_ref, drop_hq = ref[0] - ref[-1], hq[0] - hq[-1]
     assert drop_ref > 0.5
     assert drop_hq > 0.75 * drop_ref, (ref, hq)  # measured 0.84 (gpt2), 0.90 (llama), 0.98 (bert)
+
+
+# ------------------------------------------------------------------------------- round trips
+def _perturbed_replaced(family: str, options: dict) -> nn.Module:
+    """A model of `family` with HQKAN blocks, every parameter moved off its initialisation."""
+    model = _model(family)
+    replace_ffn(model, **options)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model.eval()
+
+
+def _fresh(family: str, config=None) -> nn.Module:
+    """The same architecture with other initial weights (seed 1), optionally from a loaded config."""
+    torch.manual_seed(1)
+    if config is None:
+        return _model(family, seed=1)
+    if family == "bert":
+        return transformers.AutoModelForMaskedLM.from_config(config)
+    return transformers.AutoModelForCausalLM.from_config(config)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama", "bert"])
+def test_state_dict_round_trip(family, tmp_path):
+    options = dict(reps=2, squash="layernorm", seed=0)
+    model = _perturbed_replaced(family, options)
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    twin = _fresh(family)
+    replace_ffn(twin, **options)
+    twin.load_state_dict(torch.load(tmp_path / "weights.pt", weights_only=True))  # strict: every key matches
+    twin.eval()
+    ids = _batch(family)["input_ids"]
+    torch.testing.assert_close(twin(ids).logits, model(ids).logits, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family, tied", [("gpt2", {"lm_head.weight"}), ("llama", set()),
+                                          ("bert", {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias"})])
+def test_save_pretrained_recipe_round_trip(family, tied, tmp_path):
+    """The recipe of docs/hqkan.md: options in the config, weights in model.safetensors."""
+    from safetensors.torch import load_file
+
+    options = dict(reps=1, latent_in=4, seed=0)
+    model = _perturbed_replaced(family, options)
+    model.config.hqkan = options  # travels in config.json
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+
+    config = transformers.AutoConfig.from_pretrained(tmp_path)
+    assert config.hqkan == options
+    twin = _fresh(family, config)
+    replace_ffn(twin, **config.hqkan)
+    missing, unexpected = twin.load_state_dict(load_file(tmp_path / "model.safetensors"), strict=False)
+    assert unexpected == [] and set(missing) == tied  # save_pretrained leaves out weights tied to others
+    twin.eval()
+    ids = _batch(family)["input_ids"]
+    torch.testing.assert_close(twin(ids).logits, model(ids).logits, rtol=0, atol=0)
