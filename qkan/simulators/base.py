@@ -22,7 +22,14 @@ from typing import Callable
 
 import torch
 
-__all__ = ["Evaluator", "register_evaluator", "available_evaluators", "make_evaluator"]
+__all__ = ["Evaluator", "register_evaluator", "available_evaluators", "make_evaluator", "transformed"]
+
+
+def transformed() -> bool:
+    """True inside torch.func transforms (vmap, grad, jacrev, ...) and torch.compile / torch.export
+    tracing, where only torch operations run: native kernels, caches and host-side value checks
+    step aside (the torch paths compute the same function)."""
+    return torch._C._are_functorch_transforms_active() or torch.compiler.is_compiling()
 
 
 class Evaluator:
