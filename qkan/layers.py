@@ -20,7 +20,7 @@ from qkan._checks import check_bool, check_choice, check_device, check_int, chec
 from qkan._foreign import reject_foreign
 from qkan.circuits.ansatz import get_ansatz
 from qkan.layer_guards import PARAM_DTYPES
-from qkan.simulators.base import Evaluator, make_evaluator
+from qkan.simulators.base import Evaluator, check_transformable, make_evaluator
 
 __all__ = ["QKANLayer", "BASES", "ENCODINGS", "GROUPS", "MEASURES", "THETA_INITS", "MAX_REPS"]
 
@@ -365,6 +365,7 @@ class QKANLayer(nn.Module):
         FloatingPointError when the output is not finite (an evaluator returning NaN, e.g. a failed
         estimator, or non-finite parameters): no NaN leaves a layer whose input was finite.
         """
+        check_transformable(self.get_evaluator())
         guards.check_domain(self, x)
         return guards.check_output(self, self.in_compute_precision(lambda xc: self.get_evaluator().forward(self, xc), x))
 
@@ -384,6 +385,7 @@ class QKANLayer(nn.Module):
     def edge_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """f_ji(x_i) before any weights: (*, in_dim) -> (*, out_dim, in_dim)."""
         x2 = self.check_input(x)
+        check_transformable(self.get_evaluator())
         guards.check_domain(self, x2)
         f = guards.check_output(self, self.in_compute_precision(lambda xc: self.get_evaluator().edge_outputs(self, xc), x2))
         return f.reshape(*x.shape[:-1], self.out_dim, self.in_dim)

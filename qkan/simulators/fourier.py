@@ -180,6 +180,7 @@ class FourierEvaluator(Evaluator):
     """
 
     name = "fourier"
+    supports_transforms = True
 
     def __init__(self) -> None:
         self._cache: tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]] | None = None

@@ -101,6 +101,7 @@ class SU2Evaluator(Evaluator):
     """
 
     name = "su2"
+    supports_transforms = True
 
     def __init__(self, native: bool | None = None) -> None:
         check_type("native", native, bool, allow_none=True)
@@ -121,11 +122,9 @@ class SU2Evaluator(Evaluator):
         return "native" if self.native or native_module.available() else "torch"
 
     def _native(self, x: torch.Tensor) -> bool:
-        if self.backend != "native":
-            return False
         from qkan.simulators.native.ops import supports
 
-        return supports(x)
+        return supports(x) and self.backend == "native"  # supports first: no library lookup while tracing
 
     def _native_run(self, layer, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
         from qkan.simulators.native.ops import native_table, su2_native
