@@ -2,7 +2,8 @@
 
     y_j = sum_i m_ji [ c_ji (f_ji(x_i) + d_ji) + beta_ji base(x_i) ]  (+ bias_j)
 
-f_ji is a single-qubit data re-uploading circuit (shared/design/daruan.md, arXiv 2509.14026).
+f_ji is a single-qubit data re-uploading circuit (arXiv 2509.14026; the ansaetze are listed in
+qkan/circuits/ansatz.py).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class QKANLayer(nn.Module):
         in_dim: number of inputs I.
         out_dim: number of outputs O.
         reps: data re-uploading repetitions R (Fourier degree of each edge).
-        ansatz: "pz" | "rpz" | "px" | "real" | "mix" (daruan.md).
+        ansatz: "pz" | "rpz" | "px" | "real" | "mix" (gates in qkan/circuits/ansatz.py).
         encoding: "fixed" (w=1, b=0) | "edge" (trainable w, b per edge and rep)
             | "input" (trainable per input and rep, shared by outputs).
         base: residual activation: "silu" | "identity" | "tanh" | "gelu" | "relu" | "none" | None
@@ -354,6 +355,14 @@ class QKANLayer(nn.Module):
         is defined on every input; h itself otherwise (no change to any other model).
         """
         return h if self.ansatz.domain is None else torch.tanh(h)
+
+    def hidden_input_formula(self, expr):
+        """hidden_input on a sympy expression: tanh(expr) for px, expr itself otherwise."""
+        if self.ansatz.domain is None:
+            return expr
+        import sympy
+
+        return sympy.tanh(expr)
 
     def max_input(self) -> float:
         """The largest |x| accepted: eps^(-1/2) of the parameters' dtype (float32: 2896), see the class docstring."""
