@@ -2,7 +2,8 @@
 
     y_j = sum_i m_ji [ c_ji (f_ji(x_i) + d_ji) + beta_ji base(x_i) ]  (+ bias_j)
 
-f_ji is a single-qubit data re-uploading circuit (shared/design/daruan.md, arXiv 2509.14026).
+f_ji is a single-qubit data re-uploading circuit (arXiv 2509.14026; the ansaetze are listed in
+qkan/circuits/ansatz.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from qkan._checks import check_bool, check_choice, check_device, check_int, chec
 from qkan._foreign import reject_foreign
 from qkan.circuits.ansatz import get_ansatz
 from qkan.layer_guards import PARAM_DTYPES
-from qkan.simulators.base import Evaluator, make_evaluator
+from qkan.simulators.base import Evaluator, check_transformable, make_evaluator
 
 __all__ = ["QKANLayer", "BASES", "ENCODINGS", "GROUPS", "MEASURES", "THETA_INITS", "MAX_REPS"]
 
@@ -48,7 +49,7 @@ class QKANLayer(nn.Module):
         in_dim: number of inputs I.
         out_dim: number of outputs O.
         reps: data re-uploading repetitions R (Fourier degree of each edge).
-        ansatz: "pz" | "rpz" | "px" | "real" | "mix" (daruan.md).
+        ansatz: "pz" | "rpz" | "px" | "real" | "mix" (gates in qkan/circuits/ansatz.py).
         encoding: "fixed" (w=1, b=0) | "edge" (trainable w, b per edge and rep)
             | "input" (trainable per input and rep, shared by outputs).
         base: residual activation: "silu" | "identity" | "tanh" | "gelu" | "relu" | "none" | None
@@ -355,6 +356,14 @@ class QKANLayer(nn.Module):
         """
         return h if self.ansatz.domain is None else torch.tanh(h)
 
+    def hidden_input_formula(self, expr):
+        """hidden_input on a sympy expression: tanh(expr) for px, expr itself otherwise."""
+        if self.ansatz.domain is None:
+            return expr
+        import sympy
+
+        return sympy.tanh(expr)
+
     def max_input(self) -> float:
         """The largest |x| accepted: eps^(-1/2) of the parameters' dtype (float32: 2896), see the class docstring."""
         return torch.finfo(self.theta.dtype).eps ** -0.5
@@ -365,6 +374,7 @@ class QKANLayer(nn.Module):
         FloatingPointError when the output is not finite (an evaluator returning NaN, e.g. a failed
         estimator, or non-finite parameters): no NaN leaves a layer whose input was finite.
         """
+        check_transformable(self.get_evaluator())
         guards.check_domain(self, x)
         return guards.check_output(self, self.in_compute_precision(lambda xc: self.get_evaluator().forward(self, xc), x))
 
@@ -384,6 +394,7 @@ class QKANLayer(nn.Module):
     def edge_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """f_ji(x_i) before any weights: (*, in_dim) -> (*, out_dim, in_dim)."""
         x2 = self.check_input(x)
+        check_transformable(self.get_evaluator())
         guards.check_domain(self, x2)
         f = guards.check_output(self, self.in_compute_precision(lambda xc: self.get_evaluator().edge_outputs(self, xc), x2))
         return f.reshape(*x.shape[:-1], self.out_dim, self.in_dim)
