@@ -120,6 +120,7 @@ def test_dtype_and_qkan_options_pass_through():
         (dict(in_dim=4, out_dim=4, squash="sigmoid"), r"`squash` must be one of \['none', 'tanh', 'layernorm'\]; got 'sigmoid'"),
         (dict(in_dim=4, out_dim=4, width=[2, 2]), r"`width` is set by HQKAN"),
         (dict(in_dim=4, out_dim=4, ansatz="zz"), r"`ansatz` must be one of"),
+        (dict(in_dim=4, out_dim=4, dropout=1.5), r"`dropout` must be a number >= 0 and <= 1; got 1.5"),
     ],
 )
 def test_constructor_validation(kwargs, match):
@@ -132,6 +133,7 @@ def test_constructor_validation(kwargs, match):
     [
         (dict(in_dim=4, out_dim=2.5), r"`out_dim` must be an int >= 1; got 2.5"),
         (dict(in_dim=4, out_dim=4, hidden=3), r"`hidden` must be a list of layer widths; got 3"),
+        (dict(in_dim=4, out_dim=4, dropout="0.1"), r"`dropout` must be a number >= 0 and <= 1; got '0.1' \(str\)"),
     ],
 )
 def test_constructor_type_errors(kwargs, match):
@@ -145,6 +147,19 @@ def test_forward_validation():
         hq(torch.randn(3, 5))
     with pytest.raises(TypeError, match=r"`x` must be a torch.Tensor; got list"):
         hq([1.0, 2.0, 3.0, 4.0])
+
+
+def test_output_dropout_acts_in_training_only():
+    hq = HQKAN(6, 400, latent_in=3, dropout=0.25, seed=0)
+    assert isinstance(hq.dropout, nn.Dropout) and hq.config()["dropout"] == 0.25 and "dropout=0.25" in repr(hq)
+    assert isinstance(HQKAN(6, 4, seed=0).dropout, nn.Identity)
+    x = torch.randn(50, 6)
+    clean = hq.decoder(hq.core(hq.encoder(x)))
+    torch.testing.assert_close(hq.eval()(x), clean, rtol=0, atol=0)
+    y = hq.train()(x)
+    dropped = (y == 0) & (clean != 0)
+    assert abs(dropped.float().mean().item() - 0.25) < 0.02  # 20000 draws: sd 0.003
+    torch.testing.assert_close(y[~dropped], clean[~dropped] / 0.75)
 
 
 def test_config_rebuilds_the_block():
