@@ -193,6 +193,13 @@ def check_evaluator(name: str, *, gradcheck: bool = True, gradgradcheck: bool = 
             xg = x[:2].clone().requires_grad_(True)
             assert torch.autograd.gradcheck(fn, (xg, *params), atol=1e-6), f"{name}: gradcheck failed for {case}"
             if gradgradcheck:
+                # gradgradcheck differences the create_graph gradients against themselves: check them against the plain ones
+                plain = torch.autograd.grad(fn(xg, *params).pow(2).sum(), (xg, *params), allow_unused=True)
+                graph = torch.autograd.grad(fn(xg, *params).pow(2).sum(), (xg, *params), create_graph=True, allow_unused=True)
+                for a, b in zip(plain, graph):
+                    assert (a is None) == (b is None) and (a is None or torch.allclose(a, b, atol=1e-12, rtol=1e-12)), (
+                        f"{name}: gradients with create_graph=True differ from the plain ones for {case}"
+                    )
                 ok = torch.autograd.gradgradcheck(fn, (xg, *params), atol=1e-6)
                 assert ok, f"{name}: gradgradcheck failed for {case}"
                 _check_float32_second_derivative(layer, x, f"{name} {case}")

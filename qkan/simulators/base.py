@@ -35,10 +35,15 @@ def check_transformable(evaluator: Evaluator) -> None:
 
 
 def transformed() -> bool:
-    """True inside torch.func transforms (vmap, grad, jacrev, ...) and torch.compile / torch.export
-    tracing, where only torch operations run: native kernels, caches and host-side value checks
-    step aside (the torch paths compute the same function)."""
-    return torch._C._are_functorch_transforms_active() or torch.compiler.is_compiling()
+    """True inside torch.func transforms (vmap, grad, jacrev, ...), forward-mode AD
+    (torch.autograd.forward_ad) and torch.compile / torch.export tracing, where only torch
+    operations run: native kernels, caches and host-side value checks step aside (the torch
+    paths compute the same function)."""
+    return (
+        torch._C._are_functorch_transforms_active()
+        or torch.compiler.is_compiling()
+        or torch.autograd.forward_ad._current_level >= 0
+    )
 
 
 class Evaluator:
