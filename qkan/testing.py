@@ -233,7 +233,9 @@ def _check_update_routes(layer, x: torch.Tensor, what: str) -> None:
     def fresh(params: dict) -> torch.Tensor:  # the function of `params`, computed by a new layer
         other = copy.deepcopy(layer)
         other.load_state_dict(params, strict=False)
-        other.set_evaluator(*layer.evaluator_choice()[:1], **layer.evaluator_choice()[1])
+        name, options = layer.evaluator_choice()
+        if isinstance(name, str):  # a new evaluator object: nothing cached
+            other.set_evaluator(name, **options)
         with torch.no_grad():
             return other(x)
 

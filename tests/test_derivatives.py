@@ -273,3 +273,19 @@ def test_forward_mode_ad_matches_reverse_mode():
         jvp = fwAD.unpack_dual(layer(fwAD.make_dual(x, v))).tangent
     _, expected = torch.autograd.functional.jvp(layer, x, v)
     torch.testing.assert_close(jvp, expected, rtol=0, atol=1e-12)
+
+
+def test_set_evaluator_accepts_an_evaluator_object():
+    from qkan.simulators.su2 import SU2Evaluator
+
+    layer = QKANLayer(2, 3, reps=2, seed=0, dtype=torch.float64)
+    x = torch.rand(4, 2, dtype=torch.float64)
+    expected = layer(x)
+    evaluator = SU2Evaluator(native=False)
+    assert layer.set_evaluator(evaluator).get_evaluator() is evaluator
+    assert layer.evaluator == "su2" and "evaluator='su2'" in repr(layer)
+    torch.testing.assert_close(layer(x), expected, rtol=0, atol=1e-12)
+    model = QKAN.from_layers([layer]).extend(3)  # derived layers share the object
+    assert model.layers[0].get_evaluator() is evaluator
+    with pytest.raises(ValueError, match="an evaluator object takes no options"):
+        layer.set_evaluator(evaluator, native=True)
