@@ -59,12 +59,18 @@ class Evaluator:
     name = "evaluator"
     supports_transforms = False
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        """A subclass that does not implement edge_outputs fails here, at class creation."""
+        super().__init_subclass__(**kwargs)
+        if cls.edge_outputs is Evaluator.edge_outputs:
+            raise TypeError(f"evaluator class {cls.__name__} must implement edge_outputs(layer, x): (N, I) -> (N, O, I)")
+
     def unsupported(self, layer) -> str | None:
         """Why this evaluator cannot run `layer` (a sentence), or None when it can."""
         return None
 
     def edge_outputs(self, layer, x: torch.Tensor) -> torch.Tensor:
-        """Edge values f_ji(x_i) before any weight: x (N, I) -> (N, O, I)."""
+        """Edge values f_ji(x_i) before any weight: x (N, I) -> (N, O, I). Every subclass implements it."""
         raise NotImplementedError
 
     def forward(self, layer, x: torch.Tensor) -> torch.Tensor:
