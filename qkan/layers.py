@@ -206,17 +206,27 @@ class QKANLayer(nn.Module):
             self.mask.fill_(1.0)
 
     # ----------------------------------------------------------------------------- evaluators
-    def set_evaluator(self, name: str = "auto", **options) -> QKANLayer:
+    def set_evaluator(self, name: str | Evaluator = "auto", **options) -> QKANLayer:
         """Choose how the edges are evaluated; parameters are untouched. Returns self.
 
         Args:
-            name: "auto" (closed form where it exists, else su2) or a registered evaluator name
+            name: "auto" (closed form where it exists, else su2), a registered evaluator name
                 (``qkan.simulators.available_evaluators()``: "fourier", "su2", "pennylane",
-                "qiskit" and any added with ``qkan.register_evaluator``).
-            **options: evaluator options. PennyLane: device, diff_method, shots, seed, plus
-                device options such as backend=. Qiskit: backend, shots or precision,
-                optimization_level, seed, max_pub_size, max_circuits_per_job, threads.
+                "qiskit" and any added with ``qkan.register_evaluator``), or an evaluator object
+                (an ``Evaluator`` instance, used as it is: layers derived from this one by
+                extend or prune share it).
+            **options: evaluator options (with a name only). PennyLane: device, diff_method,
+                shots, seed, plus device options such as backend=. Qiskit: backend, shots or
+                precision, optimization_level, seed, max_pub_size, max_circuits_per_job, threads.
         """
+        if isinstance(name, Evaluator):
+            if options:
+                raise ValueError(f"an evaluator object takes no options (they belong to its constructor); got {sorted(options)}")
+            reason = name.unsupported(self)
+            if reason:
+                raise ValueError(f"evaluator {name.name!r} cannot run this layer: {reason}")
+            self._evaluator, self._evaluator_choice = name, (name, {})
+            return self
         if name == "auto":  # resolved once: it depends only on the layer's fixed settings
             if options:
                 raise ValueError(f"evaluator 'auto' takes no options; got {sorted(options)}")
@@ -240,8 +250,8 @@ class QKANLayer(nn.Module):
         """The evaluator object in use ("auto" resolved): its options and counters, e.g. Qiskit's jobs_submitted."""
         return self._evaluator
 
-    def evaluator_choice(self) -> tuple[str, dict]:
-        """(name, options) as given to set_evaluator: what a derived layer (extend, prune) re-creates."""
+    def evaluator_choice(self) -> tuple[str | Evaluator, dict]:
+        """(name or object, options) as given to set_evaluator: what a derived layer (extend, prune) re-creates."""
         name, options = self._evaluator_choice
         return name, dict(options)
 
@@ -468,8 +478,9 @@ class QKANLayer(nn.Module):
 
     def extra_repr(self) -> str:
         base = getattr(self.base, "__name__", "callable") if callable(self.base) else self.base
+        choice = self.evaluator_choice()[0]
         return (
             f"in_dim={self.in_dim}, out_dim={self.out_dim}, reps={self.reps}, ansatz={self.ansatz.name!r}, "
             f"encoding={self.encoding!r}, base={base!r}, group={self.group!r}, measure={self.measure!r}, "
-            f"evaluator={self._evaluator_choice[0]!r}"
+            f"evaluator={choice if isinstance(choice, str) else choice.name!r}"
         )

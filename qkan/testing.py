@@ -34,42 +34,35 @@ def _rx(a: float) -> np.ndarray:
     return np.array([[c, -1j * s], [-1j * s, c]])
 
 
+def _gate(name: str, angle: float | None) -> np.ndarray:
+    """The 2x2 matrix of a named gate, written out here (independent of the evaluators)."""
+    fixed = {"H": _H, "X": _X, "Z": _Z}
+    if name in fixed:
+        return fixed[name]
+    return {"RX": _rx, "RY": _ry, "RZ": _rz}[name](angle)
+
+
 def reference_edge(ansatz: str, theta: np.ndarray, phis: np.ndarray, measure: str = "z") -> float:
-    """One DARUAN value from its gate sequence.
+    """One DARUAN value, gate by gate from the ansatz's spec (any registered ansatz).
 
     Args:
-        ansatz: "pz" | "rpz" | "px" | "real" | "mix".
+        ansatz: a registered ansatz name ("pz", "rpz", "px", "real", "mix", or one added with
+            register_ansatz).
         theta: (n_slots, k) angles of one edge.
         phis: (R,) encoding angles phi_l = w_l x + b_l.
         measure: "z" (<Z>) or "amplitude" (|alpha| - |beta|).
     """
+    from qkan.circuits.ansatz import get_ansatz
+
+    spec = get_ansatz(ansatz)
     theta = np.asarray(theta, dtype=float).reshape(len(theta), -1)
     psi = _H @ np.array([1, 0], dtype=complex)
     for l, phi in enumerate(phis):
-        t = theta[l]
-        if ansatz == "pz":
-            gates = [_rz(t[0]), _ry(t[1]), _rz(phi)]
-        elif ansatz == "rpz":
-            gates = [_ry(t[0]), _rz(phi)]
-        elif ansatz == "px":
-            gates = [_rz(t[0]), _rx(np.arccos(phi))]
-        elif ansatz == "real":
-            gates = [_X, _ry(t[0]), _Z, _ry(phi)]
-        elif ansatz == "mix":
-            gates = [_rz(t[0]), _rx(t[1]), _ry(phi)]
-        else:
-            raise ValueError(f"unknown ansatz {ansatz!r}")
-        for g in gates:
-            psi = g @ psi
-    t = theta[len(phis)] if len(theta) > len(phis) else None
-    if ansatz == "pz":
-        psi = _ry(t[1]) @ _rz(t[0]) @ psi
-    elif ansatz == "rpz":
-        psi = _ry(t[0]) @ psi
-    elif ansatz == "px":
-        psi = _rz(t[0]) @ psi
-    elif ansatz == "mix":
-        psi = _rx(t[1]) @ _rz(t[0]) @ psi
+        for g in spec.rep_gates:
+            psi = _gate(g.name, None if g.param is None else theta[l, g.param]) @ psi
+        psi = _gate(spec.encoding_gate, np.arccos(phi) if spec.arccos else phi) @ psi
+    for g in spec.final_gates:
+        psi = _gate(g.name, None if g.param is None else theta[len(phis), g.param]) @ psi
     if measure == "z":
         return float(np.real(np.conj(psi) @ _Z @ psi))
     return float(abs(psi[0]) - abs(psi[1]))
@@ -193,6 +186,13 @@ def check_evaluator(name: str, *, gradcheck: bool = True, gradgradcheck: bool = 
             xg = x[:2].clone().requires_grad_(True)
             assert torch.autograd.gradcheck(fn, (xg, *params), atol=1e-6), f"{name}: gradcheck failed for {case}"
             if gradgradcheck:
+                # gradgradcheck differences the create_graph gradients against themselves: check them against the plain ones
+                plain = torch.autograd.grad(fn(xg, *params).pow(2).sum(), (xg, *params), allow_unused=True)
+                graph = torch.autograd.grad(fn(xg, *params).pow(2).sum(), (xg, *params), create_graph=True, allow_unused=True)
+                for a, b in zip(plain, graph):
+                    assert (a is None) == (b is None) and (a is None or torch.allclose(a, b, atol=1e-12, rtol=1e-12)), (
+                        f"{name}: gradients with create_graph=True differ from the plain ones for {case}"
+                    )
                 ok = torch.autograd.gradgradcheck(fn, (xg, *params), atol=1e-6)
                 assert ok, f"{name}: gradgradcheck failed for {case}"
                 _check_float32_second_derivative(layer, x, f"{name} {case}")
@@ -226,7 +226,9 @@ def _check_update_routes(layer, x: torch.Tensor, what: str) -> None:
     def fresh(params: dict) -> torch.Tensor:  # the function of `params`, computed by a new layer
         other = copy.deepcopy(layer)
         other.load_state_dict(params, strict=False)
-        other.set_evaluator(*layer.evaluator_choice()[:1], **layer.evaluator_choice()[1])
+        name, options = layer.evaluator_choice()
+        if isinstance(name, str):  # a new evaluator object: nothing cached
+            other.set_evaluator(name, **options)
         with torch.no_grad():
             return other(x)
 

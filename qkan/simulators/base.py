@@ -35,10 +35,15 @@ def check_transformable(evaluator: Evaluator) -> None:
 
 
 def transformed() -> bool:
-    """True inside torch.func transforms (vmap, grad, jacrev, ...) and torch.compile / torch.export
-    tracing, where only torch operations run: native kernels, caches and host-side value checks
-    step aside (the torch paths compute the same function)."""
-    return torch._C._are_functorch_transforms_active() or torch.compiler.is_compiling()
+    """True inside torch.func transforms (vmap, grad, jacrev, ...), forward-mode AD
+    (torch.autograd.forward_ad) and torch.compile / torch.export tracing, where only torch
+    operations run: native kernels, caches and host-side value checks step aside (the torch
+    paths compute the same function)."""
+    return (
+        torch._C._are_functorch_transforms_active()
+        or torch.compiler.is_compiling()
+        or torch.autograd.forward_ad._current_level >= 0
+    )
 
 
 class Evaluator:
@@ -54,12 +59,18 @@ class Evaluator:
     name = "evaluator"
     supports_transforms = False
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        """A subclass that does not implement edge_outputs fails here, at class creation."""
+        super().__init_subclass__(**kwargs)
+        if cls.edge_outputs is Evaluator.edge_outputs:
+            raise TypeError(f"evaluator class {cls.__name__} must implement edge_outputs(layer, x): (N, I) -> (N, O, I)")
+
     def unsupported(self, layer) -> str | None:
         """Why this evaluator cannot run `layer` (a sentence), or None when it can."""
         return None
 
     def edge_outputs(self, layer, x: torch.Tensor) -> torch.Tensor:
-        """Edge values f_ji(x_i) before any weight: x (N, I) -> (N, O, I)."""
+        """Edge values f_ji(x_i) before any weight: x (N, I) -> (N, O, I). Every subclass implements it."""
         raise NotImplementedError
 
     def forward(self, layer, x: torch.Tensor) -> torch.Tensor:

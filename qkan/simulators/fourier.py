@@ -130,41 +130,16 @@ def _use_native(t: torch.Tensor) -> bool:
     return supports(t) and native.available()
 
 
-class _FourierFeatures(torch.autograd.Function):
-    """Phi = [cos(Omega_ki x_i); sin(Omega_ki x_i)]: x (N, I), freq (K, I) -> (N, 2K, I).
-
-    Inputs stay the innermost (contiguous) dimension, so every pass is a plain vector loop.
-    Backward reads dPhi/dx from Phi itself, so only Phi, x and freq are kept; it is written in
-    differentiable torch operations (every derivative order, torch.func transforms).
-    """
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x: torch.Tensor, freq: torch.Tensor) -> torch.Tensor:
-        angles = x.unsqueeze(-2) * freq  # (N, K, I)
-        return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-2)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.save_for_backward(*inputs, output)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        x, freq, phi = ctx.saved_tensors
-        K = freq.shape[-2]
-        # d cos / d angle = -sin, d sin / d angle = cos
-        g_angle = grad[..., K:, :] * phi[..., :K, :] - grad[..., :K, :] * phi[..., K:, :]  # (N, K, I)
-        grad_x = (g_angle * freq).sum(-2) if ctx.needs_input_grad[0] else None
-        grad_freq = (g_angle * x.unsqueeze(-2)).sum(0) if ctx.needs_input_grad[1] else None
-        return grad_x, grad_freq
-
-
 def fourier_features(x: torch.Tensor, freq: torch.Tensor) -> torch.Tensor:
-    """Fourier feature map: x (N, I), freq (K,) or (K, I) -> (N, 2K, I) = [cos(Omega x); sin(Omega x)]."""
+    """Fourier feature map: x (N, I), freq (K,) or (K, I) -> (N, 2K, I) = [cos(Omega x); sin(Omega x)].
+
+    Inputs stay the innermost (contiguous) dimension, so every pass is a plain vector loop; plain
+    torch operations, so every derivative order, forward mode and torch.func transforms work.
+    """
     if freq.dim() == 1:
-        freq = freq.unsqueeze(-1).expand(-1, x.shape[-1])
-    return _FourierFeatures.apply(x, freq)
+        freq = freq.unsqueeze(-1)
+    angles = x.unsqueeze(-2) * freq  # (N, K, I)
+    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-2)
 
 
 def _same_values(kept: torch.Tensor, t: torch.Tensor) -> bool:
@@ -203,8 +178,9 @@ class FourierEvaluator(Evaluator):
 
         The cache keeps a copy of the angles it was compiled from and compares values, so no
         route of changing parameters (optimizer steps, ``.data``, ``copy_``, load_state_dict,
-        functional_call) can be served stale coefficients. Measured (benchmarks/layer_speed.py
-        --section cache): the comparison costs 2-23 us where a compile costs 60-180 us.
+        functional_call) can be served stale coefficients. The comparison costs 2-23 us where a
+        recompile costs 60-180 us (no-grad calls of 84->16 to 64->64 layers, reps 3; the "cache"
+        rows of benchmarks/layer_speed.py).
         """
         bias = layer.enc_bias if multi else None
         tensors = (layer.theta,) if bias is None else (layer.theta, bias)

@@ -52,6 +52,9 @@ def reference_backward(ctx, reference: Callable[..., torch.Tensor], inputs: tupl
     """
     wrt = [k for k, t in enumerate(inputs) if isinstance(t, torch.Tensor) and ctx.needs_input_grad[k]]
     with torch.enable_grad():
+        # fresh views: partial derivatives per input, even where one input was computed from another
+        # (const from scale), while the views still connect to the inputs' graphs for higher orders
+        inputs = tuple(t.view_as(t) if isinstance(t, torch.Tensor) else t for t in inputs)
         out = reference(*inputs)
     grads = torch.autograd.grad(out, [inputs[k] for k in wrt], grad, create_graph=True, allow_unused=True)
     result: list = [None] * len(ctx.needs_input_grad)
