@@ -276,8 +276,9 @@ def _mlp_sizes(module: nn.Module) -> tuple[int, int] | None:
     """(d_in, d_out) when `module` is a feed-forward block, else None.
 
     A feed-forward block's parametrised children are only affine maps (nn.Linear or Conv1D):
-    two, d_in -> h and h -> d_out (GPT-2, ViT, T5 DenseReluDense, a Sequential MLP), or three,
-    two d_in -> h and one h -> d_out (gated: Llama, Mistral, Qwen2, T5 gated), with h != d_in
+    two, d_in -> h and h -> d_out, registered in either order (GPT-2, ViT, T5 DenseReluDense, a
+    Sequential MLP; when both orders chain, the one with h > d_in), or three, two d_in -> h and
+    one h -> d_out (gated: Llama, Mistral, Qwen2, T5 gated), with h != d_in
     (which tells it from attention's equal-sized projections). Its other children (activation,
     dropout) hold no parameters.
     """
@@ -289,19 +290,20 @@ def _mlp_sizes(module: nn.Module) -> tuple[int, int] | None:
                 return None
         else:
             sizes.append(size)
-    if len(sizes) == 2:
-        (d_in, h), (h2, d_out) = sizes
-        ok = h == h2
+    if len(sizes) == 2:  # registered in either order; when both chain (d -> h -> d), the widening one
+        chains = [pair for pair in (sizes, sizes[::-1]) if pair[0][1] == pair[1][0]]
+        if not chains:
+            return None
+        (d_in, h), (_, d_out) = max(chains, key=lambda pair: pair[0][1] > pair[0][0])
     elif len(sizes) == 3:
         ins = [s for s in sizes if s[0] != s[1] and sizes.count(s) == 2]
         outs = [s for s in sizes if s not in ins]
-        if len(ins) != 2 or len(outs) != 1:
+        if len(ins) != 2 or len(outs) != 1 or ins[0][1] != outs[0][0]:
             return None
-        (d_in, h), (h2, d_out) = ins[0], outs[0]
-        ok = h == h2
+        (d_in, h), (_, d_out) = ins[0], outs[0]
     else:
         return None
-    return (d_in, d_out) if ok and h != d_in else None
+    return (d_in, d_out) if h != d_in else None
 
 
 def _split_sizes(module: nn.Module) -> tuple[int, int] | None:

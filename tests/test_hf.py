@@ -139,6 +139,25 @@ def test_llama_gated_mlp_becomes_one_block():
     assert model(torch.randint(0, VOCAB, (2, 6))).logits.shape == (2, 6, VOCAB)
 
 
+class _ReversedMLP(nn.Module):
+    """The output map registered before the input map, and a parameter-free activation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down, self.up, self.act = nn.Linear(24, 6), nn.Linear(6, 24), nn.GELU()
+
+    def forward(self, x):
+        return self.down(self.act(self.up(x)))
+
+
+def test_plain_torch_mlp_modules_are_found_in_either_order():
+    model = nn.Sequential(nn.Sequential(nn.Linear(6, 24), nn.ReLU(), nn.Dropout(0.2), nn.Linear(24, 5)), _ReversedMLP())
+    report = replace_ffn(model, latent_in=2, seed=0)
+    assert report.replaced == ["0", "1"]
+    assert (model[0].in_dim, model[0].out_dim, model[0].dropout.p) == (6, 5, 0.2)
+    assert (model[1].in_dim, model[1].out_dim) == (6, 6) and isinstance(model[1].dropout, nn.Identity)
+
+
 def test_warns_when_nothing_is_found():
     model = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
     with pytest.warns(UserWarning, match=r"replace_ffn found no feed-forward block in Sequential; it looked for "
