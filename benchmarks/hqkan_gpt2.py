@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--lm-width", type=int, default=128)
     parser.add_argument("--lm-context", type=int, default=64)
     parser.add_argument("--lm-batch", type=int, default=16)
-    parser.add_argument("--lm-lr", type=float, default=3e-3)
+    parser.add_argument("--lm-lr", type=float, default=1e-3)
     args = h.parse_args(parser, argv)
     if args.full:
         args.seq, args.batch = 1024, 1

@@ -203,7 +203,6 @@ def _train(model: nn.Module, batch: dict, steps: int = 30) -> list[float]:
 
 @pytest.mark.parametrize("family", ["gpt2", "llama", "bert"])
 def test_30_adamw_steps_lower_the_loss_like_the_unmodified_model(family):
-    torch.set_num_threads(1)
     reference = _model(family)
     model = copy.deepcopy(reference)
     replace_ffn(model, seed=0)
