@@ -99,6 +99,26 @@ def test_every_ffn_is_replaced_and_the_rest_is_bitwise_the_same(family):
     assert sum(after[k].numel() for k in new) == sum(sum(p.numel() for p in h.parameters()) for h in hqkans)
     assert not any(64 in p.shape for p in after.values() if p.dim() == 2 and 32 in p.shape)
     assert replace_ffn(model, seed=0).replaced == []  # a second call finds them replaced
+    out = model(**_inputs(family))  # the model still runs, and every HQKAN takes part in backward
+    (out.logits if hasattr(out, "logits") else out.last_hidden_state).square().mean().backward()
+    assert all(h.core.layers[0].theta.grad.abs().sum() > 0 for h in hqkans)
+
+
+def _inputs(family: str) -> dict:
+    ids = torch.randint(2, VOCAB, (2, 7), generator=torch.Generator().manual_seed(0))
+    if family == "vit":
+        return {"pixel_values": torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))}
+    if family.startswith("t5"):
+        return {"input_ids": ids, "decoder_input_ids": ids[:, :4]}
+    return {"input_ids": ids}
+
+
+def test_bfloat16_model_gets_bfloat16_blocks():
+    model = _model("llama").to(torch.bfloat16)
+    replace_ffn(model, seed=0)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    logits = model(**_inputs("llama")).logits
+    assert logits.dtype == torch.bfloat16 and torch.isfinite(logits).all()
 
 
 def test_gpt2_conv1d_block_and_its_dropout_carried():
