@@ -16,7 +16,10 @@ from qkan.simulators.base import register_evaluator
 from qkan.simulators.qiskit import QiskitJobError
 from qkan.symbolic import model_formulas
 
-__version__ = "0.1.0"
+#: the version (pyproject.toml reads it from here) and the name to install: ``pip install qkan-daruan``
+#: (PyPI's "qkan" is another project, the paper authors' package)
+__version__ = "0.2.0"
+DISTRIBUTION = "qkan-daruan"
 
 __all__ = [
     "DARUAN",
@@ -33,6 +36,7 @@ __all__ = [
     "register_evaluator",
     "regularization",
     "replace_ffn",
+    "DISTRIBUTION",
     "__version__",
 ]
 

@@ -121,7 +121,7 @@ def _add_search_parser(sub, argv: list[str]) -> None:
             from qkan.kanqas.cli import add_parser
         except ImportError as err:
             # `err` is unbound after the except block, so the message is built now
-            message = f"qkan search: error: KANQAS is not available ({err}); try: pip install \"qkan[kanqas]\""
+            message = f"qkan search: error: KANQAS is not available ({err}); try: pip install \"qkan-daruan[kanqas]\""
             p = sub.add_parser("search", help="quantum architecture search (KANQAS)")
             p.set_defaults(func=lambda args: fail(message))
             return
@@ -133,7 +133,10 @@ def _add_search_parser(sub, argv: list[str]) -> None:
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The `qkan` argument parser (argv decides whether KANQAS is imported)."""
+    from qkan import DISTRIBUTION, __version__
+
     parser = _Parser(prog="qkan", description="Quantum-classical Kolmogorov-Arnold networks.")
+    parser.add_argument("--version", action="version", version=f"{DISTRIBUTION} {__version__} (import name qkan)")
     sub = parser.add_subparsers(dest="command", metavar="{fit,search,bench}", parser_class=_Parser)
     _add_fit_parser(sub)
     _add_search_parser(sub, list(argv or []))

@@ -348,7 +348,7 @@ def digits(
     if path is None:
         spec = importlib.util.find_spec("sklearn")
         if spec is None or not spec.submodule_search_locations:
-            raise ImportError('qkan.data.digits needs the data file of scikit-learn: pip install "qkan[data]"')
+            raise ImportError('qkan.data.digits needs the data file of scikit-learn: pip install "qkan-daruan[data]"')
         path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open

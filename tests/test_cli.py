@@ -138,7 +138,7 @@ def test_search_without_kanqas_says_how_to_install(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "qkan.kanqas.cli", None)  # importing it now raises ImportError
     assert cli.main(["search"]) == 2
     err = capsys.readouterr().err
-    assert "KANQAS is not available" in err and 'pip install "qkan[kanqas]"' in err
+    assert "KANQAS is not available" in err and 'pip install "qkan-daruan[kanqas]"' in err
 
 
 # --------------------------------------------------------------------------- issue 16: robustness
@@ -292,3 +292,14 @@ def test_bench_ctrl_c_is_one_line_exit_130(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(cli.subprocess, "run", interrupted)
     assert cli.main(["bench"]) == 130
     assert capsys.readouterr().err == "qkan bench: interrupted during 'slow'\n"
+
+
+# ------------------------------------------------------------------- issue 27: a findable package
+def test_version_names_the_distribution(capsys):
+    import qkan
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"qkan-daruan {qkan.__version__} (import name qkan)\n"
+    assert qkan.__version__ == "0.2.0" and qkan.DISTRIBUTION == "qkan-daruan"

@@ -75,7 +75,7 @@ def test_readme_example_runs(name, code, marked, tmp_path):
         pytest.skip("needs real IBM hardware")
     missing = _missing_extras(code)
     if missing:
-        pytest.skip(f'needs pip install "qkan[{",".join(missing)}]"')
+        pytest.skip(f'needs pip install "qkan-daruan[{",".join(missing)}]"')
     script = tmp_path / f"{name}.py"
     script.write_text(code, encoding="utf-8")
     env = {

@@ -39,7 +39,7 @@ def test_tutorial_executes(path):
     assert not errors
     stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
     assert "TqdmWarning" not in stderr and "IProgress not found" not in stderr, (
-        "a progress bar in a notebook: pass progress=False (or install qkan[notebook] for widgets)\n" + stderr[-2000:]
+        "a progress bar in a notebook: pass progress=False (or install qkan-daruan[notebook] for widgets)\n" + stderr[-2000:]
     )
 
 
@@ -56,7 +56,7 @@ def test_committed_notebook_has_outputs_and_figures(name):
 
 def test_execute_script_stores_outputs_atomically(tmp_path):
     if importlib.util.find_spec("ipykernel") is None:
-        pytest.skip('needs pip install "qkan[notebook]"')
+        pytest.skip('needs pip install "qkan-daruan[notebook]"')
     cell = nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nplt.plot([0, 1], [1, 0])\nprint('hello')")
     good = tmp_path / "good.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[cell]), good)

@@ -5,7 +5,7 @@
 
 Each notebook runs top to bottom in a fresh kernel with tutorials/ as working directory,
 single-threaded; a notebook that raises is left unchanged and the script exits non-zero.
-Outputs are written atomically (temp file + os.replace). Needs ``pip install "qkan[notebook]"``.
+Outputs are written atomically (temp file + os.replace). Needs ``pip install "qkan-daruan[notebook]"``.
 """
 
 from __future__ import annotations

@@ -117,7 +117,7 @@ class QiskitEvaluator(Evaluator):
             from qiskit.providers import BackendV2
             from qiskit_aer import AerSimulator
         except ImportError as err:  # pragma: no cover - the test environment has qiskit
-            raise ImportError('the "qiskit" evaluator needs qiskit and qiskit-aer: pip install "qkan[qiskit]"') from err
+            raise ImportError('the "qiskit" evaluator needs qiskit and qiskit-aer: pip install "qkan-daruan[qiskit]"') from err
         check_int("shots", shots, 1, allow_none=True)
         if check_number("precision", precision, allow_none=True) == 0:
             raise ValueError("`precision` must be a number > 0 or None; got 0")
@@ -193,7 +193,7 @@ class QiskitEvaluator(Evaluator):
                 import qiskit_ibm_runtime as runtime
             except ImportError as err:  # pragma: no cover - the test environment has it
                 raise ImportError(
-                    'running on an IBM or fake backend needs qiskit-ibm-runtime: pip install "qkan[qiskit]"'
+                    'running on an IBM or fake backend needs qiskit-ibm-runtime: pip install "qkan-daruan[qiskit]"'
                 ) from err
             self._target = backend
             if mode is not None:
