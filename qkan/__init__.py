@@ -7,6 +7,7 @@ Closed-form (Fourier), SU(2), PennyLane and Qiskit evaluators behind one layer A
 import importlib
 
 from qkan import data
+from qkan._foreign import foreign_import
 from qkan.activation import DARUAN
 from qkan.hqkan import HQKAN, FFNReport, replace_ffn
 from qkan.interpret import attribution, prune, regularization
@@ -42,7 +43,7 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    """`qkan.kanqas` loads on first use (it needs gymnasium)."""
+    """`qkan.kanqas` loads on first use (it needs gymnasium); pykan / qkan 0.2.3 names get ours in the error."""
     if name == "kanqas":
         return importlib.import_module("qkan.kanqas")
-    raise AttributeError(f"module 'qkan' has no attribute {name!r}")
+    raise foreign_import("qkan", name)
