@@ -2,7 +2,7 @@
 
     y_j = sum_i m_ji [ c_ji (f_ji(x_i) + d_ji) + beta_ji base(x_i) ]  (+ bias_j)
 
-f_ji is a single-qubit data re-uploading circuit (shared/design/daruan.md, arXiv 2509.14026).
+f_ji is a single-qubit data re-uploading circuit (docs/math.md, arXiv 2509.14026).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class QKANLayer(nn.Module):
         in_dim: number of inputs I.
         out_dim: number of outputs O.
         reps: data re-uploading repetitions R (Fourier degree of each edge).
-        ansatz: "pz" | "rpz" | "px" | "real" | "mix" (daruan.md).
+        ansatz: "pz" | "rpz" | "px" | "real" | "mix" (gates: docs/math.md).
         encoding: "fixed" (w=1, b=0) | "edge" (trainable w, b per edge and rep)
             | "input" (trainable per input and rep, shared by outputs).
         base: residual activation: "silu" | "identity" | "tanh" | "gelu" | "relu" | "none" | None

@@ -223,7 +223,7 @@ class QKAN(nn.Module):
 
     # ------------------------------------------------------------------------------- extension
     def extend(self, reps: int) -> QKAN:
-        """A new QKAN with `reps` repetitions per edge and the same function (daruan.md).
+        """A new QKAN with `reps` repetitions per edge and the same function (docs/math.md, "Extension").
 
         Old repetitions and encodings are copied, the old final gates become repetition R, and
         the new slots are set so the tail after them cannot change <Z>:

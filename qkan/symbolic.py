@@ -2,7 +2,7 @@
 
 With a closed-form ansatz and the fixed encoding every DARUAN is a trigonometric polynomial,
 
-    f_ji(x) = a_0 + sum_{n=1..R} a_n cos(n x) + b_n sin(n x)      (shared/design/daruan.md)
+    f_ji(x) = a_0 + sum_{n=1..R} a_n cos(n x) + b_n sin(n x)      (docs/math.md)
 
 (with trainable per-input encodings the frequencies are Omega_m = sum_l m_l w_l instead of n),
 

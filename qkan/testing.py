@@ -1,7 +1,7 @@
 """Conformance helpers: check any evaluator against a plain 2x2 statevector.
 
 The reference below is deliberately independent of the evaluators: numpy, explicit matrices
-written from shared/design/daruan.md, one sample and one edge at a time.
+written from the math of docs/math.md, one sample and one edge at a time.
 """
 
 from __future__ import annotations

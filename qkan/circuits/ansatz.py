@@ -7,7 +7,7 @@ A DARUAN on one qubit is
 where ``G_l`` is the rep's list of trainable or fixed gates (``rep_gates``, first acts first),
 ``E`` the data rotation (``encoding_gate``, applied to ``phi_l = w_l x + b_l`` or to
 ``arccos(phi_l)``) and ``F`` the final trainable gates (``final_gates``). See
-shared/design/daruan.md and arXiv 2509.14026.
+docs/math.md (every ansatz's gates) and arXiv 2509.14026.
 """
 
 from __future__ import annotations
