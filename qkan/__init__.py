@@ -17,10 +17,10 @@ from qkan.simulators.base import register_evaluator
 from qkan.simulators.qiskit import QiskitJobError
 from qkan.symbolic import model_formulas
 
-#: the version (pyproject.toml reads it from here) and the name to install: ``pip install qkan-daruan``
-#: (PyPI's "qkan" is another project, the paper authors' package)
 __version__ = "0.2.0"
+"""This package's version (pyproject.toml reads it from here; ``qkan --version`` prints it)."""
 DISTRIBUTION = "qkan-daruan"
+"""The name to install: ``pip install qkan-daruan`` (PyPI's "qkan" is another project, the paper authors' package)."""
 
 __all__ = [
     "DARUAN",

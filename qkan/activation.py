@@ -42,7 +42,7 @@ class DARUAN(nn.Module):
         layer: the underlying QKANLayer(dim, 1): theta (1, dim, n_slots, k), post_weight c (1, dim),
             post_bias s (1, dim).
 
-    Example:
+    Examples:
         >>> act = DARUAN(4, reps=2, seed=0)
         >>> act(torch.zeros(3, 5, 4)).shape
         torch.Size([3, 5, 4])

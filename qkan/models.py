@@ -49,7 +49,7 @@ class QKAN(nn.Module):
     is defined on all of [-1, 1]^width[0]. Models of the other ansaetze pass hidden values on
     unchanged.
 
-    Example:
+    Examples:
         >>> from qkan.data import function_dataset
         >>> data = function_dataset(lambda x: torch.sin(x[:, :1]) * x[:, 1:], n_var=2, train_num=100, test_num=100)
         >>> model = QKAN([2, 3, 1], reps=2, seed=0)

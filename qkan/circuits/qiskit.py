@@ -79,7 +79,7 @@ def layer_circuit(layer, edge: tuple[int, int] | None = None):
     Returns:
         A ``qiskit.QuantumCircuit`` on one qubit; f = <Z> of its final state.
 
-    Example:
+    Examples:
         >>> qc = layer.to_qiskit((0, 1))
         >>> qc.assign_parameters({qc.parameters[0]: 0.3})  # doctest: +SKIP
     """
