@@ -174,7 +174,7 @@ def test_digits_errors(tmp_path, monkeypatch):
     import importlib.util
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ImportError, match=r'pip install "qkan\[data\]"'):
+    with pytest.raises(ImportError, match=r'pip install "qkan-daruan\[data\]"'):
         qdata.digits()
 
 
