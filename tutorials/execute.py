@@ -12,7 +12,11 @@ Outputs are written atomically (temp file + os.replace). Needs ``pip install "qk
 match exactly except for numbers, which may differ by ``--rtol`` (relative; numbers below 1e-9
 in size count as zero, so rounding noise such as 2.8e-14 passes); durations (a number followed by
 s, ms, us, min, it/s or s/it) and stderr (progress bars, warnings that name local paths) are not
-compared; a figure must still be a figure (its pixels are not compared).
+compared; a ratio of durations (a number followed by "x", as in "15x faster") is a duration too;
+a figure must still be a figure (its pixels are not compared). A cell tagged ``no-check`` (cell
+metadata ``"tags": ["no-check"]``) is run but its outputs are not compared: for outputs that
+depend on the machine's speed throughout, such as a throughput table or text sampled from a
+model trained for a fixed time.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 #: relative tolerance of numbers in --check (trained models print RMSEs to 3 digits)
 RTOL = 0.02
-_DURATION = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*(?:ms|us|µs|min|s/it|it/s|s)\b")
+_DURATION = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*(?:ms|us|µs|min|s/it|it/s|s|x)\b")
 _NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 
@@ -96,6 +100,8 @@ def drift(stored, executed, rtol: float = RTOL) -> list[str]:
         return [f"{len(new)} code cells now, {len(old)} stored"]
     lines = []
     for k, (a, b) in enumerate(zip(old, new), start=1):
+        if "no-check" in a.get("metadata", {}).get("tags", []):
+            continue
         ta, tb = _texts(a), _texts(b)
         if len(ta) != len(tb) or not all(_same(x, y, rtol) for x, y in zip(ta, tb)):
             lines.append(f"code cell {k}: stored {' '.join(ta)[:300]!r}, now {' '.join(tb)[:300]!r}")
