@@ -1,14 +1,25 @@
-"""mkdocs hook: the guides written alongside the code join the nav when their page exists."""
+"""mkdocs hook: a top-level page of docs/ that the nav does not list joins "Guides" (title: its first heading).
+
+Pages written alongside the code (hardware, kanqas, hqkan, derivatives, ...) appear in the site
+without editing mkdocs.yml, and `mkdocs build --strict` still fails on a page that is nowhere.
+"""
 
 from pathlib import Path
 
-#: page -> title, added to "Guides" in this order when present
-OPTIONAL_GUIDES = {"hardware.md": "Hardware runs", "kanqas.md": "Architecture search (KANQAS)", "hqkan.md": "HQKAN in transformers"}
+
+def _listed(nav) -> set[str]:
+    pages = set()
+    for entry in nav:
+        value = next(iter(entry.values())) if isinstance(entry, dict) else entry
+        pages |= _listed(value) if isinstance(value, list) else {value}
+    return pages
 
 
 def on_config(config):
-    docs = Path(config["docs_dir"])
     guides = next(item["Guides"] for item in config["nav"] if isinstance(item, dict) and "Guides" in item)
-    known = {page for entry in guides for page in entry.values()}
-    guides.extend({title: page} for page, title in OPTIONAL_GUIDES.items() if (docs / page).is_file() and page not in known)
+    listed = _listed(config["nav"])
+    for page in sorted(Path(config["docs_dir"]).glob("*.md")):
+        if page.name not in listed:
+            heading = next((line[2:].strip() for line in page.read_text(encoding="utf-8").splitlines() if line.startswith("# ")), page.stem)
+            guides.append({heading: page.name})
     return config

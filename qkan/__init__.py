@@ -9,6 +9,7 @@ import importlib
 from qkan import data
 from qkan._foreign import foreign_import
 from qkan.activation import DARUAN
+from qkan.circuits.ansatz import register_ansatz
 from qkan.hqkan import HQKAN, FFNReport, replace_ffn
 from qkan.interpret import attribution, prune, regularization
 from qkan.layers import QKANLayer
@@ -34,6 +35,7 @@ __all__ = [
     "kanqas",
     "model_formulas",
     "prune",
+    "register_ansatz",
     "register_evaluator",
     "regularization",
     "replace_ffn",
