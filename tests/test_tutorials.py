@@ -79,8 +79,8 @@ def test_execute_script_stores_outputs_atomically(tmp_path):
 
 def _notebook(*outputs_per_cell):
     cells = []
-    for outputs in outputs_per_cell:
-        cell = nbformat.v4.new_code_cell("pass")
+    for k, outputs in enumerate(outputs_per_cell, start=1):
+        cell = nbformat.v4.new_code_cell("pass", execution_count=k)
         cell.outputs = [nbformat.from_dict(o) for o in outputs]
         cells.append(cell)
     return nbformat.v4.new_notebook(cells=cells)
@@ -106,6 +106,10 @@ def test_drift_tolerates_durations_rounding_noise_and_progress_bars_only():
         _notebook([_stdout(line.format("0.0423")), png]),  # a cell fewer
     ]:
         assert execute.drift(stored, changed), changed
+    never_run = _notebook([], [])
+    for cell in never_run.cells:
+        cell.execution_count = None
+    assert execute.drift(never_run, same) == []  # stored without outputs: nothing to compare with
     stored.cells[1].metadata["tags"] = ["no-check"]  # a tagged cell's outputs are not compared
     assert execute.drift(stored, _notebook(same.cells[0].outputs, [_stdout("tokens/s 20,145\n")])) == []
 

@@ -93,9 +93,14 @@ def _same(a: str, b: str, rtol: float) -> bool:
 
 
 def drift(stored, executed, rtol: float = RTOL) -> list[str]:
-    """One line per code cell whose outputs in `executed` differ from `stored` (two notebooks); [] if none."""
+    """One line per code cell whose outputs in `executed` differ from `stored` (two notebooks); [] if none.
+
+    A notebook stored without outputs (never executed: no execution counts) has nothing to drift from.
+    """
     old = [c for c in stored.cells if c.cell_type == "code"]
     new = [c for c in executed.cells if c.cell_type == "code"]
+    if all(c.get("execution_count") is None for c in old):
+        return []
     if len(old) != len(new):
         return [f"{len(new)} code cells now, {len(old)} stored"]
     lines = []
