@@ -37,6 +37,10 @@ _NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 
 
+#: the kernel's environment on top of ours: single-threaded, figures as stored PNG outputs
+KERNEL_ENV = {"OMP_NUM_THREADS": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+
+
 def run(path: Path, timeout: int):
     """`path` executed in a fresh python3 kernel (in memory; the file is not touched)."""
     import nbclient
@@ -45,7 +49,7 @@ def run(path: Path, timeout: int):
     notebook = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
     notebook.metadata.pop("widgets", None)  # widget state of an earlier run is stale
-    client.execute()
+    client.execute(env={**os.environ, **KERNEL_ENV})
     return notebook
 
 
@@ -124,8 +128,6 @@ def main(argv: list[str] | None = None) -> int:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         parser.error(f"no such notebook: {', '.join(missing)}")
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures as stored PNG outputs
     failed = []
     for path in paths:
         start = time.perf_counter()
