@@ -124,3 +124,29 @@ def test_wheel_and_sdist_carry_the_native_sources(tmp_path):
         check = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", str(wheel), str(sdist)],
                                capture_output=True, text=True, timeout=300)  # fmt: skip
         assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_every_internal_link_of_the_site_resolves(site):
+    """Every relative href of every built page (404.html links from the site root) names a file, and its anchor exists."""
+    from urllib.parse import unquote, urlsplit
+
+    ids: dict[Path, set[str]] = {}
+    broken, checked = [], 0
+    for page in sorted(site.rglob("*.html")):
+        if page.name == "404.html":
+            continue
+        for href in re.findall(r'\bhref="([^"]*)"', page.read_text(encoding="utf-8")):
+            parts = urlsplit(href)
+            if parts.scheme or parts.netloc or href.startswith(("mailto:", "javascript:")):
+                continue
+            checked += 1
+            target = page.parent / unquote(parts.path) if parts.path else page
+            target = target / "index.html" if target.is_dir() else target
+            if not target.is_file():
+                broken.append(f"{page.relative_to(site)}: {href}")
+            elif parts.fragment and target.suffix == ".html":
+                if target not in ids:
+                    ids[target] = set(re.findall(r'\bid="([^"]+)"', target.read_text(encoding="utf-8")))
+                if unquote(parts.fragment) not in ids[target]:
+                    broken.append(f"{page.relative_to(site)}: {href} (no such anchor)")
+    assert checked > 500 and not broken, broken[:20]
