@@ -164,7 +164,7 @@ def map_processes(fn: Callable[[Any], Any], items: Sequence[Any], *, jobs: int |
         return
     ctx = multiprocessing.get_context(_START)
     if _START == "forkserver":  # workers fork from a server that imported torch and qkan once
-        ctx.set_forkserver_preload([__name__])
+        ctx.set_forkserver_preload(["qkan.kanqas._preload"])
     pending = list(enumerate(items))
     running: dict[Any, tuple[int, Any, Any]] = {}  # sentinel -> (index, process, receiving end)
     try:
