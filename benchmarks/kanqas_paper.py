@@ -10,7 +10,7 @@ Published settings (its configuration files), used here for every Q-network:
   Bell   KAN [84, 2, 12] (grid 5, k 3, grid refit from samples), max depth 6, batch 500, replay 10,000
   GHZ-3  MLP [288, 30, 30, 30, 24] baseline, max depth 12, batch 1000, replay 15,000
   all    Adam lr 5e-4, hard target copy every 50 updates, epsilon x 0.99995 per update down to
-         0.05, one-step smooth-L1 TD loss, gamma 0.005^(1/D), the published action mask (the last
+         0.05 from the first update (explore_until_success=False), one-step smooth-L1 TD loss, gamma 0.005^(1/D), the published action mask (the last
          gate on each qubit is illegal), success at fidelity >= 0.98, 10,000 episodes
   noise  bit flip 0.3 after 1-qubit gates, depolarising 0.2 after CNOTs (density matrices)
 Here the KAN is [obs, 2, actions] on both tasks (the published Bell size), the MLP [30, 30, 30],
@@ -55,7 +55,7 @@ PUBLISHED_EPISODES, PUBLISHED_EPS_DECAY = 10_000, 0.99995
 NOISE = (0.3, 0.2)
 #: per-task settings of the published configuration files
 TASK_SETTINGS = {"bell": {"batch_size": 500, "buffer_size": 10_000}, "ghz3": {"batch_size": 1000, "buffer_size": 15_000}}
-COMMON = {"lr": 5e-4, "target_update": 50, "eps_min": 0.05, "n_step": 1, "loss": "smooth_l1"}
+COMMON = {"lr": 5e-4, "target_update": 50, "eps_min": 0.05, "n_step": 1, "loss": "smooth_l1", "explore_until_success": False}
 NETWORKS = {"kan": {"hidden": [2], "network_options": {"grid": 5, "k": 3, "grid_update": True}},
             "mlp": {"hidden": [30, 30, 30]}, "qkan": {}, "random": {}}
 POLICIES = ("random", "kan", "qkan", "mlp")

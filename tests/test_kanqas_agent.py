@@ -380,3 +380,17 @@ def test_a_q_network_module_of_the_wrong_size_is_refused():
         DDQNAgent("bell")
     agent = DDQNAgent(env, q_network=torch.nn.Linear(84, 12), seed=0)
     assert agent.n_parameters == 84 * 12 + 12
+
+
+def test_epsilon_holds_until_the_first_success_then_decays(tmp_path):
+    agent = _agent(learning_starts=16)
+    history = agent.train(60, progress=False, checkpoint=tmp_path / "c.pt")
+    first = history["success"].index(True)  # random Bell episodes succeed ~6% of the time
+    assert agent.updates > 0 and all(e == 1.0 for e in history["epsilon"][:first])
+    assert history["epsilon"][-1] < 1.0 and agent.succeeded
+    assert _agent(learning_starts=16).load(tmp_path / "c.pt").succeeded  # restored from the history
+    plain = _agent(learning_starts=16, explore_until_success=False)
+    plain.train(3, progress=False)
+    assert plain.updates > 0 and plain.epsilon < 1.0
+    with pytest.raises(TypeError, match="`explore_until_success` must be a bool; got int"):
+        _agent(explore_until_success=1)

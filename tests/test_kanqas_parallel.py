@@ -4,6 +4,7 @@ serial run, failures reported per seed, files written; OpenQASM 3 export against
 import argparse
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -18,6 +19,8 @@ def _probe(item):
         os._exit(3)
     if item == "raise":
         raise ValueError("bad item")
+    if item == "sleep":
+        time.sleep(120)
     return 2 * item
 
 
@@ -44,6 +47,18 @@ def test_a_failing_or_dying_item_is_reported_and_the_others_finish(jobs):
     assert values["raise"] == (None, "ValueError: bad item")
     if jobs > 1:
         assert values["die"] == (None, "WorkerDied: the worker process exited with code 3")
+
+
+def test_an_interrupt_terminates_the_running_workers():
+    interrupted = []
+
+    def interrupt(i, value, error):
+        interrupted.append(time.monotonic())
+        raise KeyboardInterrupt  # as Ctrl-C (or SIGTERM in `qkan search`) arrives while seeds run
+
+    with pytest.raises(KeyboardInterrupt):
+        map_processes(_probe, [1, "sleep"], jobs=2, on_done=interrupt)
+    assert time.monotonic() - interrupted[0] < 60  # the sleeping worker was terminated, not waited for
 
 
 def test_jobs_is_checked():

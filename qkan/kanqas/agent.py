@@ -124,6 +124,10 @@ class DDQNAgent:
             epsilon decays per update, so these steps are all uniformly random exploration.
         gamma: discount in (0, 1] (default 0.005 ** (1 / max_depth), as published).
         eps_start, eps_decay, eps_min: epsilon-greedy schedule (multiplied by eps_decay per update).
+        explore_until_success: keep epsilon at eps_start until a training episode has succeeded
+            once (then decay as usual). Without it, epsilon reaches 0.05 after ~600 updates, about
+            50 GHZ-3 episodes, in which a random policy succeeds with probability ~1/2 (1.9% per
+            episode): seeds that never saw the target never learned it (see EXPLORE_NOTE).
         target_update: updates between target-network copies.
         n_step: steps summed into one stored return (1: plain one-step DDQN, as published).
         loss: "mse" or "smooth_l1" (as published) on the TD error. Smooth-L1 caps each
@@ -140,7 +144,8 @@ class DDQNAgent:
     def __init__(self, env: CircuitEnv, q_network="qkan", *, hidden: list[int] | None = None,
                  network_options: dict | None = None, lr: float = 5e-3, batch_size: int = 64,
                  buffer_size: int = 5000, gamma: float | None = None, eps_start: float = 1.0,
-                 eps_decay: float = 0.995, eps_min: float = 0.05, target_update: int = 20,
+                 eps_decay: float = 0.995, eps_min: float = 0.05, explore_until_success: bool = True,
+                 target_update: int = 20,
                  n_step: int = 3, learning_starts: int = 64, loss: str = "mse", curriculum="auto",
                  seed: int | None = None) -> None:
         if not isinstance(env, CircuitEnv):
@@ -177,6 +182,9 @@ class DDQNAgent:
         self.loss = loss
         self.learning_starts = max(learning_starts, batch_size)
         self.epsilon, self.eps_decay, self.eps_min = eps_start, eps_decay, eps_min
+        if not isinstance(explore_until_success, bool):
+            raise TypeError(f"`explore_until_success` must be a bool; got {type(explore_until_success).__name__}")
+        self.explore_until_success = explore_until_success
         if curriculum == "auto":
             curriculum = env.task.default_curriculum(env.noise)
         self.curriculum = curriculum
@@ -186,12 +194,18 @@ class DDQNAgent:
         self.episode, self.updates = 0, 0
         self.history: dict[str, list] = {k: [] for k in _HISTORY_FIELDS}
         self.best: dict | None = None
+        self._succeeded = False
         #: what a checkpoint must have been saved with to load into this agent (plain strings and numbers)
         self.config = {"task": repr(env.task), "max_depth": env.max_depth, "mask": env.mask,
                        "noise": None if env.noise is None else [env.noise.p1, env.noise.p2],
                        "q_network": self.q_network,
                        "network": f"{self.q!r} {sorted((network_options or {}).items())!r}".replace("\n", " "),
                        "gamma": self.gamma, "n_step": n_step, "loss": loss}
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether any training episode has succeeded (at its training threshold)."""
+        return self._succeeded
 
     @property
     def n_parameters(self) -> int:
@@ -222,7 +236,8 @@ class DDQNAgent:
         loss.backward()
         self.optimizer.step()
         self.updates += 1
-        self.epsilon = max(self.eps_min, self.epsilon * self.eps_decay)
+        if not self.explore_until_success or self.succeeded:
+            self.epsilon = max(self.eps_min, self.epsilon * self.eps_decay)
         if self.updates % self.target_update == 0:
             if hasattr(self.q, "update_grid"):  # B-spline KAN: refit the grid to recent observations
                 self.q.update_grid(obs)
@@ -291,6 +306,7 @@ class DDQNAgent:
 
     def _train_episode(self) -> None:
         result = self.run_episode()
+        self._succeeded = self._succeeded or bool(result["success"])
         self.episode += 1
         if self.curriculum is not None:
             self.env.threshold = self.curriculum.update(result["success"], result["error"])
@@ -350,6 +366,7 @@ class DDQNAgent:
             raise ValueError(f"{str(path)!r} does not fit this agent ({type(err).__name__}: {err})") from err
         for name, value in restored.items():  # all checks passed: assign
             setattr(self, name, value)
+        self._succeeded = any(self.history["success"])
         self.env.threshold = state["threshold"]
         if self.episode > 0:  # later episodes reset without a seed: restore the env's generator
             self.env.reset()
