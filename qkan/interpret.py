@@ -45,11 +45,9 @@ def edge_activations(layer: QKANLayer, x: torch.Tensor) -> torch.Tensor:
 
 
 def _layer_activations(model: nn.Module, x: torch.Tensor) -> Iterator[tuple[QKANLayer, torch.Tensor]]:
-    """(layer, phi (N, O, I)) for every layer, feeding each layer's output to the next."""
-    for k, layer in enumerate(model.layers):
-        phi = edge_activations(layer, layer.hidden_input(x) if k else x)
-        yield layer, phi
-        x = phi.sum(-1) if layer.bias is None else phi.sum(-1) + layer.bias  # (N, O)
+    """(layer, phi (N, O, I)) for every layer, each on the input it receives in the model."""
+    for layer, h in model.layer_inputs(x):
+        yield layer, edge_activations(layer, h)
 
 
 def _entropy(scale: torch.Tensor) -> torch.Tensor:

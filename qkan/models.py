@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -112,10 +112,27 @@ class QKAN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(*, width[0]) -> (*, width[-1]); the input is validated once here."""
+        for layer, h in self.layer_inputs(x):
+            pass
+        return layer.evaluate(h).reshape(*x.shape[:-1], self.width[-1])
+
+    def layer_inputs(self, x: torch.Tensor) -> Iterator[tuple[QKANLayer, torch.Tensor]]:
+        """Every layer with the input it receives inside the model, in order: (layer, h (N, I_k)).
+
+        x (*, width[0]) is validated once and flattened to (N, width[0]); layer k > 0 receives
+        ``layer.hidden_input`` of layer k-1's output (tanh for px, the output itself otherwise).
+        Outputs are computed with ``layer.evaluate`` between the yields, except the last layer's:
+        evaluate it from its input. forward, interpret, plotting and symbolic all read a model
+        through this one loop.
+        """
         h = self.layers[0].check_input(x)
+        last = len(self.layers) - 1
         for k, layer in enumerate(self.layers):
-            h = layer.evaluate(layer.hidden_input(h) if k else h)
-        return h.reshape(*x.shape[:-1], self.width[-1])
+            if k:
+                h = layer.hidden_input(h)
+            yield layer, h
+            if k < last:
+                h = layer.evaluate(h)
 
     def set_evaluator(self, name: str = "auto", **options) -> QKAN:
         """Switch every layer's evaluator (same parameters). Returns self."""
