@@ -21,6 +21,10 @@ def _probe(item):
         raise ValueError("bad item")
     if item == "sleep":
         time.sleep(120)
+    if isinstance(item, str) and item.startswith("pidfile:"):  # tell the test this worker's pid, then sleep
+        with open(item[8:], "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(120)
     return 2 * item
 
 
@@ -59,6 +63,37 @@ def test_an_interrupt_terminates_the_running_workers():
     with pytest.raises(KeyboardInterrupt):
         map_processes(_probe, [1, "sleep"], jobs=2, on_done=interrupt)
     assert time.monotonic() - interrupted[0] < 60  # the sleeping worker was terminated, not waited for
+
+
+def test_workers_stop_when_their_parent_is_killed_outright(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    pidfile = tmp_path / "worker.pid"
+    code = ("import sys; sys.path[:0] = sys.argv[1:3]; from test_kanqas_parallel import _probe; "
+            "from qkan.kanqas.parallel import map_processes; "
+            f"map_processes(_probe, ['pidfile:{pidfile}', 1], jobs=2, on_done=lambda *a: None)")
+    here = os.path.dirname(__file__)
+    parent = subprocess.Popen([sys.executable, "-c", code, here, os.path.dirname(here)])
+    try:
+        deadline = time.monotonic() + 300  # a loaded machine starts the worker server slowly
+        while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        worker = int(pidfile.read_text())
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its killed parent by a minute")
 
 
 def test_jobs_is_checked():

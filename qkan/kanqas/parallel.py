@@ -7,8 +7,9 @@
 Each seed runs in a fresh process (forked from a server that has already imported torch and
 qkan, or spawned where fork servers are unavailable) with one torch thread, so seeds do not
 compete for threads and a run is the same whatever ``jobs`` is. A seed that raises, or whose
-process dies, is reported in its result (``ok`` False, ``error``) while the others go on;
-Ctrl-C or SIGTERM in the parent terminates the workers and re-raises.
+process dies, is reported in its result (``ok`` False, ``error``) while the others go on.
+Ctrl-C in the parent terminates the workers and re-raises (``qkan search`` turns SIGTERM into
+the same); a worker whose parent was killed outright stops within a second.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from multiprocessing.connection import wait
@@ -60,8 +62,9 @@ def search_one(spec: dict) -> dict:
     episode; default True), curves (keep the per-episode success/goal/error lists; default False).
 
     Returns: seed, q_network, episodes, success_rate, goal_rate, successes, goals,
-    first_goal_episode, best (error, goal, n_gates, n_cnots, depth, circuit as Circuit.to_dict),
-    greedy (goal, error, n_cnots, n_gates; None for the random policy), params, wall_s, cpu_s,
+    first_goal_episode, best (error, success, goal, n_gates, n_cnots, depth, circuit as
+    Circuit.to_dict), greedy (success at the task's default threshold, goal, error, n_cnots,
+    n_gates; None for the random policy), params, wall_s, cpu_s,
     episodes_per_s, and with ``curves`` a dict of per-episode lists: success, goal, error.
     """
     seed, episodes, policy = spec["seed"], spec["episodes"], spec.get("q_network", "qkan")
@@ -85,14 +88,15 @@ def search_one(spec: dict) -> dict:
     greedy = None
     if policy != "random" and spec.get("evaluate", True):
         g = agent.evaluate()
-        greedy = {k: g[k] for k in ("goal", "error", "n_cnots", "n_gates")}
+        greedy = {k: g[k] for k in ("success", "goal", "error", "n_cnots", "n_gates")}
     goals = [k for k, g in enumerate(history["goal"]) if g]
     out = {
         "seed": seed, "q_network": policy, "episodes": episodes,
         "success_rate": float(np.mean(history["success"])), "goal_rate": float(np.mean(history["goal"])),
         "successes": int(sum(history["success"])), "goals": int(sum(history["goal"])),
         "first_goal_episode": goals[0] + 1 if goals else None,
-        "best": {"error": best["error"], "goal": bool(best["goal"]), "n_gates": best["n_gates"],
+        "best": {"error": best["error"], "success": bool(best["success"]), "goal": bool(best["goal"]),
+                 "n_gates": best["n_gates"],
                  "n_cnots": best["n_cnots"], "depth": best["depth"], "circuit": best["circuit"].to_dict()},
         "greedy": greedy, "params": 0 if policy == "random" else agent.n_parameters,
         "wall_s": wall, "cpu_s": cpu, "episodes_per_s": episodes / max(wall, 1e-9),
@@ -172,7 +176,7 @@ def map_processes(fn: Callable[[Any], Any], items: Sequence[Any], *, jobs: int |
             while pending and len(running) < jobs:
                 i, item = pending.pop(0)
                 receiver, sender = ctx.Pipe(duplex=False)
-                process = ctx.Process(target=_worker, args=(sender, fn, item), daemon=True)
+                process = ctx.Process(target=_worker, args=(sender, fn, item, os.getpid()), daemon=True)
                 process.start()
                 sender.close()
                 running[process.sentinel] = (i, process, receiver)
@@ -198,6 +202,18 @@ def map_processes(fn: Callable[[Any], Any], items: Sequence[Any], *, jobs: int |
             receiver.close()
 
 
+def _exit_with(parent: int) -> None:
+    """Exit this worker once process `parent` is gone (killed without terminating its workers)."""
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # the pid exists (owned by another user)
+            pass
+
+
 def _call(fn: Callable[[Any], Any], item: Any) -> tuple[Any, str | None]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -209,9 +225,10 @@ def _call(fn: Callable[[Any], Any], item: Any) -> tuple[Any, str | None]:
         torch.set_num_threads(threads)
 
 
-def _worker(sender, fn: Callable[[Any], Any], item: Any) -> None:
+def _worker(sender, fn: Callable[[Any], Any], item: Any, parent: int) -> None:
     """Worker process: one thread; Ctrl-C belongs to the parent (it terminates the workers)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
     value, error = _call(fn, item)
     try:
