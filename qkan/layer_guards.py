@@ -64,7 +64,7 @@ def check_input(layer, x) -> torch.Tensor:
             raise ValueError("`x` contains NaN or infinite values")
         raise ValueError(
             f"`x` must satisfy |x| <= {bound:.4g} for {x.dtype} (inputs are angles; beyond this the rounding of x "
-            f"alone loses half the digits of the edge values); got max |x| = {float(x.abs().amax()):.4g}: rescale the inputs"
+            f"alone loses half the digits of the edge values); got max |x| = {float(x.detach().abs().amax()):.4g}: rescale the inputs"
         )
     ok = (low >= -bound) & (high <= bound)  # False for NaN and infinities too
     _assert(ok, f"`x` contains NaN, infinite or too large values (|x| > {bound:.4g})")

@@ -171,7 +171,7 @@ class QKANLayer(nn.Module):
             self.register_parameter("base_weight", None)
         else:
             self.base_weight = nn.Parameter(torch.empty(O, I, **factory))
-        self.bias = nn.Parameter(torch.empty(O, **factory)) if bias else None
+        self.register_parameter("bias", nn.Parameter(torch.empty(O, **factory)) if bias else None)
         self.register_buffer("mask", torch.ones(O, I, **factory))
         self.set_evaluator(evaluator, **(evaluator_options or {}))
         self.reset_parameters()
@@ -475,6 +475,54 @@ class QKANLayer(nn.Module):
         new = QKANLayer(**{**self.settings(), **changes}, device=self.theta.device, dtype=self.theta.dtype)
         name, options = self.evaluator_choice()
         return new.set_evaluator(name, **options)
+
+    def extended(self, reps: int) -> QKANLayer:
+        """A new layer with `reps` (> self.reps) repetitions and the same function (see QKAN.extend).
+
+        Old repetitions and encodings are copied, the old final gates move to slot `reps`, and new
+        slots take the spec's pad angle (with encoding w = b = 0 where the spec's extension rule is
+        "identity"), so the tail after the old circuit leaves <Z> unchanged.
+        """
+        check_int("reps", reps)
+        if reps <= self.reps:
+            raise ValueError(f"`reps` must be greater than the current reps ({self.reps}); got {reps}")
+        problem = self.ansatz.extension_problem(self.encoding != "fixed")
+        if problem:
+            raise ValueError(f"extend() {problem}")
+        new, R, spec = self.derived(reps=reps), self.reps, self.ansatz
+        with torch.no_grad():
+            theta = torch.full_like(new.theta, spec.pad_angle)  # (O', I', n_slots', k)
+            theta[..., : self.theta.shape[-2], :] = self.theta  # reps 0..R-1 and the old final slot -> slot R
+            new.theta.copy_(theta)
+            if self.enc_weight is not None:
+                if spec.extension == "identity":  # data rotations at phi = 0: identity
+                    new.enc_weight.zero_()
+                    new.enc_bias.zero_()
+                new.enc_weight[..., :R] = self.enc_weight
+                new.enc_bias[..., :R] = self.enc_bias
+            for key, value in self.state_dict().items():
+                if key not in ("theta", "enc_weight", "enc_bias"):
+                    new.state_dict()[key].copy_(value)
+        return new
+
+    def sliced(self, rows: torch.Tensor, cols: torch.Tensor, mask: torch.Tensor | None = None) -> QKANLayer:
+        """A new layer with the outputs `rows` and inputs `cols` of this one (index tensors).
+
+        Parameters are copied (a dimension shared by grouping stays shared); the mask is
+        `mask` (O, I) (default this layer's) restricted to rows and cols. Same settings.
+        """
+        new = self.derived(in_dim=len(cols), out_dim=len(rows))
+        mask = self.mask if mask is None else mask
+        with torch.no_grad():
+            for name, param in new.named_parameters():
+                source = getattr(self, name).detach()
+                if source.shape[0] == self.out_dim:  # (O, ...) unless shared by all outputs
+                    source = source[rows]
+                if name != "bias" and source.shape[1] == self.in_dim:  # (., I, ...) unless shared by all inputs
+                    source = source[:, cols]
+                param.copy_(source)
+            new.mask.copy_(mask[rows][:, cols])
+        return new
 
     def extra_repr(self) -> str:
         base = getattr(self.base, "__name__", "callable") if callable(self.base) else self.base

@@ -249,20 +249,8 @@ class QKAN(nn.Module):
         Returns a new model with the same layer settings, dtype, device and evaluator choice
         (``QKANLayer.derived``, the rule prune follows too); self is unchanged.
         """
-        check_int("reps", reps)
-        if reps <= self.reps:
-            raise ValueError(f"`reps` must be greater than the current reps ({self.reps}); got {reps}")
-        first = self.layers[0]
-        problem = first.ansatz.extension_problem(first.encoding != "fixed")
-        if problem:
-            raise ValueError(f"extend() {problem}")
-        layers = []
-        with torch.no_grad():
-            for old in self.layers:
-                new = old.derived(reps=reps)
-                _extend_layer(old, new)
-                layers.append(new)
-        model = QKAN.from_layers(layers)
+        model_layers = [old.extended(reps) for old in self.layers]
+        model = QKAN.from_layers(model_layers)
         model.reference_input = self.reference_input
         return model
 
@@ -316,20 +304,3 @@ class QKAN(nn.Module):
         except (TypeError, ValueError, RuntimeError, KeyError) as err:
             raise ValueError(f"cannot load a QKAN from {str(path)!r}: inconsistent checkpoint ({err})") from None
         return model
-
-
-def _extend_layer(old: QKANLayer, new: QKANLayer) -> None:
-    """Copy `old` into the wider-in-reps `new` layer so both compute the same function."""
-    R, spec = old.reps, old.ansatz
-    theta = torch.full_like(new.theta, spec.pad_angle)  # (O', I', n_slots', k)
-    theta[..., : old.theta.shape[-2], :] = old.theta  # reps 0..R-1 and the old final slot -> slot R
-    new.theta.copy_(theta)
-    if old.enc_weight is not None:
-        if spec.extension == "identity":  # data rotations at phi = 0: identity
-            new.enc_weight.zero_()
-            new.enc_bias.zero_()
-        new.enc_weight[..., :R] = old.enc_weight
-        new.enc_bias[..., :R] = old.enc_bias
-    for key, value in old.state_dict().items():
-        if key not in ("theta", "enc_weight", "enc_bias"):
-            new.state_dict()[key].copy_(value)
