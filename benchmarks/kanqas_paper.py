@@ -116,7 +116,8 @@ def section_protocol(tasks: list[str], policies: list[str], seeds: list[int], ep
             h.write_json(path, out)  # keep partial results
     for row in rows:
         mlp = next((r for r in rows if r["task"] == row["task"] and r["policy"] == "mlp"), None)
-        row["vs_mlp"] = row["success"] / mlp["success"] if mlp and mlp["success"] else None
+        row["vs_mlp"] = (row["success"] / mlp["success"]
+                         if row["success"] is not None and mlp and mlp["success"] else None)  # None: all seeds failed
     h.print_table(rows, [("task", "task", ""), ("policy", "policy", ""), ("seeds", "seeds", "d"),
                          ("episodes", "episodes", "d"), ("success", "success", ".3f"), ("success_std", "+-", ".3f"),
                          ("success_min", "min", ".3f"), ("vs_mlp", "x MLP", ".2f"), ("greedy", "greedy", ""),
