@@ -158,7 +158,7 @@ class Circuit:
         try:
             from qiskit import QuantumCircuit
         except ImportError as err:  # pragma: no cover - depends on the environment
-            raise ImportError('Circuit.to_qiskit needs qiskit: pip install "qkan[qiskit]"') from err
+            raise ImportError('Circuit.to_qiskit needs qiskit: pip install "qkan-daruan[qiskit]"') from err
         qc = QuantumCircuit(self.n_qubits)
         for q, bit in enumerate(self.initial_bits):
             if bit:
@@ -178,7 +178,7 @@ class Circuit:
         try:
             import pennylane as qml
         except ImportError as err:  # pragma: no cover - depends on the environment
-            raise ImportError('Circuit.to_pennylane needs pennylane: pip install "qkan[pennylane]"') from err
+            raise ImportError('Circuit.to_pennylane needs pennylane: pip install "qkan-daruan[pennylane]"') from err
         ops = {"X": qml.PauliX, "Y": qml.PauliY, "Z": qml.PauliZ, "H": qml.Hadamard, "T": qml.T,
                "RX": qml.RX, "RY": qml.RY, "RZ": qml.RZ}
         gates, angles, bits = list(self.gates), self.angles.copy(), self.initial_bits

@@ -4,7 +4,7 @@ A layer forward is one evaluation of M = N x O x I (sample, edge) parameter sets
 phi...]; ``pack`` of them run side by side on as many physical qubits of one circuit
 (hardware.packing), on qubits chosen from the backend's calibration (hardware.layout), with
 optional mitigation (hardware.mitigation). Gradients use the parameter-shift rule
-(shared/design/daruan.md) on every gate angle, all shifts of a backward pass in one more
+(docs/math.md, "Gradients on circuits") on every gate angle, all shifts of a backward pass in one more
 evaluation, on mitigated values too; torch's chain rule then gives df/dx = sum_l w_l df/dphi_l,
 df/dw_l = x df/dphi_l and df/db_l = df/dphi_l. The rule is exact for noisy expectations too,
 since every parameter enters one rotation exp(-i a P / 2).
@@ -67,7 +67,7 @@ def _layer_name(layer) -> str:
 
 
 class QiskitEvaluator(Evaluator):
-    """DARUAN edges through Aer, fake or real IBM backends (option names: shared/design/api.md).
+    """DARUAN edges through Aer, fake or real IBM backends (options: QKANLayer's evaluator_options).
 
     Args:
         backend: None, an AerSimulator, a BackendV2 (e.g. FakeManilaV2 or an IBM backend from
@@ -118,7 +118,7 @@ class QiskitEvaluator(Evaluator):
             from qiskit.providers import BackendV2
             from qiskit_aer import AerSimulator
         except ImportError as err:  # pragma: no cover - the test environment has qiskit
-            raise ImportError('the "qiskit" evaluator needs qiskit and qiskit-aer: pip install "qkan[qiskit]"') from err
+            raise ImportError('the "qiskit" evaluator needs qiskit and qiskit-aer: pip install "qkan-daruan[qiskit]"') from err
         check_int("shots", shots, 1, allow_none=True)
         if check_number("precision", precision, allow_none=True) == 0:
             raise ValueError("`precision` must be a number > 0 or None; got 0")
@@ -194,7 +194,7 @@ class QiskitEvaluator(Evaluator):
                 import qiskit_ibm_runtime as runtime
             except ImportError as err:  # pragma: no cover - the test environment has it
                 raise ImportError(
-                    'running on an IBM or fake backend needs qiskit-ibm-runtime: pip install "qkan[qiskit]"'
+                    'running on an IBM or fake backend needs qiskit-ibm-runtime: pip install "qkan-daruan[qiskit]"'
                 ) from err
             self._target = backend
             if mode is not None:

@@ -9,5 +9,5 @@ The Qiskit evaluator (qkan.simulators.qiskit) is built from these parts:
     jobs        submitting split jobs concurrently, collecting them in order, callbacks, progress
     executors   Aer (exact values + binomial shots) and EstimatorV2 (sampled) execution of packed rows
 
-Facts behind the choices: shared/design/hardware.md.
+Facts behind the choices: docs/hardware.md.
 """
