@@ -128,10 +128,9 @@ class DDQNAgent:
             once (then decay as usual). Without it, epsilon reaches 0.05 after ~600 updates, about
             50 GHZ-3 episodes, in which a random policy succeeds with probability ~1/2 (1.9% per
             episode): the GHZ-3 QKAN seeds that failed had first reached GHZ after episode 157 or
-            never. Measured (`qkan search --task ghz3 --seeds 0-6`, 300 episodes, QKAN) without ->
-            with: success rates 0.010 / 0.110 / 0.763 / 0.000 / 0.660 / 0.000 / 0.530 (mean 0.296,
-            3 seeds below 0.1) -> 0.773 / 0.237 / 0.510 / 0.667 / 0.007 / 0.253 / 0.560 (mean 0.430,
-            1 seed below 0.1: seed 4 first met GHZ at episode 222); Bell seeds 0-9 min 0.780 -> 0.730,
+            never. Measured (`qkan search --task ghz3 --seeds 0-9`, 300 episodes, QKAN) without ->
+            with: mean success rate 0.340 -> 0.429, seeds below 0.1 4 -> 2, greedy at GHZ-3 6/10 ->
+            8/10 (the two left first met GHZ-3 after episode 200); Bell seeds 0-9 min 0.780 -> 0.730,
             mean 0.786, greedy 10/10 both. False: decay from the first update (as published).
         target_update: updates between target-network copies.
         n_step: steps summed into one stored return (1: plain one-step DDQN, as published).
