@@ -1,6 +1,9 @@
-"""Issue 16: bad input, deep px models, empty batches, overflow and non-finite values."""
+"""Issue 16: bad input, deep px models, empty batches, overflow and non-finite values.
+Issue 25: damaged, truncated and symlinked checkpoints, stale temporary files, numpy seeds."""
 
 import math
+import os
+import time
 
 import pytest
 import torch
@@ -335,3 +338,236 @@ def test_atomic_writes_give_ordinary_file_modes(tmp_path):
         assert stat.S_IMODE((tmp_path / "kept.txt").stat().st_mode) == 0o640  # an existing file keeps its mode
     finally:
         os.umask(umask)
+
+
+# ------------------------------------------------------------- issue 25: checkpoints on disk
+def _flip(path, offset: int, bit: int = 0) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 1 << bit
+    path.write_bytes(bytes(data))
+
+
+def _same_model(a, b) -> bool:
+    return a.config() == b.config() and all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+
+
+def _tensor_offsets(path) -> list[int]:
+    """File offsets of the first byte of every record (tensor data, the pickle, ...)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        out = []
+        for info in archive.infolist():
+            with open(path, "rb") as f:
+                f.seek(info.header_offset + 26)
+                name_len, extra_len = (int.from_bytes(f.read(2), "little") for _ in range(2))
+            out.append(info.header_offset + 30 + name_len + extra_len)
+        return out
+
+
+def test_flipped_bit_in_any_record_is_an_error_naming_the_file(tmp_path):
+    model = QKAN([2, 3, 1], seed=0, dtype=torch.float64)
+    path = tmp_path / "m.pt"
+    model.save(path)
+    clean = path.read_bytes()
+    for offset in _tensor_offsets(path):
+        for bit in (0, 3, 7):
+            path.write_bytes(clean)
+            _flip(path, offset, bit)
+            with pytest.raises(ValueError, match=f"cannot load a QKAN from {str(path)!r}: the file is damaged"):
+                QKAN.load(path)
+    path.write_bytes(clean)
+    assert _same_model(QKAN.load(path), model)
+
+
+def test_every_single_bit_flip_is_caught_or_harmless(tmp_path):
+    """One bit flipped at every 13th byte of a small checkpoint (the fault sweep flips every
+    byte): an error naming the file, or (in zip padding and unused header fields) exactly the
+    saved model."""
+    model = QKAN([2, 2, 1], reps=2, seed=0, dtype=torch.float64)
+    path, damaged = tmp_path / "m.pt", tmp_path / "d.pt"
+    model.save(path)
+    clean = path.read_bytes()
+    caught = 0
+    for offset in range(0, len(clean), 13):
+        damaged.write_bytes(clean)
+        _flip(damaged, offset, offset % 8)
+        try:
+            loaded = QKAN.load(damaged)
+        except ValueError as err:
+            assert str(damaged) in str(err)
+            caught += 1
+            continue
+        assert _same_model(loaded, model), f"silently different after flipping byte {offset}"
+    assert caught > len(clean) // 13 // 2
+
+
+def test_content_checksum_catches_what_the_container_cannot(tmp_path):
+    """A checkpoint whose records are consistent (CRCs rewritten) but whose values differ from
+    the recorded SHA-256: the content check names the file."""
+    from qkan._io import DIGEST_KEY
+
+    model = QKAN([2, 1], seed=0)
+    path = tmp_path / "m.pt"
+    model.save(path)
+    blob = torch.load(path, weights_only=True)
+    blob["state_dict"]["layers.0.theta"] += 1e-3  # re-saved with torch: fresh, valid CRCs
+    torch.save(blob, path)
+    with pytest.raises(ValueError, match=r"the file is damaged \(its SHA-256 does not match its content\)"):
+        QKAN.load(path)
+    del blob[DIGEST_KEY]
+    torch.save(blob, path)  # a file without a checksum (as the previous version wrote them) loads
+    torch.testing.assert_close(QKAN.load(path).layers[0].theta, blob["state_dict"]["layers.0.theta"], rtol=0, atol=0)
+
+
+def test_checkpoints_of_the_previous_version_still_load(tmp_path):
+    from qkan.models import _FORMAT
+
+    model = QKAN([2, 3, 1], reps=2, seed=1)
+    path = tmp_path / "old.pt"
+    torch.save({"format": _FORMAT, "config": model.config(), "state_dict": model.state_dict()}, path)
+    assert _same_model(QKAN.load(path), model)
+    _flip(path, _tensor_offsets(path)[-3])  # even without a checksum, the records' CRCs catch damage
+    with pytest.raises(ValueError, match="the file is damaged"):
+        QKAN.load(path)
+
+
+@pytest.mark.parametrize("cut", [0.1, 0.5, 0.9, 0.999])
+def test_truncated_checkpoint_is_an_error_naming_the_file(tmp_path, cut):
+    path = tmp_path / "m.pt"
+    QKAN([2, 3, 1], seed=0).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * cut)])
+    with pytest.raises(ValueError, match=f"cannot load a QKAN from {str(path)!r}"):
+        QKAN.load(path)
+
+
+def test_damaged_agent_checkpoint_is_an_error(tmp_path):
+    pytest.importorskip("gymnasium")
+    from qkan.kanqas import CircuitEnv, DDQNAgent
+
+    agent = DDQNAgent(CircuitEnv("bell"), q_network="mlp", seed=0, batch_size=16, buffer_size=500)
+    agent.train(3, progress=False)
+    path = tmp_path / "agent.pt"
+    agent.save(path)
+    before = [p.detach().clone() for p in agent.q.parameters()]
+    _flip(path, _tensor_offsets(path)[5], 6)
+    with pytest.raises(ValueError, match=f"cannot load a DDQN agent from {str(path)!r}: the file is damaged"):
+        agent.load(path)
+    assert all(torch.equal(a, b) for a, b in zip(before, agent.q.parameters()))
+
+
+def test_checksum_is_independent_of_the_device_and_covers_every_value():
+    from qkan._io import content_digest
+
+    state = {"a": torch.arange(6.0).reshape(2, 3), "b": [1, 2.5, "x", None, True], "c": {"d": torch.tensor(1, dtype=torch.bfloat16)}}
+    digest = content_digest(state)
+    assert content_digest({**state, "a": state["a"].clone()}) == digest
+    assert content_digest({**state, "a": state["a"].t().contiguous().t()}) == digest  # the layout does not count
+    for changed in ({**state, "a": state["a"] + 1e-6}, {**state, "a": state["a"].double()}, {**state, "a": state["a"].flatten()},
+                    {**state, "b": [1, 2.5000001, "x", None, True]}, {**state, "b": [1, 2.5, "y", None, True]},
+                    {**state, "b": (1, 2.5, "x", None, True)}, {**state, "b": [1, 2.5, "x", None, 1]}, {"b": state["b"], "a": state["a"]}):
+        assert content_digest(changed) != digest
+    with pytest.raises(TypeError, match="a checkpoint holds tensors, numbers, strings, lists and dicts only; got set"):
+        content_digest({"s": {1}})
+
+
+def test_map_location_without_cuda_names_the_device(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    path = tmp_path / "m.pt"
+    QKAN([2, 1], seed=0).save(path)
+    with pytest.raises(ValueError, match=r"`map_location` must be an available torch device \(e.g. 'cpu', 'cuda:0'\); got device\(type='cuda'\)"):
+        QKAN.load(path, map_location="cuda")
+    with pytest.raises(ValueError, match=r"`map_location` must be an available torch device .*got device\(type='cuda', index=1\)"):
+        QKAN.load(path, map_location=torch.device("cuda", 1))
+    assert QKAN.load(path, map_location=torch.device("cpu")).layers[0].theta.device.type == "cpu"
+
+
+# ------------------------------------------------------------------------ symlinks and temps
+def test_save_through_a_symlink_replaces_its_target(tmp_path):
+    model = QKAN([2, 1], seed=0)
+    (tmp_path / "store").mkdir()
+    target = tmp_path / "store" / "real.pt"
+    QKAN([2, 1], seed=5).save(target)
+    link = tmp_path / "model.pt"
+    link.symlink_to(target)
+    model.save(link)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert _same_model(QKAN.load(target), model)
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["real.pt"]  # no temporary file left
+
+
+def test_save_through_a_dangling_or_relative_symlink(tmp_path):
+    model = QKAN([2, 1], seed=0)
+    (tmp_path / "store").mkdir()
+    link = tmp_path / "model.pt"
+    link.symlink_to(os.path.join("store", "new.pt"))  # relative and dangling
+    model.save(link)
+    assert link.is_symlink() and _same_model(QKAN.load(tmp_path / "store" / "new.pt"), model)
+    chain = tmp_path / "chain.pt"
+    chain.symlink_to(link)  # a link to a link
+    QKAN([2, 1], seed=9).save(chain)
+    assert chain.is_symlink() and link.is_symlink() and _same_model(QKAN.load(tmp_path / "store" / "new.pt"), QKAN([2, 1], seed=9))
+    broken = tmp_path / "broken.pt"
+    broken.symlink_to(tmp_path / "missing" / "x.pt")
+    with pytest.raises(FileNotFoundError, match=f"cannot write {str(broken)!r}"):
+        model.save(broken)
+
+
+def test_stale_temporary_files_are_removed_by_the_next_save(tmp_path):
+    from qkan._io import atomic_write_text
+
+    stale = tmp_path / ".m.pt.abcd1234.tmp"  # as a killed save leaves it
+    fresh = tmp_path / ".m.pt.zzzz9999.tmp"  # a save in progress in another process
+    other = tmp_path / ".other.pt.abcd1234.tmp"  # another file's
+    foreign = tmp_path / ".m.pt.notours.tmp"  # not our name pattern
+    for p in (stale, fresh, other, foreign):
+        p.write_text("partial")
+    old = time.time() - 3600
+    for p in (stale, other, foreign):
+        os.utime(p, (old, old))
+    QKAN([2, 1], seed=0).save(tmp_path / "m.pt")
+    assert not stale.exists() and fresh.exists() and other.exists() and foreign.exists()
+    atomic_write_text("x", tmp_path / "other.pt")
+    assert not other.exists()
+
+
+def test_concurrent_saves_and_loads_never_see_a_broken_file(tmp_path):
+    import threading
+
+    path = tmp_path / "m.pt"
+    models = [QKAN([2, 3, 1], seed=s) for s in range(4)]
+    models[0].save(path)
+    errors = []
+
+    def writer(model):
+        for _ in range(15):
+            model.save(path)
+
+    def reader():
+        for _ in range(30):
+            try:
+                loaded = QKAN.load(path)
+                assert any(_same_model(loaded, m) for m in models)
+            except Exception as err:  # noqa: BLE001 - any failure counts
+                errors.append(err)
+
+    threads = [threading.Thread(target=writer, args=(m,)) for m in models] + [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+# -------------------------------------------------------------------------- numpy integers
+def test_numpy_integer_seeds_and_sizes():
+    np = pytest.importorskip("numpy")
+    a, b = QKANLayer(2, 3, seed=np.int64(3)), QKANLayer(2, 3, seed=3)
+    assert a.seed == 3 and type(a.seed) is int and torch.equal(a.theta, b.theta)
+    assert torch.equal(QKAN([2, 1], seed=np.int32(7)).layers[0].theta, QKAN([2, 1], seed=7).layers[0].theta)
+    with pytest.raises(ValueError, match="`seed` must be an int >= 0"):
+        QKANLayer(2, 3, seed=np.int64(-1))
+    with pytest.raises(TypeError, match=r"`seed` must be an int in \[0, 9223372036854775807\] or None; got np.float64\(3.0\)|got 3.0"):
+        QKANLayer(2, 3, seed=np.float64(3))
