@@ -178,7 +178,7 @@ def load_checkpoint(path: str | os.PathLike, what: str, fmt: str, map_location: 
 
         check_device(map_location, "map_location")
     if not path.is_file():
-        raise ValueError(f"cannot load {what} from {str(path)!r}: no such file")
+        raise ValueError(f"cannot load {what} from {str(path)!r}: {'a folder' if path.is_dir() else 'no such file'}")
     damaged = f"cannot load {what} from {str(path)!r}: the file is damaged"
     bad_record = _bad_zip_record(path)
     if bad_record:

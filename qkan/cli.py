@@ -14,17 +14,22 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 __all__ = ["main", "build_parser"]
 
 #: the demo recipe: stage 1 at DEMO_REPS, then extension to DEMO_EXTEND_REPS
 DEMO_REPS, DEMO_STEPS, DEMO_EXTEND_REPS, DEMO_EXTEND_STEPS = 2, 20, 5, 20
+#: the files `qkan fit` writes into its output folder
+FIT_OUTPUTS = ("model.pt", "metrics.json", "fit.png")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -155,7 +160,47 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except BrokenPipeError:  # stdout closed by the reader (`| head`): files are written first, so nothing is lost
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes it
+        return 141  # 128 + SIGPIPE, as a shell reports it
+
+
+# ------------------------------------------------------------------------------------ signals
+class Terminated(KeyboardInterrupt):
+    """SIGTERM turned into an interrupt, so `kill PID` saves like Ctrl-C does."""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside: SIGTERM raises Terminated (a KeyboardInterrupt) in the main thread; no-op in other threads."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigterm(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Inside: Ctrl-C and SIGTERM are ignored (main thread only), so files written there are complete."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 # ------------------------------------------------------------------------------------------- fit
@@ -186,7 +231,7 @@ def _setup_fit(args) -> tuple:
     """
     import torch
 
-    from qkan._io import check_writable
+    from qkan._io import check_file_target, check_writable
     from qkan.models import QKAN
 
     data, data_name = _load_data(args)
@@ -219,6 +264,10 @@ def _setup_fit(args) -> tuple:
     stages = [("fit", model.reps, args.steps)] + ([("extend", extend_reps, args.extend_steps)] if extend_reps else [])
     name = args.name or f"{data_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     out = check_writable(Path(args.out) if args.out else Path("qkan-runs") / name)
+    final_reps = max(model.reps, extend_reps)  # the saved model's size grows with its reps
+    model_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values()) * final_reps // model.reps
+    for file in FIT_OUTPUTS:  # a folder in the way or a full disk: found now, not after training
+        check_file_target(out / file, "--out", reserve=2 * model_bytes + (1 << 20))
     return data, data_name, model, stages, out
 
 
@@ -239,27 +288,34 @@ def _cmd_fit(args) -> int:
     rows, curve, boundaries = [], [], []
     stop, code = None, 0
     start = time.perf_counter()
-    for stage, reps, steps in stages:
-        try:
-            if stage == "extend":
-                model = model.extend(reps)
-                if args.evaluator != "auto":
-                    model.set_evaluator(args.evaluator)
-            t0 = time.perf_counter()
-            history = model.fit(data, steps=steps, optimizer=args.optimizer, lr=args.lr, progress=not args.no_progress)
-        except KeyboardInterrupt:
-            stop, code = f"interrupted during stage {stage!r}", 130
-            break
-        except (ValueError, FloatingPointError, RuntimeError) as err:
-            stop, code = f"error during stage {stage!r}: {' '.join(str(err).split())}", 1
-            break
-        rows.append({"stage": stage, "reps": reps, "steps": steps, "optimizer": args.optimizer,
-                     "train_rmse": history["train_rmse"][-1], "test_rmse": history["test_rmse"][-1],
-                     "seconds": time.perf_counter() - t0})
-        offset = len(curve)
-        boundaries.append(offset)
-        curve += [(offset + k, tr, te) for k, tr, te in zip(history["step"], history["train_rmse"], history["test_rmse"])]
+    with sigterm_as_interrupt():  # `kill PID` saves like Ctrl-C
+        for stage, reps, steps in stages:
+            try:
+                if stage == "extend":
+                    model = model.extend(reps)
+                    if args.evaluator != "auto":
+                        model.set_evaluator(args.evaluator)
+                t0 = time.perf_counter()
+                history = model.fit(data, steps=steps, optimizer=args.optimizer, lr=args.lr, progress=not args.no_progress)
+                offset = len(curve)
+                curve += [(offset + k, tr, te) for k, tr, te in zip(history["step"], history["train_rmse"], history["test_rmse"])]
+                boundaries.append(offset)
+                rows.append({"stage": stage, "reps": reps, "steps": steps, "optimizer": args.optimizer,
+                             "train_rmse": history["train_rmse"][-1], "test_rmse": history["test_rmse"][-1],
+                             "seconds": time.perf_counter() - t0})
+            except Terminated:
+                stop, code = f"terminated (SIGTERM) during stage {stage!r}", 143
+                break
+            except KeyboardInterrupt:
+                stop, code = f"interrupted during stage {stage!r}", 130
+                break
+            except (ValueError, FloatingPointError, RuntimeError) as err:
+                stop, code = f"error during stage {stage!r}: {' '.join(str(err).split())}", 1
+                break
     total = time.perf_counter() - start
+    summary = {"data": data_name, "width": model.width, "reps": model.reps, "stages": rows, "seconds": total,
+               "stopped": stop, "args": {k: v for k, v in vars(args).items() if k != "func"}}
+    written = _write_fit_outputs(model, data, curve, boundaries, summary, out, plot=stop is None)  # before any output
 
     if stop is None:
         print(f"\nqkan fit: data={data_name} width={model.width} ansatz={model.layers[0].ansatz.name} "
@@ -268,9 +324,6 @@ def _cmd_fit(args) -> int:
         for r in rows:
             print(f"{r['stage']:<8}{r['reps']:>5}{r['steps']:>7}  {r['optimizer']:<10}{r['train_rmse']:>12.3e}"
                   f"{r['test_rmse']:>12.3e}{r['seconds']:>10.1f}")
-    summary = {"data": data_name, "width": model.width, "reps": model.reps, "stages": rows, "seconds": total,
-               "stopped": stop, "args": {k: v for k, v in vars(args).items() if k != "func"}}
-    written = _write_fit_outputs(model, data, curve, boundaries, summary, out, plot=stop is None)
     if stop is None:
         print(f"total {total:.1f} s; wrote {', '.join(written)}")
         return 0
@@ -286,15 +339,13 @@ def _cmd_fit(args) -> int:
 def _write_fit_outputs(model, data: dict, curve: list, boundaries: list[int], summary: dict, out: Path, plot: bool) -> list[str]:
     """Write model.pt (when its parameters are finite), metrics.json and fit.png atomically; returns the paths.
 
-    Ctrl-C is ignored while writing, so the files are complete or absent.
+    Ctrl-C and SIGTERM are ignored while writing, so the files are complete or absent.
     """
     import torch
 
     from qkan._io import atomic_write_text
 
-    main_thread = threading.current_thread() is threading.main_thread()
-    handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
-    try:
+    with signals_deferred():
         written = []
         if all(bool(torch.isfinite(p).all()) for p in model.parameters()):
             model.save(out / "model.pt")
@@ -305,9 +356,6 @@ def _write_fit_outputs(model, data: dict, curve: list, boundaries: list[int], su
             _plot_fit(model, data, curve, boundaries, out / "fit.png")
             written.append(str(out / "fit.png"))
         return written
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGINT, handler)
 
 
 def _plot_fit(model, data: dict, curve: list, boundaries: list[int], path: Path) -> None:

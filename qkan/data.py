@@ -408,12 +408,13 @@ def load_csv(
     seed = check_int("seed", seed, low=0, high=2**63 - 1)
     dtype = _check_dtype(dtype)
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: drops the byte-order mark Excel writes
-            rows = [row for row in csv.reader(fh) if row and any(cell.strip() for cell in row)]
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = [row for row in csv.reader(fh) if row and any(cell.strip("\ufeff \t") for cell in row)]
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise ValueError(f"cannot read CSV file {str(path)!r}: {err}") from None
     if not rows:
         raise ValueError(f"CSV file {str(path)!r} is empty")
+    rows[0][0] = rows[0][0].lstrip("\ufeff")  # the byte-order mark(s) of Excel's "CSV UTF-8"
     header = None
     if any(not _is_number(cell) for cell in rows[0]):
         header, rows = [c.strip() for c in rows[0]], rows[1:]

@@ -155,11 +155,13 @@ def test_damaged_cached_library_is_rebuilt(cache, real_library, content, capfd):
     assert err.count("qkan: compiling") == 1 and "SHA-256 differs from the one recorded at its build" in err
 
 
-def test_junk_library_with_a_matching_record_is_rebuilt(cache, real_library):
+@pytest.mark.parametrize("content", ["junk", "truncated", "header only"])
+def test_junk_library_with_a_matching_record_is_rebuilt(cache, real_library, content):
     path = native.library_path()
-    path.write_bytes(b"not a library")
+    real = real_library.read_bytes()
+    path.write_bytes({"junk": b"not a library", "truncated": real[: len(real) // 2], "header only": real[:40]}[content])
     (cache / (path.name + ".sha256")).write_text(_sha(path))  # e.g. written by another tool
-    _check_kernels_work()  # dlopen fails, the library is rebuilt once
+    _check_kernels_work()  # refused before dlopen (a cut-short ELF would crash it) or dlopen fails: rebuilt once
     assert _sha(path) == _sha(real_library)
 
 

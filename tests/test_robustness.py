@@ -571,3 +571,112 @@ def test_numpy_integer_seeds_and_sizes():
         QKANLayer(2, 3, seed=np.int64(-1))
     with pytest.raises(TypeError, match=r"`seed` must be an int in \[0, 9223372036854775807\] or None; got np.float64\(3.0\)|got 3.0"):
         QKANLayer(2, 3, seed=np.float64(3))
+
+
+# ------------------------------------------------------------------ issue 25: `qkan fit` files
+TINY_FIT = ["--steps", "2", "--extend-steps", "2", "--train-num", "64", "--test-num", "32", "--no-progress"]
+
+
+def _qkan(args, cwd, **kw):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root, **kw.pop("env", {})}
+    return subprocess.run([sys.executable, "-m", "qkan", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300, **kw)
+
+
+def test_fit_writes_its_files_before_printing_to_a_closed_pipe(tmp_path):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = f"{sys.executable} -m qkan fit --out run {' '.join(TINY_FIT)} | true"
+    done = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": root, "PYTHONUNBUFFERED": "1"})
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+    assert QKAN.load(tmp_path / "run" / "model.pt").width == [2, 5, 1]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["fit.png", "metrics.json", "model.pt"]
+
+
+def test_sigterm_saves_like_ctrl_c(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen([sys.executable, "-m", "qkan", "fit", "--steps", "100000", "--train-num", "64", "--test-num", "32",
+                             "--out", "run"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": root})
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "run").exists() and time.monotonic() < deadline:  # made right before training starts
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("qkan fit: terminated (SIGTERM) during stage 'fit'; saved the model trained so far to run/model.pt")
+    assert "Traceback" not in err
+    assert QKAN.load(tmp_path / "run" / "model.pt").width == [2, 5, 1]
+
+
+def test_sigterm_context_turns_the_signal_into_an_interrupt():
+    import signal
+
+    from qkan.cli import Terminated, sigterm_as_interrupt, signals_deferred
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated), sigterm_as_interrupt():
+        signal.raise_signal(signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) is before
+    with sigterm_as_interrupt(), signals_deferred():  # while files are written, both signals wait
+        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_fit_output_problems_fail_before_training(tmp_path, monkeypatch, capsys):
+    from qkan import cli
+
+    calls = []
+    monkeypatch.setattr(QKAN, "fit", lambda *a, **k: calls.append(1))
+    (tmp_path / "run" / "model.pt").mkdir(parents=True)  # a folder where model.pt goes
+    assert cli.main(["fit", "--out", str(tmp_path / "run"), *TINY_FIT]) == 2
+    assert capsys.readouterr().err == f"qkan fit: error: `--out` must be a file path; {str(tmp_path / 'run' / 'model.pt')!r} is a folder\n"
+    (tmp_path / "file").write_text("")
+    assert cli.main(["fit", "--out", str(tmp_path / "file"), *TINY_FIT]) == 2
+    assert capsys.readouterr().err.startswith(f"qkan fit: error: cannot write to {str(tmp_path / 'file')!r}")
+    assert calls == []
+
+
+def test_full_disk_fails_before_training(tmp_path):
+    resource = pytest.importorskip("resource")
+    import signal
+
+    def small_files():  # a file-size limit stands in for a full disk: writes past it fail with EFBIG
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    start = time.monotonic()
+    done = _qkan(["fit", "--out", "run", "--steps", "100000", *TINY_FIT[2:]], tmp_path, preexec_fn=small_files)
+    assert done.returncode == 2 and done.stderr == "qkan fit: error: `--out` folder 'run' is not writable: File too large\n"
+    assert time.monotonic() - start < 60 and done.stdout == ""
+    assert [p.name for p in (tmp_path / "run").iterdir()] == []
+
+
+def test_fit_out_through_symlinks_and_stale_temps(tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.pt").symlink_to(store / "model.pt")  # dangling until the first save
+    stale = run / ".model.pt.k1llx9zq.tmp"  # beside the link: not where the save writes
+    stale_target = store / ".model.pt.k1llx9zq.tmp"  # beside the target: a killed save left it
+    for p in (stale, stale_target):
+        p.write_bytes(b"partial")
+        os.utime(p, (time.time() - 600, time.time() - 600))
+    done = _qkan(["fit", "--out", "run", "--extend-reps", "0", *TINY_FIT], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (run / "model.pt").is_symlink() and QKAN.load(store / "model.pt").width == [2, 5, 1]
+    assert not stale_target.exists() and stale.exists()  # cleaned where the file is written; the link's folder is not ours
+    assert sorted(p.name for p in store.iterdir()) == ["model.pt"]

@@ -28,6 +28,7 @@ import os
 import shutil
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -213,11 +214,25 @@ def _distrust(path: Path) -> str | None:
         return f"the cached library {problem}"
     try:
         expected = _record(path).read_text(encoding="utf-8").strip()
-        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        data = path.read_bytes()
     except (OSError, UnicodeDecodeError):
         return "the cached library has no SHA-256 record from its build"
-    if actual != expected:
+    if hashlib.sha256(data).hexdigest() != expected:
         return "the cached library's SHA-256 differs from the one recorded at its build (damaged or replaced)"
+    return _elf_problem(data)
+
+
+def _elf_problem(data: bytes) -> str | None:
+    """Why an ELF file is cut short (dlopen would crash on it), or None (also for other formats)."""
+    if data[:4] != b"\x7fELF" or len(data) < 64 or data[4] not in (1, 2) or data[5] not in (1, 2):
+        return None if data[:4] != b"\x7fELF" else "the cached library is cut short (an incomplete ELF header)"
+    order = "<" if data[5] == 1 else ">"
+    if data[4] == 2:  # 64-bit: e_shoff at 0x28, e_shentsize/e_shnum at 0x3A
+        (shoff,), (entsize, count) = struct.unpack_from(order + "Q", data, 0x28), struct.unpack_from(order + "HH", data, 0x3A)
+    else:
+        (shoff,), (entsize, count) = struct.unpack_from(order + "I", data, 0x20), struct.unpack_from(order + "HH", data, 0x2E)
+    if shoff + entsize * count > len(data):
+        return f"the cached library is cut short ({len(data)} bytes; its section table ends at byte {shoff + entsize * count})"
     return None
 
 
