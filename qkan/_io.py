@@ -15,6 +15,7 @@ existed) still load, checked by their CRCs.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import struct
@@ -45,8 +46,8 @@ def atomic_path(path: str | os.PathLike, stale_after: float = STALE_AFTER_S) -> 
 
     A symbolic link at `path` (dangling or not) is followed: its target is replaced and the
     link stays. Temporary files of earlier saves of the same target older than `stale_after`
-    seconds (left by killed processes) are removed first. OS errors of creating or renaming the
-    temporary file name `path` (same exception type).
+    seconds (left by killed processes) are removed first. OS errors of creating, writing or
+    renaming the temporary file name `path` (same exception type).
     """
     path = Path(path)
     target = Path(os.path.realpath(path))
@@ -59,10 +60,10 @@ def atomic_path(path: str | os.PathLike, stale_after: float = STALE_AFTER_S) -> 
     os.close(fd)
     try:
         os.chmod(tmp, _new_file_mode(target))  # mkstemp makes 0600; the result gets an ordinary file's mode
-        yield Path(tmp)
         try:
+            yield Path(tmp)
             os.replace(tmp, target)
-        except OSError as err:
+        except OSError as err:  # a full disk while writing, a failed rename
             raise _naming(err, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -148,15 +149,22 @@ def atomic_save(obj: dict, path: str | os.PathLike) -> None:
     content_digest(obj) added under the key "sha256"."""
     if DIGEST_KEY in obj:
         raise ValueError(f"a checkpoint cannot hold the key {DIGEST_KEY!r}: it is added by atomic_save")
-    checked = {**obj, DIGEST_KEY: content_digest(obj)}
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save(checked, f)
+    buffer = io.BytesIO()  # serialised first: a full disk is then an OSError of the write, naming the file
+    torch.save({**obj, DIGEST_KEY: content_digest(obj)}, buffer)
+    _write_bytes(buffer.getbuffer(), path)
 
 
 def atomic_write_text(text: str, path: str | os.PathLike) -> None:
     """Write `text` (UTF-8) to `path` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    _write_bytes(text.encode("utf-8"), path)
+
+
+def _write_bytes(data, path: str | os.PathLike) -> None:
+    """Write `data` to `path` atomically, on the disk (fsync) before it replaces the old file."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def load_checkpoint(path: str | os.PathLike, what: str, fmt: str, map_location: Any = "cpu") -> dict:
@@ -169,14 +177,13 @@ def load_checkpoint(path: str | os.PathLike, what: str, fmt: str, map_location: 
         path: the file.
         what: what is being loaded, for messages ("a QKAN", "a DDQN agent").
         fmt: the expected value of the checkpoint's "format" entry.
-        map_location: as in torch.load; a device that does not exist here is a ValueError
-            saying so (not a complaint about the file).
+        map_location: the device the tensors go to (None: the CPU); one that does not exist
+            here is a ValueError saying so (not a complaint about the file).
     """
-    path = Path(path)
-    if isinstance(map_location, (str, torch.device, int)):
-        from qkan._checks import check_device
+    from qkan._checks import check_device
 
-        check_device(map_location, "map_location")
+    path = Path(path)
+    device = check_device(map_location, "map_location")
     if not path.is_file():
         raise ValueError(f"cannot load {what} from {str(path)!r}: {'a folder' if path.is_dir() else 'no such file'}")
     damaged = f"cannot load {what} from {str(path)!r}: the file is damaged"
@@ -184,7 +191,7 @@ def load_checkpoint(path: str | os.PathLike, what: str, fmt: str, map_location: 
     if bad_record:
         raise ValueError(f"{damaged} ({bad_record})")
     try:
-        blob = torch.load(path, map_location=map_location, weights_only=True)
+        blob = torch.load(path, map_location="cpu", weights_only=True)  # checked on the CPU, then moved
     except Exception as err:  # torch raises several types for corrupt, foreign or unsafe files
         raise ValueError(f"cannot load {what} from {str(path)!r}: not a readable checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(blob, dict) or blob.get("format") != fmt:
@@ -197,7 +204,18 @@ def load_checkpoint(path: str | os.PathLike, what: str, fmt: str, map_location: 
             raise ValueError(f"{damaged} ({err})") from None
         if stored != actual:
             raise ValueError(f"{damaged} (its SHA-256 does not match its content)")
-    return blob
+    return blob if device is None or device.type == "cpu" else _to_device(blob, device)
+
+
+def _to_device(obj: Any, device: torch.device) -> Any:
+    """`obj` with every tensor in it moved to `device` (dicts keep their type and order)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return type(obj)((k, _to_device(v, device)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(v, device) for v in obj)
+    return obj
 
 
 def _bad_zip_record(path: Path) -> str | None:

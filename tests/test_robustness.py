@@ -680,3 +680,24 @@ def test_fit_out_through_symlinks_and_stale_temps(tmp_path):
     assert (run / "model.pt").is_symlink() and QKAN.load(store / "model.pt").width == [2, 5, 1]
     assert not stale_target.exists() and stale.exists()  # cleaned where the file is written; the link's folder is not ours
     assert sorted(p.name for p in store.iterdir()) == ["model.pt"]
+
+
+@pytest.mark.parametrize("limit", [1000, 20000])
+def test_full_disk_during_a_save_keeps_the_old_file_and_names_it(tmp_path, limit):
+    pytest.importorskip("resource")
+    import subprocess
+    import sys
+
+    path = tmp_path / "m.pt"
+    QKAN([2, 1], seed=0).save(path)
+    before = path.read_bytes()
+    code = ("import resource, signal, sys, qkan\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit stands in for a full disk\n"
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n"
+            "qkan.QKAN([4, 64, 4], reps=8, seed=5).save(sys.argv[1])\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": root})
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == f"OSError: [Errno 27] cannot write {str(path)!r}: File too large"
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.pt"]
