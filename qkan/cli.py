@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,6 +29,8 @@ __all__ = ["main", "build_parser"]
 
 #: the demo recipe: stage 1 at DEMO_REPS, then extension to DEMO_EXTEND_REPS
 DEMO_REPS, DEMO_STEPS, DEMO_EXTEND_REPS, DEMO_EXTEND_STEPS = 2, 20, 5, 20
+#: the most torch CPU threads `--threads` takes (more only oversubscribe the cores, or fail to start)
+MAX_THREADS = 1024
 #: the files `qkan fit` writes into its output folder
 FIT_OUTPUTS = ("model.pt", "metrics.json", "fit.png")
 
@@ -63,6 +66,13 @@ def _pos_int(text: str) -> int:
     value = _nonneg_int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an int >= 1; got {text!r}")
+    return value
+
+
+def _thread_count(text: str) -> int:
+    value = _nonneg_int(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"must be an int in [0, {MAX_THREADS}]; got {text!r}")
     return value
 
 
@@ -102,7 +112,7 @@ def _add_fit_parser(sub) -> None:
                         "stage 2 runs when --extend-reps is greater)")
     p.add_argument("--out", default=None, help="output folder (default ./qkan-runs/<name>)")
     p.add_argument("--name", default=None, help="run name (default: data name and a timestamp)")
-    p.add_argument("--threads", type=_nonneg_int, default=1,
+    p.add_argument("--threads", type=_thread_count, default=1,
                    help="torch CPU threads (default 1: small models run fastest on one; 0: torch's default)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(func=_cmd_fit)
@@ -234,7 +244,8 @@ def _setup_fit(args) -> tuple:
     from qkan._io import check_file_target, check_writable
     from qkan.models import QKAN
 
-    data, data_name = _load_data(args)
+    with _too_large("`--train-num`/`--test-num`"):
+        data, data_name = _load_data(args)
     dtype = getattr(torch, args.dtype)
     n_in, n_out = data["train_input"].shape[1], data["train_label"].shape[1]
     if args.resume:
@@ -246,7 +257,8 @@ def _setup_fit(args) -> tuple:
         width = args.width or [n_in, 5, n_out]
         if width[0] != n_in or width[-1] != n_out:
             raise ValueError(f"`--width` must start with {n_in} inputs and end with {n_out} outputs for this data; got {width}")
-        model = QKAN(width, args.reps, ansatz=args.ansatz, encoding=args.encoding, seed=args.seed, dtype=dtype)
+        with _too_large("`--width`/`--reps`"):
+            model = QKAN(width, args.reps, ansatz=args.ansatz, encoding=args.encoding, seed=args.seed, dtype=dtype)
     layer = model.layers[0]
     extendable = layer.ansatz.extension_problem(layer.encoding != "fixed") is None
     extend_reps = args.extend_reps
@@ -257,8 +269,12 @@ def _setup_fit(args) -> tuple:
     if args.evaluator != "auto":
         model.set_evaluator(args.evaluator)
     if extend_reps:
-        model.extend(extend_reps)  # refuses unsupported ansatz/encoding before any training
-    with torch.no_grad():  # inputs outside a px model's domain, too large values: found now, not mid-training
+        try:
+            with _too_large("`--extend-reps`"):
+                model.extend(extend_reps)  # refuses unsupported ansatz/encoding before any training
+        except ValueError as err:
+            raise ValueError(f"`--extend-reps` {extend_reps}: {err}") from None
+    with torch.no_grad(), _too_large("the data and `--width`"):  # inputs outside a px model's domain, too large values: found now
         for key in ("train_input", "test_input"):
             model(data[key].to(dtype))
     stages = [("fit", model.reps, args.steps)] + ([("extend", extend_reps, args.extend_steps)] if extend_reps else [])
@@ -269,6 +285,18 @@ def _setup_fit(args) -> tuple:
     for file in FIT_OUTPUTS:  # a folder in the way or a full disk: found now, not after training
         check_file_target(out / file, "--out", reserve=2 * model_bytes + (1 << 20))
     return data, data_name, model, stages, out
+
+
+@contextmanager
+def _too_large(flags: str) -> Iterator[None]:
+    """Running out of memory inside is a ValueError naming `flags`, on one line."""
+    try:
+        yield
+    except (RuntimeError, MemoryError) as err:
+        if not isinstance(err, MemoryError) and "allocate" not in str(err):
+            raise
+        asked = re.search(r"allocate (\d+) bytes", str(err))
+        raise ValueError(f"{flags} too large: not enough memory" + (f" ({int(asked[1]) / 2**30:.3g} GiB asked for)" if asked else "")) from None
 
 
 def _cmd_fit(args) -> int:

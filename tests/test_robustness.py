@@ -3,6 +3,7 @@ Issue 25: damaged, truncated and symlinked checkpoints, stale temporary files, n
 
 import math
 import os
+import re
 import time
 
 import pytest
@@ -701,3 +702,23 @@ def test_full_disk_during_a_save_keeps_the_old_file_and_names_it(tmp_path, limit
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == f"OSError: [Errno 27] cannot write {str(path)!r}: File too large"
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--width", f"2,{10**11},1"], r"qkan fit: error: `--width`/`--reps` too large: not enough memory \([\d.e+]+ GiB asked for\)"),
+    (["--train-num", str(10**13)], r"qkan fit: error: `--train-num`/`--test-num` too large: not enough memory"),
+    (["--extend-reps", str(10**12)], r"qkan fit: error: `--extend-reps` 1000000000000: `reps` must be an int <= 1000"),
+    (["--threads", str(10**5)], r"qkan fit: error: argument --threads: must be an int in \[0, 1024\]; got '100000'"),
+])
+def test_huge_fit_flags_are_one_line_errors(tmp_path, monkeypatch, capsys, args, message):
+    from qkan import cli
+
+    calls = []
+    monkeypatch.setattr(QKAN, "fit", lambda *a, **k: calls.append(1))
+    try:
+        code = cli.main(["fit", "--out", str(tmp_path / "run"), "--no-progress", *args])
+    except SystemExit as stop:  # argparse
+        code = stop.code
+    assert code == 2 and calls == []
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and re.fullmatch(message + ".*\n", err)
