@@ -244,7 +244,7 @@ def _setup_fit(args) -> tuple:
     from qkan._io import check_file_target, check_writable
     from qkan.models import QKAN
 
-    with _too_large("`--train-num`/`--test-num`"):
+    with _too_large("`--train-num`/`--test-num` too large"):
         data, data_name = _load_data(args)
     dtype = getattr(torch, args.dtype)
     n_in, n_out = data["train_input"].shape[1], data["train_label"].shape[1]
@@ -257,7 +257,7 @@ def _setup_fit(args) -> tuple:
         width = args.width or [n_in, 5, n_out]
         if width[0] != n_in or width[-1] != n_out:
             raise ValueError(f"`--width` must start with {n_in} inputs and end with {n_out} outputs for this data; got {width}")
-        with _too_large("`--width`/`--reps`"):
+        with _too_large("`--width`/`--reps` too large"):
             model = QKAN(width, args.reps, ansatz=args.ansatz, encoding=args.encoding, seed=args.seed, dtype=dtype)
     layer = model.layers[0]
     extendable = layer.ansatz.extension_problem(layer.encoding != "fixed") is None
@@ -269,12 +269,9 @@ def _setup_fit(args) -> tuple:
     if args.evaluator != "auto":
         model.set_evaluator(args.evaluator)
     if extend_reps:
-        try:
-            with _too_large("`--extend-reps`"):
-                model.extend(extend_reps)  # refuses unsupported ansatz/encoding before any training
-        except ValueError as err:
-            raise ValueError(f"`--extend-reps` {extend_reps}: {err}") from None
-    with torch.no_grad(), _too_large("the data and `--width`"):  # inputs outside a px model's domain, too large values: found now
+        with _too_large("`--extend-reps` too large"):
+            model.extend(extend_reps)  # refuses unsupported ansatz/encoding before any training
+    with torch.no_grad(), _too_large("the data or `--width` too large"):  # inputs outside a px model's domain, too large values: found now
         for key in ("train_input", "test_input"):
             model(data[key].to(dtype))
     stages = [("fit", model.reps, args.steps)] + ([("extend", extend_reps, args.extend_steps)] if extend_reps else [])
@@ -288,15 +285,15 @@ def _setup_fit(args) -> tuple:
 
 
 @contextmanager
-def _too_large(flags: str) -> Iterator[None]:
-    """Running out of memory inside is a ValueError naming `flags`, on one line."""
+def _too_large(subject: str) -> Iterator[None]:
+    """Running out of memory inside is a one-line ValueError starting with `subject` (naming the flags)."""
     try:
         yield
     except (RuntimeError, MemoryError) as err:
         if not isinstance(err, MemoryError) and "allocate" not in str(err):
             raise
         asked = re.search(r"allocate (\d+) bytes", str(err))
-        raise ValueError(f"{flags} too large: not enough memory" + (f" ({int(asked[1]) / 2**30:.3g} GiB asked for)" if asked else "")) from None
+        raise ValueError(f"{subject}: not enough memory" + (f" ({int(asked[1]) / 2**30:.3g} GiB asked for)" if asked else "")) from None
 
 
 def _cmd_fit(args) -> int:
