@@ -269,8 +269,11 @@ def _setup_fit(args) -> tuple:
     if args.evaluator != "auto":
         model.set_evaluator(args.evaluator)
     if extend_reps:
-        with _too_large("`--extend-reps` too large"):
-            model.extend(extend_reps)  # refuses unsupported ansatz/encoding before any training
+        try:
+            with _too_large("`--extend-reps` too large"):
+                model.extend(extend_reps)  # refuses unsupported ansatz/encoding before any training
+        except ValueError as err:
+            raise ValueError(f"{err} (from `--extend-reps` {extend_reps})") from None
     with torch.no_grad(), _too_large("the data or `--width` too large"):  # inputs outside a px model's domain, too large values: found now
         for key in ("train_input", "test_input"):
             model(data[key].to(dtype))

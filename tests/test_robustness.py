@@ -707,7 +707,7 @@ def test_full_disk_during_a_save_keeps_the_old_file_and_names_it(tmp_path, limit
 @pytest.mark.parametrize("args, message", [
     (["--width", f"2,{10**11},1"], r"qkan fit: error: `--width`/`--reps` too large: not enough memory \([\d.e+]+ GiB asked for\)"),
     (["--train-num", str(10**13)], r"qkan fit: error: `--train-num`/`--test-num` too large: not enough memory"),
-    (["--extend-reps", str(10**12)], r"qkan fit: error: `reps` must be an int <= 1000; got 1000000000000"),
+    (["--extend-reps", str(10**12)], r"qkan fit: error: `reps` must be an int <= 1000; got 1000000000000 \(from `--extend-reps` 1000000000000\)"),
     (["--threads", str(10**5)], r"qkan fit: error: argument --threads: must be an int in \[0, 1024\]; got '100000'"),
 ])
 def test_huge_fit_flags_are_one_line_errors(tmp_path, monkeypatch, capsys, args, message):
