@@ -123,7 +123,10 @@ def build(force: bool = False, folder: Path | None = None) -> Path:
 def _compile(compiler: str, out: Path, timeout: float) -> None:
     """Run the compiler (in its own process group, killed whole after `timeout` seconds)."""
     cmd = [compiler, *FLAGS, *map(str, SOURCES), "-o", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    except OSError as err:
+        raise RuntimeError(f"cannot run the C++ compiler {compiler!r}: {err.strerror or err}") from None
     try:
         _, errors = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
