@@ -150,10 +150,11 @@ def test_packed_on_a_fake_backend_in_local_mode_uses_distinct_qubits():
     layer = _layer(2, 2, 1)
     x = _inputs(5, 2)  # 20 values on 5 qubits: 4 executed parameter sets
     exact = layer.edge_outputs(x).detach()
-    layer.set_evaluator("qiskit", backend=fake, pack="auto", shots=4000, seed=2, mitigation={"readout": True})
+    layer.set_evaluator("qiskit", backend=fake, pack="auto", initial_layout=[0, 1, 2, 3, 4], shots=4000, seed=2,
+                        mitigation={"readout": True}, product_simulation=False)  # the route of real backends
     est = layer.edge_outputs(x).detach()
     ev = layer.get_evaluator()
-    assert sorted(ev.physical_qubits) == [0, 1, 2, 3, 4]
+    assert ev.simulated_by == "backend" and ev.physical_qubits == [0, 1, 2, 3, 4]
     assert ev.circuits_submitted == 4 + 2  # + the two readout calibration circuits
     # sampled (readout calibrated from 4000-shot circuits) with gate noise <= 0.02: a loose bound
     assert (est - exact).abs().max() < 0.02 + 6 / math.sqrt(4000) * 1.3
@@ -378,10 +379,10 @@ def test_run_tasks_submits_all_then_collects_in_order(capsys):
             return self.n
 
     def task(n):
-        return Task(lambda: (log.append(("submit", n)), Job(n))[1], lambda r: r * 10, circuits=1)
+        return Task(lambda: (log.append(("submit", n)), Job(n))[1], lambda r: (np.array([r * 10.0]), None), circuits=1)
 
     out = run_tasks([task(n) for n in range(3)], backend="stub", stage="forward", layer="L", progress=False)
-    assert out == [0, 10, 20]  # in task order although job 2 finished first
+    assert [v.item() for v, _ in out] == [0, 10, 20]  # in task order although job 2 finished first
     assert [e for e in log if e[0] == "submit"] == log[:3]  # every job submitted before any ran to the end
     assert log[3] == ("ran", 2)
     assert capsys.readouterr().err == ""  # progress=False: no bar
@@ -395,7 +396,8 @@ def test_failed_job_reports_through_the_callback():
         def run(self, *args, **kwargs):
             raise RuntimeError("backend offline")
 
-    ev = QiskitEvaluator(threads=1, job_callback=lambda event, info: events.append((event, info)))
+    ev = QiskitEvaluator(threads=1, job_callback=lambda event, info: events.append((event, info)),
+                         product_simulation=False)
     ev._executor.simulator = Broken()
     layer._evaluator = ev
     theta = layer.theta.detach().clone()
