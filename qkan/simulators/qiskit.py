@@ -228,6 +228,7 @@ class QiskitEvaluator(Evaluator):
         self._check_device_size()
         self._packed: dict[tuple, Packed] = {}
         self._reports: dict[tuple, dict | None] = {}
+        self._sizes: dict[int, tuple[int, list[int] | None]] = {}
         self.physical_qubits: list[int] = []
         self.qubit_report: dict | None = None
         self.simulated_by: str | None = None
@@ -320,6 +321,12 @@ class QiskitEvaluator(Evaluator):
         return qubits or None  # pack="auto" on a target without readout calibration: every qubit, placed by qiskit
 
     def _pack_size(self, reps: int) -> tuple[int, list[int] | None]:
+        """(k, physical qubits or None for the transpiler's choice), chosen once per reps."""
+        if reps not in self._sizes:
+            self._sizes[reps] = self._choose_pack_size(reps)
+        return self._sizes[reps]
+
+    def _choose_pack_size(self, reps: int) -> tuple[int, list[int] | None]:
         """(k, physical qubits or None for the transpiler's choice) from pack and initial_layout."""
         layout = self._auto_layout(reps)
         local = self._target is None and isinstance(self._executor, AerExecutor)  # device-less Aer

@@ -43,25 +43,47 @@ def unitary_ptm(u: np.ndarray) -> np.ndarray:
     return 0.5 * np.einsum("iab,bc,jcd,ad->ij", _PAULIS, u, _PAULIS, u.conj()).real
 
 
-def _rotate(bloch: np.ndarray, axis: int, angle: np.ndarray) -> np.ndarray:
-    """Rotate (n, 4) Bloch vectors about `axis` by (n,) angles (R_axis(a) = exp(-i a P / 2))."""
+def _rotate(bloch: np.ndarray, axis: int, angle: np.ndarray) -> None:
+    """Rotate (..., 4) Bloch vectors in place about `axis` by (...) angles (R_axis(a) = exp(-i a P / 2))."""
     a, b = {1: (2, 3), 2: (3, 1), 3: (1, 2)}[axis]  # the plane, in right-handed order
     c, s = np.cos(angle), np.sin(angle)
-    out = bloch.copy()
-    out[:, a] = c * bloch[:, a] - s * bloch[:, b]
-    out[:, b] = s * bloch[:, a] + c * bloch[:, b]
+    u, v = bloch[..., a].copy(), bloch[..., b].copy()
+    bloch[..., a] = c * u - s * v
+    bloch[..., b] = s * u + c * v
+
+
+def _stack(steps: list[list]) -> list[tuple[np.ndarray, list]]:
+    """Per-slot steps -> [(slots (g,), stacked steps)] for slots of the same gate structure.
+
+    A stacked step is a (g, 4, 4) PTM, transposed for row vectors, or (axis, columns (g,),
+    scales (g,), offsets (g,)) for a rotation: a group runs as a few batched operations whatever k.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for q, slot in enumerate(steps):
+        key = tuple(("R", st.axis) if isinstance(st, _Rotation) else ("F",) for st in slot)
+        groups.setdefault(key, []).append(q)
+    out = []
+    for key, slots in groups.items():
+        stacked = []
+        for i, kind in enumerate(key):
+            column = [steps[q][i] for q in slots]
+            if kind[0] == "F":
+                stacked.append(np.stack(column).transpose(0, 2, 1).copy())
+            else:
+                stacked.append((kind[1], np.array([st.column for st in column]), np.array([st.scale for st in column]),
+                                np.array([st.offset for st in column])))
+        out.append((np.array(slots), stacked))
     return out
 
 
 @dataclass(frozen=True)
 class _Rotation:
-    """A rotation by scale * row[column] + offset, then the (4, 4) error `after` (None: none)."""
+    """A rotation about `axis` by scale * row[column] + offset."""
 
     axis: int
     column: int
     scale: float
     offset: float
-    after: np.ndarray | None
 
 
 class _Unsupported(Exception):
@@ -101,6 +123,7 @@ class ProductExecutor:
         self.rng = rng
         self.shots = shots
         self._programs: dict = {}
+        self._rates: dict = {}
 
     @functools.cached_property
     def noise_model(self):
@@ -139,13 +162,13 @@ class ProductExecutor:
             raise _Unsupported("the noise model has a correlated readout error")
 
     # ---------------------------------------------------------------- compile
-    def _program(self, packed: Packed, scale: int) -> list:
-        """Per packed slot, the steps [(4, 4) fixed PTM | _Rotation] of the folded circuit (cached)."""
+    def _program(self, packed: Packed, scale: int) -> list | str:
+        """The stacked steps of the folded circuit (see _stack; cached), or why it cannot run qubit by qubit."""
         key = (id(packed), scale)
         if key not in self._programs:
             try:
                 self._check_noise()
-                programs = self._compile(fold(packed.circuit, scale), packed)
+                programs = _stack(self._compile(fold(packed.circuit, scale), packed))
             except _Unsupported as err:
                 programs = str(err)
             self._programs[key] = (packed, programs)  # keeps `packed` alive, so its id stays unique
@@ -162,25 +185,17 @@ class ProductExecutor:
             if len(qubits) != 1 or qubits[0] not in slot:
                 raise _Unsupported(f"instruction {op.name!r} on qubits {qubits} is not a gate on one packed qubit")
             q = qubits[0]
-            after = self._error(op.name, q)
             if op.is_parameterized():
                 if op.name not in _AXES:
                     raise _Unsupported(f"parameterised gate {op.name!r} has no known rotation axis")
-                steps[slot[q]].append(_Rotation(_AXES[op.name], *_linear(op.params[0]), after))
-                continue
-            if op.name in ("measure", "reset", "delay") or not hasattr(op, "to_matrix"):
+                steps[slot[q]].append(_Rotation(_AXES[op.name], *_linear(op.params[0])))
+            elif op.name in ("measure", "reset", "delay") or not hasattr(op, "to_matrix"):
                 raise _Unsupported(f"instruction {op.name!r} is not a unitary gate")
-            ptm = unitary_ptm(op.to_matrix())
-            ptm = ptm if after is None else after @ ptm
-            merged = steps[slot[q]] and not isinstance(steps[slot[q]][-1], _Rotation)
-            if merged:
-                steps[slot[q]][-1] = ptm @ steps[slot[q]][-1]
             else:
-                steps[slot[q]].append(ptm)
+                _then(steps[slot[q]], unitary_ptm(op.to_matrix()))
+            _then(steps[slot[q]], self._error(op.name, q))  # the gate's error follows it
         for q, phys in enumerate(packed.physical):  # an error on "measure" acts before the readout
-            before = self._error("measure", phys)
-            if before is not None:
-                steps[q].append(before)
+            _then(steps[q], self._error("measure", phys))
         return steps
 
     def unsupported(self, packed: Packed, scale: int = 1) -> str | None:
@@ -191,26 +206,26 @@ class ProductExecutor:
     # ---------------------------------------------------------------- run
     def exact(self, packed: Packed, scale: int, rows: np.ndarray) -> np.ndarray:
         """(n, k P) packed rows -> (n, k) exact noisy <Z> before readout."""
-        program = self._program(packed, scale)
         out = np.empty((len(rows), packed.k))
-        for q, steps in enumerate(program):
-            bloch = np.zeros((len(rows), 4))
-            bloch[:, 0] = bloch[:, 3] = 1.0  # |0>
+        for slots, steps in self._program(packed, scale):
+            bloch = np.zeros((len(slots), len(rows), 4))  # (g, n, 4)
+            bloch[..., 0] = bloch[..., 3] = 1.0  # |0>
             for step in steps:
-                if isinstance(step, _Rotation):
-                    bloch = _rotate(bloch, step.axis, step.scale * rows[:, step.column] + step.offset)
-                    if step.after is not None:
-                        bloch = bloch @ step.after.T
+                if isinstance(step, tuple):
+                    axis, columns, scales, offsets = step
+                    _rotate(bloch, axis, rows[:, columns].T * scales[:, None] + offsets[:, None])
                 else:
-                    bloch = bloch @ step.T
-            out[:, q] = bloch[:, 3]
+                    bloch = bloch @ step
+            out[:, slots] = bloch[..., 3].T
         return np.clip(out, -1.0, 1.0)
 
     def rates(self, packed: Packed) -> tuple[np.ndarray, np.ndarray]:
         """Readout rates (e01, e10) on the packed qubits (zero without shots: exact values have no readout)."""
         if self.shots is None:
             return np.zeros(packed.k), np.zeros(packed.k)
-        return noise_model_readout(self.noise_model, list(packed.physical))
+        if id(packed) not in self._rates:
+            self._rates[id(packed)] = (packed, noise_model_readout(self.noise_model, list(packed.physical)))
+        return self._rates[id(packed)][1]
 
     def task(self, packed: Packed, scale: int, rows: np.ndarray, repeats: int) -> Task:
         """A local job of rows (n, k P) at noise `scale`; collect -> ((repeats, n, k), rates)."""
@@ -223,6 +238,16 @@ class ProductExecutor:
             return _LocalJob(binomial_estimates(self.rng, np.repeat(exact, repeats, 0), self.shots, *rates))
 
         return Task(submit, lambda values: (values, rates), len(rows) * repeats)
+
+
+def _then(steps: list, ptm: np.ndarray | None) -> None:
+    """Append a (4, 4) PTM to a slot's steps, merged into a trailing fixed step (None: nothing)."""
+    if ptm is None:
+        return
+    if steps and not isinstance(steps[-1], _Rotation):
+        steps[-1] = ptm @ steps[-1]
+    else:
+        steps.append(ptm)
 
 
 def _linear(angle) -> tuple[int, float, float]:
