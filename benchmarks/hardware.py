@@ -12,6 +12,9 @@ Two parts, each measured side by side in one run:
   one for the runtime rows), the first call's wall. `--quick` skips the runtime rows.
 - the README's example: QKAN [2, 3, 1] forward + backward on a fresh FakeSherbrooke
   (`--readme-runtime` adds the runtime route, minutes).
+- KANQAS circuits (kanqas.hardware): Bell and GHZ-3 fidelity and the H2 energy of the textbook
+  circuits on FakeManilaV2 and FakeSherbrooke (quick: Manila only), raw and readout-mitigated
+  with shot standard errors, against the noiseless values.
 - mitigation on FakeManilaV2's noise (AerSimulator.from_backend, exact noisy values + binomial
   shots, `--mit-shots` shots): a [2, 2, 1] QKAN trained in closed form, its first layer's edge
   values raw, with readout inversion, and with readout + ZNE (1, 3, 5 folds, linear
@@ -125,6 +128,36 @@ def _mitigation_rows(args) -> list[dict]:
     return rows
 
 
+def _kanqas_rows(args) -> list[dict]:
+    """Bell and GHZ-3 fidelity and the H2 energy of the textbook circuits on fake backends."""
+    from qiskit_ibm_runtime.fake_provider import FakeManilaV2, FakeSherbrooke
+
+    from qkan.kanqas.circuit import Circuit
+    from qkan.kanqas.ground_state import GroundState
+    from qkan.kanqas.hardware import run_on_backend
+    from qkan.kanqas.state_prep import StatePrep
+
+    h2 = GroundState("h2")
+    h2_circuit = Circuit(4, initial_bits=h2.initial_bits)
+    h2_circuit.append("RY", (2,))
+    for target in (3, 0, 1):
+        h2_circuit.append("CNOT", (2, target))
+    h2.optimize(h2_circuit, rng=np.random.default_rng(args.seed))
+    jobs = [(StatePrep("bell"), None), (StatePrep("ghz", 3), None), (h2, h2_circuit)]
+    backends = [FakeManilaV2()] + ([] if args.quick else [FakeSherbrooke()])
+    rows = []
+    for backend in backends:
+        for task, circuit in jobs:
+            with h.Stopwatch() as sw:
+                est = run_on_backend(circuit or task.reference_circuit(), task, backend, shots=args.kanqas_shots,
+                                     seed=args.seed)
+            rows.append({"backend": est.backend, "task": f"{task.name} {est.quantity}", "noiseless": est.noiseless,
+                         "raw": est.raw, "raw_stderr": est.raw_stderr, "mitigated": est.value, "stderr": est.stderr,
+                         "error": est.error, "qubits": str(list(est.physical_qubits)), "wall_s": sw.wall_s,
+                         "cpu_s": sw.cpu_s})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = h.make_parser("hardware", __doc__)
     parser.add_argument("--reps", type=int, default=3)
@@ -137,6 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--mit-batch", type=int, default=None, help="samples for mitigation (default 32; quick 4)")
     parser.add_argument("--mit-shots", type=int, default=20_000)
     parser.add_argument("--train-steps", type=int, default=None, help="closed-form Adam steps (default 100; quick 5)")
+    parser.add_argument("--kanqas-shots", type=int, default=8000, help="shots per basis for the KANQAS circuits")
     parser.add_argument("--seed", type=int, default=0)
     args = h.parse_args(parser, argv)
     args.pack_batch = args.pack_batch or (2 if args.quick else 16)
@@ -161,7 +195,13 @@ def main(argv: list[str] | None = None) -> dict:
                                ("error_vs_raw", "vs raw", ".3f"), ("values", "values", ""),
                                ("cpu_s", "cpu [s]", ".2f"), ("wall_s", "wall [s]", ".2f")],
                   f"QKAN [2, 2, 1] first layer, reps={args.reps}, {args.mit_shots} shots, FakeManilaV2 noise")
-    return h.save(args, "hardware", packing + readme + mitigation)
+    kanqas = _kanqas_rows(args)
+    h.print_table(kanqas, [("backend", "backend", ""), ("task", "circuit", ""), ("noiseless", "noiseless", ".4f"),
+                           ("raw", "raw", ".4f"), ("raw_stderr", "+-", ".4f"), ("mitigated", "readout-mitigated", ".4f"),
+                           ("stderr", "+-", ".4f"), ("error", "mitigated - noiseless", ".4f"), ("qubits", "qubits", ""),
+                           ("cpu_s", "cpu [s]", ".2f"), ("wall_s", "wall [s]", ".2f")],
+                  f"KANQAS textbook circuits (kanqas.hardware), {args.kanqas_shots} shots per basis")
+    return h.save(args, "hardware", packing + readme + mitigation + kanqas)
 
 
 if __name__ == "__main__":

@@ -696,3 +696,70 @@ def test_a_singular_readout_calibration_raises():
     layer._evaluator = QiskitEvaluator(_StubEstimator(lambda n: 1.0), mitigation={"readout": True})
     with pytest.raises(ValueError, match=r"readout calibration is singular"):
         layer.edge_outputs(_inputs(1, 1))
+
+
+# ------------------------------------------------------------------------------ tiling general circuits (issue 28)
+def _bell():
+    from qiskit import QuantumCircuit
+
+    qc = QuantumCircuit(2, 2)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.measure([0, 1], [0, 1])
+    return qc
+
+
+def _ghz3():
+    from qiskit import QuantumCircuit
+
+    qc = QuantumCircuit(3, 3)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.cx(1, 2)
+    qc.measure(range(3), range(3))
+    return qc
+
+
+def test_tiled_circuits_land_on_disjoint_connected_good_regions():
+    from qkan.simulators.hardware.layout import auto_qubits
+    from qkan.simulators.hardware.tiling import tile_circuits
+
+    fake = FakeSherbrooke()
+    circuits = [_bell(), _ghz3(), _bell(), _bell()]
+    tiling = tile_circuits(circuits, fake, seed=0)
+    edges = {tuple(sorted(e)) for e in fake.target.build_coupling_map().get_edges()}
+    good = set(auto_qubits(fake.target, 1))
+    used = [q for region in tiling.regions for q in region]
+    assert len(used) == len(set(used)) == 9 and set(used) <= good
+    for circuit, region in zip(circuits, tiling.regions):  # every two-qubit gate on a coupler of its region
+        for inst in circuit.data:
+            if inst.operation.num_qubits == 2:
+                a, b = (region[circuit.find_bit(q).index] for q in inst.qubits)
+                assert tuple(sorted((a, b))) in edges
+    with pytest.raises(ValueError, match=r"circuit \d+ \(3 qubits\) does not fit the \d+ free well-calibrated qubits"):
+        tile_circuits([_ghz3()] * 40, fake)
+
+
+def test_tiled_counts_are_distributed_as_separate_runs():
+    """FakeManilaV2 noise: two Bell circuits tiled in one job against each run alone on its region
+    (two-sample chi-square over the 4 outcomes, 3 degrees of freedom)."""
+    from qiskit.primitives import BackendSamplerV2
+    from qiskit.transpiler import generate_preset_pass_manager
+
+    from qkan.simulators.hardware.tiling import run_tiled, tile_circuits
+
+    fake, shots = FakeManilaV2(), 8000
+    circuits = [_bell(), _bell()]
+    tiled = run_tiled(circuits, fake, shots=shots, seed=1, max_readout_error=0.05)
+    regions = tile_circuits(circuits, fake, seed=1, max_readout_error=0.05).regions
+    for counts, region in zip(tiled, regions):
+        isa = generate_preset_pass_manager(optimization_level=1, backend=fake, initial_layout=list(region),
+                                           seed_transpiler=1).run(_bell())
+        alone = BackendSamplerV2(backend=fake, options={"default_shots": shots, "seed_simulator": 2}).run(
+            [isa]).result()[0].data.c.get_counts()
+        keys = ["00", "01", "10", "11"]
+        a, b = np.array([counts.get(k, 0) for k in keys]), np.array([alone.get(k, 0) for k in keys])
+        assert a.sum() == b.sum() == shots and a[0] + a[3] > 0.8 * shots  # mostly Bell outcomes
+        pooled = (a + b) / (2 * shots)
+        chi2 = sum(((x - shots * pooled) ** 2 / (shots * pooled)).sum() for x in (a, b))
+        assert chi2 < 25, (counts, alone)  # chi2(3) exceeds 25 with probability 2e-5

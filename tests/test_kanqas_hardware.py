@@ -121,8 +121,10 @@ def test_h2_energy_on_a_fake_backend():
 @pytest.mark.parametrize(
     "call,error,match",
     [
-        (lambda: estimate_observable("circuit", np.eye(2), AerSimulator()), TypeError, r"`circuit` must be qkan.kanqas.circuit.Circuit; got str"),
-        (lambda: estimate_observable(Circuit(1), np.eye(2), "aer"), TypeError, r"`backend` must be qiskit.providers.backend.BackendV2; got str"),
+        (lambda: estimate_observable("circuit", np.eye(2), AerSimulator()), TypeError,
+         r"`circuit` must be qkan.kanqas.circuit.Circuit; got str"),
+        (lambda: estimate_observable(Circuit(1), np.eye(2), "aer"), TypeError,
+         r"`backend` must be qiskit.providers.backend.BackendV2; got str"),
         (lambda: estimate_observable(Circuit(1), np.eye(4), AerSimulator()), ValueError,
          r"`observable` must be a Hermitian \(2, 2\) matrix for 1 qubits; got shape \(4, 4\)"),
         (lambda: estimate_observable(Circuit(1), np.eye(2), AerSimulator(), shots=0), ValueError, r"`shots` must be"),

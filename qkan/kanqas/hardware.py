@@ -116,25 +116,6 @@ def _final_qubits(isa, n: int) -> list[int]:
     return list(range(n)) if isa.layout is None else list(isa.layout.final_index_layout()[:n])
 
 
-def _sampler(backend, shots: int, seed: int | None):
-    """A SamplerV2 for `backend`: qiskit's BackendSamplerV2 on local backends, the runtime's otherwise."""
-    from qiskit_aer import AerSimulator
-
-    from qkan.simulators.qiskit import _is_fake
-
-    if isinstance(backend, AerSimulator) or _is_fake(backend):
-        from qiskit.primitives import BackendSamplerV2
-
-        options = {"default_shots": shots}
-        if seed is not None:
-            options["seed_simulator"] = seed
-        return BackendSamplerV2(backend=backend, options=options)
-    runtime = require("qiskit_ibm_runtime", "qiskit", "running on IBM backends")
-    sampler = runtime.SamplerV2(mode=backend)
-    sampler.options.default_shots = shots
-    return sampler
-
-
 def estimate_observable(circuit: Circuit, observable: np.ndarray, backend, *, shots: int = 4000,
                         readout_mitigation: bool = True, initial_layout: list[int] | None = None,
                         optimization_level: int = 1, seed: int | None = None,
@@ -160,6 +141,7 @@ def estimate_observable(circuit: Circuit, observable: np.ndarray, backend, *, sh
     from qiskit.transpiler import generate_preset_pass_manager
 
     from qkan.kanqas.statevector import run
+    from qkan.simulators.hardware.executors import sampler_for
 
     check_type("circuit", circuit, Circuit)
     check_type("backend", backend, BackendV2)
@@ -185,7 +167,7 @@ def estimate_observable(circuit: Circuit, observable: np.ndarray, backend, *, sh
     circuits = [_measured(isa, n, basis) for basis, _ in groups]
     if readout_mitigation:
         circuits += [_measured(isa, n, None), _measured(isa, n, None, flip=True)]
-    result = _sampler(backend, shots, seed).run(circuits).result()
+    result = sampler_for(backend, shots, seed).run(circuits).result()
     freqs = []
     bits = _parities(n)
     for pub in result:

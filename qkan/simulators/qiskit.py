@@ -38,7 +38,7 @@ import torch
 
 from qkan._checks import check_bool, check_choice, check_int, check_number, check_type
 from qkan.simulators.base import Evaluator
-from qkan.simulators.hardware.executors import AerExecutor, EstimatorExecutor
+from qkan.simulators.hardware.executors import AerExecutor, EstimatorExecutor, is_fake_backend as _is_fake
 from qkan.simulators.hardware.jobs import QiskitJobError, run_tasks
 from qkan.simulators.hardware.layout import auto_qubits, calibration_report, rank_qubits
 from qkan.simulators.hardware.mitigation import parse_mitigation
@@ -63,15 +63,6 @@ def _shots_precision(shots: int) -> float:
     while math.ceil(1 / p**2) > shots:
         p = math.nextafter(p, math.inf)
     return p
-
-
-def _is_fake(backend) -> bool:
-    """True for qiskit-ibm-runtime fake backends (local, seedable)."""
-    try:
-        from qiskit_ibm_runtime.fake_provider.fake_backend import FakeBackendV2
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(backend, FakeBackendV2)
 
 
 def _fake_noise_model(backend):
@@ -353,7 +344,8 @@ class QiskitEvaluator(Evaluator):
         k = max(1, min(k, M))
         key = (ansatz.name, reps, k)
         if key not in self._packed:
-            if self._product is None and _is_fake(self._target) and k > _WIDE and self._target.options.get("method", "automatic") == "automatic":
+            own_simulator = self._product is None and _is_fake(self._target)  # the fake's Aer runs the circuits
+            if own_simulator and k > _WIDE and self._target.options.get("method", "automatic") == "automatic":
                 self._target.set_options(method="matrix_product_state")  # wide product circuits in local mode
             self._packed[key] = pack_circuit(ansatz, reps, k, self._target, None if layout is None else layout[:k],
                                              self.optimization_level, self.seed)
