@@ -5,7 +5,7 @@ The circuit is read from the ansatz spec (qkan.circuits.ansatz), never from per-
     H, then for l = 0..R-1: rep_gates with theta[l, p], encoding_gate at the encoded angle;
     then final_gates with theta[R, p];  f = <Z>.
 
-Qiskit's RX/RY/RZ(a) = exp(-i a P / 2) use the same convention as shared/design/daruan.md.
+Qiskit's RX/RY/RZ(a) = exp(-i a P / 2) use the same convention as qkan.circuits.ansatz.
 Qiskit is imported when a function here is first called.
 """
 

@@ -4,7 +4,7 @@ A layer forward is one evaluation of M = N x O x I (sample, edge) parameter sets
 phi...]; ``pack`` of them run side by side on as many physical qubits of one circuit
 (hardware.packing), on qubits chosen from the backend's calibration (hardware.layout), with
 optional mitigation (hardware.mitigation). Gradients use the parameter-shift rule
-(shared/design/daruan.md) on every gate angle, all shifts of a backward pass in one more
+(f(a + pi/2) - f(a - pi/2)) / 2 on every gate angle, all shifts of a backward pass in one more
 evaluation, on mitigated values too; torch's chain rule then gives df/dx = sum_l w_l df/dphi_l,
 df/dw_l = x df/dphi_l and df/db_l = df/dphi_l. The rule is exact for noisy expectations too,
 since every parameter enters one rotation exp(-i a P / 2).
@@ -86,7 +86,7 @@ def _layer_name(layer) -> str:
 
 
 class QiskitEvaluator(Evaluator):
-    """DARUAN edges through Aer, fake or real IBM backends (option names: shared/design/api.md).
+    """DARUAN edges through Aer, fake or real IBM backends (docs/hardware.md is the guide).
 
     Args:
         backend: None, an AerSimulator, a BackendV2 (e.g. FakeManilaV2 or an IBM backend from
