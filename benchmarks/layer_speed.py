@@ -13,7 +13,8 @@ timed round-robin (one call of each case per round, so machine load hits all ali
 - P3: peak memory of one forward+backward at B=4096, 256 -> 256, R=3 (quick: B=1024,
   128 -> 128) for the fixed and the edge encoding against the floor, each in a fresh process
   (peak RSS growth over the state after building the module and input).
-Targets (issue 13): P1 <= 2x the floor; P2 >= 100x the reference; P3 <= 2x the floor.
+- cache: no-grad inference with the closed-form coefficient cache hit against a recompile per call.
+Targets: P1 <= 2x the floor; P2 >= 100x the reference; P3 <= 2x the floor.
 OMP_WAIT_POLICY defaults to PASSIVE here (see below); set it to ACTIVE to time spinning workers.
 """
 
@@ -125,6 +126,32 @@ def _reference(python: str, I: int, O: int, R: int, B: int, repeats: int) -> dic
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _cache_rows(repeats: int) -> list[dict]:
+    """The closed-form coefficient cache in no-grad inference (acting in RL): a hit (values compared
+    with the kept copy) against a recompile on every call, for a few layer shapes and batch sizes."""
+    import torch
+
+    from qkan import QKANLayer
+
+    rows = []
+    for I, O, B in ((84, 16, 1), (64, 64, 1), (64, 64, 256)):
+        layer = QKANLayer(I, O, reps=3, seed=0)
+        x = torch.rand(B, I)
+        evaluator = layer.get_evaluator()
+
+        def hit():
+            with torch.no_grad():
+                layer(x)
+
+        def miss():
+            evaluator._cache = None  # as if the values had changed
+            hit()
+
+        for case, t in h.time_round_robin({"hit": hit, "recompile": miss}, repeats=repeats).items():
+            rows.append(dict(section="cache", case=f"no-grad {I}->{O} B={B} {case}", threads=torch.get_num_threads(), **t.ms()))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = h.make_parser("layer_speed", __doc__, reference=True)
     parser.add_argument("--thread-counts", default="1,2", help="comma-separated torch thread counts to time (default 1,2)")
@@ -168,6 +195,9 @@ def main(argv: list[str] | None = None) -> dict:
     for case in ("floor", "fixed", "edge"):
         rows.append(dict(section="P3", case=f"peak memory {case}, B={mB}, {mI}->{mI}", threads=counts[0],
                          peak_mb=memory[case] / 2**20, x_floor_memory=memory[case] / memory["floor"]))
+
+    h.setup_threads(counts[0])
+    rows += _cache_rows(3 if args.quick else 200)
 
     h.print_table(
         rows,

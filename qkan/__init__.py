@@ -8,6 +8,7 @@ import importlib
 
 from qkan import data
 from qkan.activation import DARUAN
+from qkan.circuits.ansatz import register_ansatz
 from qkan.hqkan import HQKAN, FFNReport, replace_ffn
 from qkan.interpret import attribution, prune, regularization
 from qkan.layers import QKANLayer
@@ -30,6 +31,7 @@ __all__ = [
     "kanqas",
     "model_formulas",
     "prune",
+    "register_ansatz",
     "register_evaluator",
     "regularization",
     "replace_ffn",

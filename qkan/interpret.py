@@ -45,11 +45,9 @@ def edge_activations(layer: QKANLayer, x: torch.Tensor) -> torch.Tensor:
 
 
 def _layer_activations(model: nn.Module, x: torch.Tensor) -> Iterator[tuple[QKANLayer, torch.Tensor]]:
-    """(layer, phi (N, O, I)) for every layer, feeding each layer's output to the next."""
-    for k, layer in enumerate(model.layers):
-        phi = edge_activations(layer, layer.hidden_input(x) if k else x)
-        yield layer, phi
-        x = phi.sum(-1) if layer.bias is None else phi.sum(-1) + layer.bias  # (N, O)
+    """(layer, phi (N, O, I)) for every layer, each on the input it receives in the model."""
+    for layer, h in model.layer_inputs(x):
+        yield layer, edge_activations(layer, h)
 
 
 def _entropy(scale: torch.Tensor) -> torch.Tensor:
@@ -162,29 +160,6 @@ def prune_plan(model: nn.Module, node_th: float = 1e-2, edge_th: float = 3e-2, x
     return PrunePlan([k.nonzero().flatten() for k in keep], masks)
 
 
-def _sliced(param: torch.Tensor | None, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor | None:
-    """param (A, B, ...) restricted to rows and cols; a leading dim of 1 (grouped) is kept as is."""
-    if param is None:
-        return None
-    out = param.detach()
-    if out.shape[0] > 1:
-        out = out[rows]
-    if out.dim() > 1 and out.shape[1] > 1:
-        out = out[:, cols]
-    return out
-
-
-def _slice_layer(layer: QKANLayer, rows: torch.Tensor, cols: torch.Tensor, mask: torch.Tensor) -> QKANLayer:
-    """A new QKANLayer with the outputs `rows` and inputs `cols` of `layer` and mask[rows][:, cols]."""
-    new = layer.derived(in_dim=len(cols), out_dim=len(rows))
-    with torch.no_grad():
-        for name, param in new.named_parameters():
-            source = getattr(layer, name)
-            param.copy_(source.detach()[rows] if name == "bias" else _sliced(source, rows, cols))
-        new.mask.copy_(mask[rows][:, cols])
-    return new
-
-
 def prune(model: nn.Module, node_th: float = 1e-2, edge_th: float = 3e-2, x: torch.Tensor | None = None) -> nn.Module:
     """A new, smaller QKAN without unimportant hidden nodes and with unimportant edges masked.
 
@@ -204,7 +179,7 @@ def prune(model: nn.Module, node_th: float = 1e-2, edge_th: float = 3e-2, x: tor
     """
     plan = prune_plan(model, node_th, edge_th, x)
     layers = [
-        _slice_layer(layer, plan.nodes[l + 1], plan.nodes[l], plan.masks[l]) for l, layer in enumerate(model.layers)
+        layer.sliced(plan.nodes[l + 1], plan.nodes[l], plan.masks[l]) for l, layer in enumerate(model.layers)
     ]
     pruned = type(model).from_layers(layers)
     if model.reference_input is not None:
@@ -252,7 +227,7 @@ def prune_input(model: nn.Module, threshold: float = 1e-2, x: torch.Tensor | Non
     keep[scores.argmax()] = True
     cols = keep.nonzero().flatten()
     first = model.layers[0]
-    new = _slice_layer(first, _all(first.out_dim, cols), cols, first.mask)
+    new = first.sliced(_all(first.out_dim, cols), cols)
     with torch.no_grad():
         dropped = edge_activations(first, x)[:, :, ~keep].mean(0).sum(-1)  # (O,): mean of the dropped edges
         scale = new.mask * new.post_weight  # (O, I'): d of edge (j, i) enters as scale_ji * d_ji
@@ -266,7 +241,7 @@ def prune_input(model: nn.Module, threshold: float = 1e-2, x: torch.Tensor | Non
                     "has no unmasked kept edge to carry their constant contribution"
                 )
             new.post_bias[j, target] += dropped[j] / scale[j, target]
-    rest = [_slice_layer(layer, _all(layer.out_dim, cols), _all(layer.in_dim, cols), layer.mask) for layer in model.layers[1:]]
+    rest = [layer.sliced(_all(layer.out_dim, cols), _all(layer.in_dim, cols)) for layer in model.layers[1:]]
     pruned = type(model).from_layers([new, *rest])
     pruned.kept_inputs = cols.tolist()
     if model.reference_input is not None:

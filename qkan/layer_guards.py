@@ -3,6 +3,8 @@
 check_input validates and flattens the input, check_domain keeps arccos ansaetze in [-1, 1],
 check_output refuses NaN leaving a layer, in_compute_precision runs evaluators on float32
 copies of bfloat16/float16 parameters. On CUDA every value check is an asynchronous assert.
+Inside torch.func transforms and torch.compile tracing the value checks (finite, range, px
+domain) are skipped, since values cannot be read there; shapes and dtypes are still checked.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 from torch import nn
 
 from qkan._checks import check_type
+from qkan.simulators.base import transformed
 
 __all__ = ["LOW_PRECISION", "PARAM_DTYPES", "check_input", "check_domain", "check_output", "in_compute_precision"]
 
@@ -51,6 +54,8 @@ def check_input(layer, x) -> torch.Tensor:
     flat = x if x.dim() == 2 else x.reshape(-1, layer.in_dim)  # no view (and autograd node) when already 2-d
     if x.numel() == 0:
         return flat
+    if transformed():  # torch.func / torch.compile: values cannot be read on the host while tracing
+        return flat
     low, high = torch.aminmax(x)  # one pass; NaN propagates into both
     if x.device.type == "cpu":  # read on the host: comparisons with NaN are False
         if -bound <= low.item() and high.item() <= bound:
@@ -67,7 +72,7 @@ def check_input(layer, x) -> torch.Tensor:
 
 def check_domain(layer, x: torch.Tensor) -> None:
     """arccos ansaetze need |phi| <= 1 for every encoded angle (x (N, I) validated)."""
-    if not layer.ansatz.arccos or x.numel() == 0:
+    if not layer.ansatz.arccos or x.numel() == 0 or transformed():
         return
     with torch.no_grad():
         worst = layer.encoded_angles(x).abs().amax()
@@ -107,6 +112,8 @@ def check_output(layer, y: torch.Tensor) -> torch.Tensor:
     backend that returned NaN). On CUDA an asynchronous device assert.
     """
     where = f"layer {layer.in_dim} -> {layer.out_dim}"
+    if transformed():
+        return y
     if y.device.type == "cpu":  # a finite sum is the common case: one pass, no bool tensor
         if math.isfinite(y.sum().item()) or bool(torch.isfinite(y).all()):
             return y

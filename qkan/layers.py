@@ -2,7 +2,8 @@
 
     y_j = sum_i m_ji [ c_ji (f_ji(x_i) + d_ji) + beta_ji base(x_i) ]  (+ bias_j)
 
-f_ji is a single-qubit data re-uploading circuit (shared/design/daruan.md, arXiv 2509.14026).
+f_ji is a single-qubit data re-uploading circuit (arXiv 2509.14026; the ansaetze are listed in
+qkan/circuits/ansatz.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from qkan._checks import check_bool, check_choice, check_device, check_int, chec
 from qkan._foreign import reject_foreign
 from qkan.circuits.ansatz import get_ansatz
 from qkan.layer_guards import PARAM_DTYPES
-from qkan.simulators.base import Evaluator, make_evaluator
+from qkan.simulators.base import Evaluator, check_transformable, make_evaluator
 
 __all__ = ["QKANLayer", "BASES", "ENCODINGS", "GROUPS", "MEASURES", "THETA_INITS", "MAX_REPS"]
 
@@ -48,7 +49,7 @@ class QKANLayer(nn.Module):
         in_dim: number of inputs I.
         out_dim: number of outputs O.
         reps: data re-uploading repetitions R (Fourier degree of each edge).
-        ansatz: "pz" | "rpz" | "px" | "real" | "mix" (daruan.md).
+        ansatz: "pz" | "rpz" | "px" | "real" | "mix" (gates in qkan/circuits/ansatz.py).
         encoding: "fixed" (w=1, b=0) | "edge" (trainable w, b per edge and rep)
             | "input" (trainable per input and rep, shared by outputs).
         base: residual activation: "silu" | "identity" | "tanh" | "gelu" | "relu" | "none" | None
@@ -170,7 +171,7 @@ class QKANLayer(nn.Module):
             self.register_parameter("base_weight", None)
         else:
             self.base_weight = nn.Parameter(torch.empty(O, I, **factory))
-        self.bias = nn.Parameter(torch.empty(O, **factory)) if bias else None
+        self.register_parameter("bias", nn.Parameter(torch.empty(O, **factory)) if bias else None)
         self.register_buffer("mask", torch.ones(O, I, **factory))
         self.set_evaluator(evaluator, **(evaluator_options or {}))
         self.reset_parameters()
@@ -205,17 +206,27 @@ class QKANLayer(nn.Module):
             self.mask.fill_(1.0)
 
     # ----------------------------------------------------------------------------- evaluators
-    def set_evaluator(self, name: str = "auto", **options) -> QKANLayer:
+    def set_evaluator(self, name: str | Evaluator = "auto", **options) -> QKANLayer:
         """Choose how the edges are evaluated; parameters are untouched. Returns self.
 
         Args:
-            name: "auto" (closed form where it exists, else su2) or a registered evaluator name
+            name: "auto" (closed form where it exists, else su2), a registered evaluator name
                 (``qkan.simulators.available_evaluators()``: "fourier", "su2", "pennylane",
-                "qiskit" and any added with ``qkan.register_evaluator``).
-            **options: evaluator options. PennyLane: device, diff_method, shots, seed, plus
-                device options such as backend=. Qiskit: backend, shots or precision,
-                optimization_level, seed, max_pub_size, max_circuits_per_job, threads.
+                "qiskit" and any added with ``qkan.register_evaluator``), or an evaluator object
+                (an ``Evaluator`` instance, used as it is: layers derived from this one by
+                extend or prune share it).
+            **options: evaluator options (with a name only). PennyLane: device, diff_method,
+                shots, seed, plus device options such as backend=. Qiskit: backend, shots or
+                precision, optimization_level, seed, max_pub_size, max_circuits_per_job, threads.
         """
+        if isinstance(name, Evaluator):
+            if options:
+                raise ValueError(f"an evaluator object takes no options (they belong to its constructor); got {sorted(options)}")
+            reason = name.unsupported(self)
+            if reason:
+                raise ValueError(f"evaluator {name.name!r} cannot run this layer: {reason}")
+            self._evaluator, self._evaluator_choice = name, (name, {})
+            return self
         if name == "auto":  # resolved once: it depends only on the layer's fixed settings
             if options:
                 raise ValueError(f"evaluator 'auto' takes no options; got {sorted(options)}")
@@ -239,8 +250,8 @@ class QKANLayer(nn.Module):
         """The evaluator object in use ("auto" resolved): its options and counters, e.g. Qiskit's jobs_submitted."""
         return self._evaluator
 
-    def evaluator_choice(self) -> tuple[str, dict]:
-        """(name, options) as given to set_evaluator: what a derived layer (extend, prune) re-creates."""
+    def evaluator_choice(self) -> tuple[str | Evaluator, dict]:
+        """(name or object, options) as given to set_evaluator: what a derived layer (extend, prune) re-creates."""
         name, options = self._evaluator_choice
         return name, dict(options)
 
@@ -355,6 +366,14 @@ class QKANLayer(nn.Module):
         """
         return h if self.ansatz.domain is None else torch.tanh(h)
 
+    def hidden_input_formula(self, expr):
+        """hidden_input on a sympy expression: tanh(expr) for px, expr itself otherwise."""
+        if self.ansatz.domain is None:
+            return expr
+        import sympy
+
+        return sympy.tanh(expr)
+
     def max_input(self) -> float:
         """The largest |x| accepted: eps^(-1/2) of the parameters' dtype (float32: 2896), see the class docstring."""
         return torch.finfo(self.theta.dtype).eps ** -0.5
@@ -365,6 +384,7 @@ class QKANLayer(nn.Module):
         FloatingPointError when the output is not finite (an evaluator returning NaN, e.g. a failed
         estimator, or non-finite parameters): no NaN leaves a layer whose input was finite.
         """
+        check_transformable(self.get_evaluator())
         guards.check_domain(self, x)
         return guards.check_output(self, self.in_compute_precision(lambda xc: self.get_evaluator().forward(self, xc), x))
 
@@ -384,6 +404,7 @@ class QKANLayer(nn.Module):
     def edge_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """f_ji(x_i) before any weights: (*, in_dim) -> (*, out_dim, in_dim)."""
         x2 = self.check_input(x)
+        check_transformable(self.get_evaluator())
         guards.check_domain(self, x2)
         f = guards.check_output(self, self.in_compute_precision(lambda xc: self.get_evaluator().edge_outputs(self, xc), x2))
         return f.reshape(*x.shape[:-1], self.out_dim, self.in_dim)
@@ -455,10 +476,59 @@ class QKANLayer(nn.Module):
         name, options = self.evaluator_choice()
         return new.set_evaluator(name, **options)
 
+    def extended(self, reps: int) -> QKANLayer:
+        """A new layer with `reps` (> self.reps) repetitions and the same function (see QKAN.extend).
+
+        Old repetitions and encodings are copied, the old final gates move to slot `reps`, and new
+        slots take the spec's pad angle (with encoding w = b = 0 where the spec's extension rule is
+        "identity"), so the tail after the old circuit leaves <Z> unchanged.
+        """
+        check_int("reps", reps)
+        if reps <= self.reps:
+            raise ValueError(f"`reps` must be greater than the current reps ({self.reps}); got {reps}")
+        problem = self.ansatz.extension_problem(self.encoding != "fixed")
+        if problem:
+            raise ValueError(f"extend() {problem}")
+        new, R, spec = self.derived(reps=reps), self.reps, self.ansatz
+        with torch.no_grad():
+            theta = torch.full_like(new.theta, spec.pad_angle)  # (O', I', n_slots', k)
+            theta[..., : self.theta.shape[-2], :] = self.theta  # reps 0..R-1 and the old final slot -> slot R
+            new.theta.copy_(theta)
+            if self.enc_weight is not None:
+                if spec.extension == "identity":  # data rotations at phi = 0: identity
+                    new.enc_weight.zero_()
+                    new.enc_bias.zero_()
+                new.enc_weight[..., :R] = self.enc_weight
+                new.enc_bias[..., :R] = self.enc_bias
+            for key, value in self.state_dict().items():
+                if key not in ("theta", "enc_weight", "enc_bias"):
+                    new.state_dict()[key].copy_(value)
+        return new
+
+    def sliced(self, rows: torch.Tensor, cols: torch.Tensor, mask: torch.Tensor | None = None) -> QKANLayer:
+        """A new layer with the outputs `rows` and inputs `cols` of this one (index tensors).
+
+        Parameters are copied (a dimension shared by grouping stays shared); the mask is
+        `mask` (O, I) (default this layer's) restricted to rows and cols. Same settings.
+        """
+        new = self.derived(in_dim=len(cols), out_dim=len(rows))
+        mask = self.mask if mask is None else mask
+        with torch.no_grad():
+            for name, param in new.named_parameters():
+                source = getattr(self, name).detach()
+                if source.shape[0] == self.out_dim:  # (O, ...) unless shared by all outputs
+                    source = source[rows]
+                if name != "bias" and source.shape[1] == self.in_dim:  # (., I, ...) unless shared by all inputs
+                    source = source[:, cols]
+                param.copy_(source)
+            new.mask.copy_(mask[rows][:, cols])
+        return new
+
     def extra_repr(self) -> str:
         base = getattr(self.base, "__name__", "callable") if callable(self.base) else self.base
+        choice = self.evaluator_choice()[0]
         return (
             f"in_dim={self.in_dim}, out_dim={self.out_dim}, reps={self.reps}, ansatz={self.ansatz.name!r}, "
             f"encoding={self.encoding!r}, base={base!r}, group={self.group!r}, measure={self.measure!r}, "
-            f"evaluator={self._evaluator_choice[0]!r}"
+            f"evaluator={choice if isinstance(choice, str) else choice.name!r}"
         )

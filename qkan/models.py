@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -112,10 +112,27 @@ class QKAN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(*, width[0]) -> (*, width[-1]); the input is validated once here."""
+        for layer, h in self.layer_inputs(x):
+            pass
+        return layer.evaluate(h).reshape(*x.shape[:-1], self.width[-1])
+
+    def layer_inputs(self, x: torch.Tensor) -> Iterator[tuple[QKANLayer, torch.Tensor]]:
+        """Every layer with the input it receives inside the model, in order: (layer, h (N, I_k)).
+
+        x (*, width[0]) is validated once and flattened to (N, width[0]); layer k > 0 receives
+        ``layer.hidden_input`` of layer k-1's output (tanh for px, the output itself otherwise).
+        Outputs are computed with ``layer.evaluate`` between the yields, except the last layer's:
+        evaluate it from its input. forward, interpret, plotting and symbolic all read a model
+        through this one loop.
+        """
         h = self.layers[0].check_input(x)
+        last = len(self.layers) - 1
         for k, layer in enumerate(self.layers):
-            h = layer.evaluate(layer.hidden_input(h) if k else h)
-        return h.reshape(*x.shape[:-1], self.width[-1])
+            if k:
+                h = layer.hidden_input(h)
+            yield layer, h
+            if k < last:
+                h = layer.evaluate(h)
 
     def set_evaluator(self, name: str = "auto", **options) -> QKAN:
         """Switch every layer's evaluator (same parameters). Returns self."""
@@ -232,20 +249,8 @@ class QKAN(nn.Module):
         Returns a new model with the same layer settings, dtype, device and evaluator choice
         (``QKANLayer.derived``, the rule prune follows too); self is unchanged.
         """
-        check_int("reps", reps)
-        if reps <= self.reps:
-            raise ValueError(f"`reps` must be greater than the current reps ({self.reps}); got {reps}")
-        first = self.layers[0]
-        problem = first.ansatz.extension_problem(first.encoding != "fixed")
-        if problem:
-            raise ValueError(f"extend() {problem}")
-        layers = []
-        with torch.no_grad():
-            for old in self.layers:
-                new = old.derived(reps=reps)
-                _extend_layer(old, new)
-                layers.append(new)
-        model = QKAN.from_layers(layers)
+        model_layers = [old.extended(reps) for old in self.layers]
+        model = QKAN.from_layers(model_layers)
         model.reference_input = self.reference_input
         return model
 
@@ -299,20 +304,3 @@ class QKAN(nn.Module):
         except (TypeError, ValueError, RuntimeError, KeyError) as err:
             raise ValueError(f"cannot load a QKAN from {str(path)!r}: inconsistent checkpoint ({err})") from None
         return model
-
-
-def _extend_layer(old: QKANLayer, new: QKANLayer) -> None:
-    """Copy `old` into the wider-in-reps `new` layer so both compute the same function."""
-    R, spec = old.reps, old.ansatz
-    theta = torch.full_like(new.theta, spec.pad_angle)  # (O', I', n_slots', k)
-    theta[..., : old.theta.shape[-2], :] = old.theta  # reps 0..R-1 and the old final slot -> slot R
-    new.theta.copy_(theta)
-    if old.enc_weight is not None:
-        if spec.extension == "identity":  # data rotations at phi = 0: identity
-            new.enc_weight.zero_()
-            new.enc_bias.zero_()
-        new.enc_weight[..., :R] = old.enc_weight
-        new.enc_bias[..., :R] = old.enc_bias
-    for key, value in old.state_dict().items():
-        if key not in ("theta", "enc_weight", "enc_bias"):
-            new.state_dict()[key].copy_(value)

@@ -107,9 +107,8 @@ def plot_model(
     ax.set_ylim(-0.15, len(model.layers) + 0.15)
     node_x = [[(k + 0.5) / n for k in range(n)] for n in widths]
     with torch.no_grad():
-        for l, (layer, score) in enumerate(zip(model.layers, scores)):
+        for l, ((layer, x), score) in enumerate(zip(model.layer_inputs(x), scores)):
             O, I = layer.out_dim, layer.in_dim
-            x = layer.hidden_input(x) if l else x  # what this layer receives inside the model (tanh for px)
             lo, hi = x.min(0).values, x.max(0).values  # (I,)
             t = torch.linspace(0, 1, n_points, dtype=x.dtype, device=x.device)[:, None]  # (G, 1)
             curves = edge_activations(layer, lo + (hi - lo) * t).cpu().double()  # (G, O, I)
@@ -130,7 +129,6 @@ def plot_model(
                     span = (c.max() - c.min()).item() or 1.0
                     cy = ey + 0.8 * _BOX_HEIGHT * ((c - c.min()) / span - 0.5)
                     ax.plot(ex + 0.8 * box_w * tx, cy.numpy(), color="tab:purple", lw=1.0, alpha=alpha, gid=f"curve-{l}-{j}-{i}")
-            x = layer(x)  # (N, O): the next layer's inputs
     for l, row in enumerate(node_x):
         ax.scatter(row, [l] * len(row), s=60, color="black", zorder=3)
     for name, nx in zip(in_names, node_x[0]):

@@ -2,9 +2,11 @@
 
 With a closed-form ansatz and the fixed encoding every DARUAN is a trigonometric polynomial,
 
-    f_ji(x) = a_0 + sum_{n=1..R} a_n cos(n x) + b_n sin(n x)      (shared/design/daruan.md)
+    f_ji(x) = a_0 + sum_{n=1..R} a_n cos(n x) + b_n sin(n x)      (the closed form)
 
-(with trainable per-input encodings the frequencies are Omega_m = sum_l m_l w_l instead of n),
+(with trainable per-input encodings the frequencies are Omega_m = sum_l m_l w_l instead of n;
+for px, whose data gate is RX(arccos x), the same series in the angle arccos(x) is a polynomial
+in x and sqrt(1 - x^2): cos(n arccos x) = T_n(x), sin(n arccos x) = sqrt(1 - x^2) U_{n-1}(x)),
 
 so an edge's full contribution phi_ji(x) = m (c (f + d) + beta base(x)) and the whole model are
 exact closed-form expressions: no symbolic regression, no guessed primitives. Hidden layers are
@@ -64,9 +66,18 @@ def _edge_series(layer: QKANLayer, j: int, i: int) -> tuple[float, list, list, l
 
     Fixed encoding: Omega_k = k (integers, from ``layer.fourier_coefficients()``). Per-input
     encoding: Omega_m = sum_l m_l w_il over the frequency vectors m (qkan.simulators.fourier).
+    px (fixed encoding): the series is in the RX angle arccos(x), Omega_k = k.
     """
     import sympy
 
+    if layer.ansatz.arccos:  # px: f = F(arccos(phi)) with F of degree R in the RX angle
+        if layer.encoding != "fixed":
+            raise ValueError("a px layer with trainable encodings has no exact formula (each rep has its own arccos angle)")
+        from qkan.simulators.fourier import sampled_coefficients
+
+        coeffs = sampled_coefficients(layer.ansatz, layer.edge_theta()[j, i].detach().double(), layer.reps).tolist()
+        R = layer.reps
+        return coeffs[0], coeffs[1 : R + 1], coeffs[R + 1 :], [sympy.Integer(n) for n in range(1, R + 1)]
     if layer.encoding != "input":
         coeffs = layer.fourier_coefficients()[j, i].detach().double().tolist()  # [a_0, a_1..a_R, b_1..b_R]
         R = layer.reps
@@ -86,7 +97,8 @@ def edge_formula(layer: QKANLayer, j: int, i: int, tol: float = 1e-8, x: sympy.E
     """Exact contribution phi_ji(x) of edge (j, i) of a layer, coefficients below `tol` dropped.
 
     Args:
-        layer: a QKANLayer with a closed-form ansatz, encoding "fixed" or "input" and measure "z".
+        layer: a QKANLayer with measure "z" and a closed-form ansatz with encoding "fixed" or
+            "input", or px with encoding "fixed".
         j, i: output and input index of the edge.
         tol: coefficients (after multiplying by c) with absolute value below `tol` are dropped.
         x: the edge's input expression; default the symbol ``x``.
@@ -105,8 +117,12 @@ def edge_formula(layer: QKANLayer, j: int, i: int, tol: float = 1e-8, x: sympy.E
     a0, a, b, freq = _edge_series(layer, j, i)
     c = layer.post_weight[j, i].item()
     values = [(c * (a0 + layer.post_bias[j, i].item()), sympy.Integer(1))]
-    values += [(c * an, sympy.cos(w * x)) for an, w in zip(a, freq)]
-    values += [(c * bn, sympy.sin(w * x)) for bn, w in zip(b, freq)]
+    if layer.ansatz.arccos:  # cos(n arccos x) = T_n(x), sin(n arccos x) = sqrt(1 - x^2) U_{n-1}(x)
+        values += [(c * an, sympy.chebyshevt(int(n), x)) for an, n in zip(a, freq)]
+        values += [(c * bn, sympy.sqrt(1 - x**2) * sympy.chebyshevu(int(n) - 1, x)) for bn, n in zip(b, freq)]
+    else:
+        values += [(c * an, sympy.cos(w * x)) for an, w in zip(a, freq)]
+        values += [(c * bn, sympy.sin(w * x)) for bn, w in zip(b, freq)]
     base = None if callable(layer.base) else base_formula(layer.base, x)
     if layer.base_weight is not None:
         if base is None:
@@ -142,7 +158,7 @@ def model_formulas(model: nn.Module, tol: float = 1e-8) -> list:
     rounding when ``tol`` drops nothing significant.
 
     Args:
-        model: a QKAN whose layers all have closed-form ansaetze, encoding "fixed" or "input".
+        model: a QKAN whose layers have closed-form ansaetze (encoding "fixed" or "input") or px (encoding "fixed").
         tol: coefficients with absolute value below `tol` are dropped.
     Returns:
         list of width[-1] sympy expressions.
@@ -156,8 +172,8 @@ def model_formulas(model: nn.Module, tol: float = 1e-8) -> list:
     import sympy
 
     exprs = list(sympy.symbols(f"x_1:{model.layers[0].in_dim + 1}", real=True))
-    for layer in model.layers:
-        exprs = layer_formulas(layer, exprs, tol)
+    for k, layer in enumerate(model.layers):
+        exprs = layer_formulas(layer, [layer.hidden_input_formula(e) for e in exprs] if k else exprs, tol)
     return exprs
 
 
@@ -256,7 +272,9 @@ def auto_symbolic(
     exprs = list(sympy.symbols(f"x_1:{model.layers[0].in_dim + 1}", real=True))
     choices: list[EdgeChoice] = []
     with torch.no_grad():
-        for l, layer in enumerate(model.layers):
+        for l, (layer, h) in enumerate(model.layer_inputs(h)):
+            if l:
+                exprs = [layer.hidden_input_formula(e) for e in exprs]  # what the layer receives (tanh for px)
             t, phi = _edge_curves(layer, h, n_points)
             t, phi = t.double().cpu().numpy(), phi.double().cpu().numpy()
             layer_var = float(phi.var(0).max())
@@ -281,7 +299,6 @@ def auto_symbolic(
                     y = y + sympy.Float(layer.bias[j].item())
                 outputs.append(y)
             exprs = outputs
-            h = layer(h)
     return SymbolicFormulas([_simplify(e) for e in exprs], choices)
 
 

@@ -1,7 +1,8 @@
 """Conformance helpers: check any evaluator against a plain 2x2 statevector.
 
 The reference below is deliberately independent of the evaluators: numpy, explicit matrices
-written from shared/design/daruan.md, one sample and one edge at a time.
+written from the gate sequences of the math contract (docs: the ansaetze), one sample and one edge
+at a time.
 """
 
 from __future__ import annotations
@@ -33,42 +34,35 @@ def _rx(a: float) -> np.ndarray:
     return np.array([[c, -1j * s], [-1j * s, c]])
 
 
+def _gate(name: str, angle: float | None) -> np.ndarray:
+    """The 2x2 matrix of a named gate, written out here (independent of the evaluators)."""
+    fixed = {"H": _H, "X": _X, "Z": _Z}
+    if name in fixed:
+        return fixed[name]
+    return {"RX": _rx, "RY": _ry, "RZ": _rz}[name](angle)
+
+
 def reference_edge(ansatz: str, theta: np.ndarray, phis: np.ndarray, measure: str = "z") -> float:
-    """One DARUAN value from its gate sequence.
+    """One DARUAN value, gate by gate from the ansatz's spec (any registered ansatz).
 
     Args:
-        ansatz: "pz" | "rpz" | "px" | "real" | "mix".
+        ansatz: a registered ansatz name ("pz", "rpz", "px", "real", "mix", or one added with
+            register_ansatz).
         theta: (n_slots, k) angles of one edge.
         phis: (R,) encoding angles phi_l = w_l x + b_l.
         measure: "z" (<Z>) or "amplitude" (|alpha| - |beta|).
     """
+    from qkan.circuits.ansatz import get_ansatz
+
+    spec = get_ansatz(ansatz)
     theta = np.asarray(theta, dtype=float).reshape(len(theta), -1)
     psi = _H @ np.array([1, 0], dtype=complex)
     for l, phi in enumerate(phis):
-        t = theta[l]
-        if ansatz == "pz":
-            gates = [_rz(t[0]), _ry(t[1]), _rz(phi)]
-        elif ansatz == "rpz":
-            gates = [_ry(t[0]), _rz(phi)]
-        elif ansatz == "px":
-            gates = [_rz(t[0]), _rx(np.arccos(phi))]
-        elif ansatz == "real":
-            gates = [_X, _ry(t[0]), _Z, _ry(phi)]
-        elif ansatz == "mix":
-            gates = [_rz(t[0]), _rx(t[1]), _ry(phi)]
-        else:
-            raise ValueError(f"unknown ansatz {ansatz!r}")
-        for g in gates:
-            psi = g @ psi
-    t = theta[len(phis)] if len(theta) > len(phis) else None
-    if ansatz == "pz":
-        psi = _ry(t[1]) @ _rz(t[0]) @ psi
-    elif ansatz == "rpz":
-        psi = _ry(t[0]) @ psi
-    elif ansatz == "px":
-        psi = _rz(t[0]) @ psi
-    elif ansatz == "mix":
-        psi = _rx(t[1]) @ _rz(t[0]) @ psi
+        for g in spec.rep_gates:
+            psi = _gate(g.name, None if g.param is None else theta[l, g.param]) @ psi
+        psi = _gate(spec.encoding_gate, np.arccos(phi) if spec.arccos else phi) @ psi
+    for g in spec.final_gates:
+        psi = _gate(g.name, None if g.param is None else theta[len(phis), g.param]) @ psi
     if measure == "z":
         return float(np.real(np.conj(psi) @ _Z @ psi))
     return float(abs(psi[0]) - abs(psi[1]))
@@ -135,17 +129,23 @@ def random_layer(in_dim: int = 2, out_dim: int = 2, reps: int = 2, *, ansatz: st
     return layer
 
 
-def check_evaluator(name: str, *, gradcheck: bool = True, **options) -> list[dict]:
+def check_evaluator(name: str, *, gradcheck: bool = True, gradgradcheck: bool = True, **options) -> list[dict]:
     """Run the conformance checks on the evaluator registered as `name`; AssertionError on a failure.
 
     On small float64 layers of every case in CONFORMANCE_CASES that the evaluator supports:
     agreement of edge_outputs and forward with the reference statevector (1e-12), gradients by
-    ``torch.autograd.gradcheck`` (x and every parameter), leading dimensions and dtype kept,
-    an empty batch, and a state_dict round trip into a fresh layer giving the same outputs.
+    ``torch.autograd.gradcheck`` and second derivatives by ``torch.autograd.gradgradcheck`` (x and
+    every parameter; plus a float32 second-derivative smoke test against float64), leading
+    dimensions and dtype kept, an empty batch, a state_dict round trip into a fresh layer giving the
+    same outputs, fresh outputs after every route of changing parameters (``.data``, ``copy_``,
+    load_state_dict, functional_call; caches must never serve an old function), and torch.func:
+    ``jacrev`` equal to autograd for evaluators with ``supports_transforms``, a RuntimeError naming
+    the evaluator for the others.
 
     Args:
         name: a registered evaluator name.
         gradcheck: run gradcheck (off for evaluators without gradients).
+        gradgradcheck: run the second-derivative checks (needs gradcheck).
         **options: options for ``set_evaluator(name, **options)``.
     Returns:
         the cases that were checked (at least one, or AssertionError).
@@ -175,6 +175,8 @@ def check_evaluator(name: str, *, gradcheck: bool = True, **options) -> list[dic
         clone = QKANLayer(2, 2, 2, seed=11, dtype=torch.float64, **case).set_evaluator(name, **options)
         clone.load_state_dict(layer.state_dict())
         assert torch.allclose(clone(x), layer(x), atol=1e-12, rtol=0), f"{name}: state_dict round trip changes outputs"
+        _check_update_routes(layer, x, f"{name} {case}")
+        _check_transforms(layer, x, f"{name} {case}")
         if gradcheck:
             names, params = zip(*layer.named_parameters())
 
@@ -183,9 +185,87 @@ def check_evaluator(name: str, *, gradcheck: bool = True, **options) -> list[dic
 
             xg = x[:2].clone().requires_grad_(True)
             assert torch.autograd.gradcheck(fn, (xg, *params), atol=1e-6), f"{name}: gradcheck failed for {case}"
+            if gradgradcheck:
+                # gradgradcheck differences the create_graph gradients against themselves: check them against the plain ones
+                plain = torch.autograd.grad(fn(xg, *params).pow(2).sum(), (xg, *params), allow_unused=True)
+                graph = torch.autograd.grad(fn(xg, *params).pow(2).sum(), (xg, *params), create_graph=True, allow_unused=True)
+                for a, b in zip(plain, graph):
+                    assert (a is None) == (b is None) and (a is None or torch.allclose(a, b, atol=1e-12, rtol=1e-12)), (
+                        f"{name}: gradients with create_graph=True differ from the plain ones for {case}"
+                    )
+                ok = torch.autograd.gradgradcheck(fn, (xg, *params), atol=1e-6)
+                assert ok, f"{name}: gradgradcheck failed for {case}"
+                _check_float32_second_derivative(layer, x, f"{name} {case}")
         checked.append(case)
     assert checked, f"evaluator {name!r} supports none of the conformance cases"
     return checked
+
+
+def _second_derivative(layer, x: torch.Tensor) -> torch.Tensor:
+    """d2/dx2 of sum(layer(x)) per input value (the Laplacian terms), through create_graph."""
+    x = x.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(layer(x).sum(), x, create_graph=True)
+    (h,) = torch.autograd.grad(g.sum(), x)
+    return h
+
+
+def _check_float32_second_derivative(layer, x: torch.Tensor, what: str) -> None:
+    """The float32 copy of the layer gives the float64 second derivatives to float32 accuracy."""
+    import copy
+
+    expected = _second_derivative(layer, x)
+    single = copy.deepcopy(layer).float()
+    got = _second_derivative(single, x.float()).double()
+    assert torch.allclose(got, expected, atol=2e-3, rtol=2e-3), f"{what}: float32 second derivatives {got} vs float64 {expected}"
+
+
+def _check_update_routes(layer, x: torch.Tensor, what: str) -> None:
+    """Outputs follow every way of changing parameters: .data, copy_, load_state_dict, functional_call."""
+    import copy
+
+    def fresh(params: dict) -> torch.Tensor:  # the function of `params`, computed by a new layer
+        other = copy.deepcopy(layer)
+        other.load_state_dict(params, strict=False)
+        name, options = layer.evaluator_choice()
+        if isinstance(name, str):  # a new evaluator object: nothing cached
+            other.set_evaluator(name, **options)
+        with torch.no_grad():
+            return other(x)
+
+    gen = torch.Generator().manual_seed(13)
+    step = {k: 0.3 * torch.randn(p.shape, generator=gen, dtype=p.dtype) for k, p in layer.named_parameters()}
+    with torch.no_grad():
+        layer(x)  # fill any cache
+        for k, p in layer.named_parameters():
+            p.data.add_(step[k])
+        after = {k: p.detach().clone() for k, p in layer.named_parameters()}
+        assert torch.allclose(layer(x), fresh(after), atol=1e-12, rtol=0), f"{what}: stale output after a .data update"
+        for k, p in layer.named_parameters():
+            p.copy_(p - step[k])
+        before = {k: p.detach().clone() for k, p in layer.named_parameters()}
+        assert torch.allclose(layer(x), fresh(before), atol=1e-12, rtol=0), f"{what}: stale output after copy_"
+        layer.load_state_dict(after, strict=False)
+        assert torch.allclose(layer(x), fresh(after), atol=1e-12, rtol=0), f"{what}: stale output after load_state_dict"
+        for params in (before, after, before):
+            y = torch.func.functional_call(layer, params, (x,))
+            assert torch.allclose(y, fresh(params), atol=1e-12, rtol=0), f"{what}: stale output under functional_call"
+        layer.load_state_dict(before, strict=False)
+
+
+def _check_transforms(layer, x: torch.Tensor, what: str) -> None:
+    """torch.func.jacrev equals autograd's Jacobian, or the evaluator refuses by name."""
+    if not getattr(layer.get_evaluator(), "supports_transforms", False):
+        try:
+            torch.func.jacrev(layer)(x)
+        except RuntimeError as err:
+            assert layer.evaluator in str(err), f"{what}: the torch.func error must name the evaluator; got {err}"
+            return
+        raise AssertionError(f"{what}: torch.func.jacrev ran although the evaluator does not declare supports_transforms")
+    jac = torch.func.jacrev(layer)(x)  # (N, O, N, I)
+    expected = torch.autograd.functional.jacobian(layer, x)
+    assert torch.allclose(jac, expected, atol=1e-12, rtol=0), f"{what}: jacrev differs from autograd"
+    per_sample = torch.func.vmap(layer)(x)
+    assert torch.allclose(per_sample, layer(x), atol=1e-12, rtol=0), f"{what}: vmap differs from the batched call"
 
 
 def _unsupported(layer, name: str, options: dict) -> str | None:

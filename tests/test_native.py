@@ -18,8 +18,8 @@ from qkan import QKANLayer
 from qkan.circuits.ansatz import ANSATZE
 from qkan.simulators import native
 from qkan.simulators.fourier import compile_coefficients, compile_matrix
-from qkan.simulators.native.ops import native_table, supports
-from qkan.simulators.su2 import Prepared, prepare
+from qkan.simulators.native.ops import native_table, prepared_table, supports
+from qkan.simulators.su2 import prepare
 from qkan.testing import reference_layer
 
 #: the fallback tests below run without a compiler too; everything else needs the kernels
@@ -44,16 +44,6 @@ def _layer(ansatz="pz", encoding="edge", measure="z", in_dim=3, out_dim=2, reps=
 
 def _inputs(n: int, in_dim: int, seed: int = 0) -> torch.Tensor:
     return (torch.rand(n, in_dim, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)) * 1.2 - 0.6)
-
-
-def prepared_table(prepared: Prepared, measure: str) -> torch.Tensor:
-    """The kernels' table layout from the torch prepare: psi (a, b); per data rotation l = 1..R-1
-    the gate entries V00, V01, V10, V11; then m00 (real part), m01 for "z" or F00..F11 for
-    "amplitude"; each complex entry as (real, imag) -> (*edge, P)."""
-    entries = [*prepared.psi, *(v for gate in prepared.V for v in gate)]
-    m = prepared.M
-    readout = [m[0].real, m[1].real, m[1].imag] if measure == "z" else [t for z in m for t in (z.real, z.imag)]
-    return torch.stack([t for z in entries for t in (z.real, z.imag)] + readout, dim=-1)
 
 
 def _grads(layer: QKANLayer, x: torch.Tensor, edges: bool = False) -> list[torch.Tensor]:

@@ -109,8 +109,8 @@ def test_masked_edge_and_errors():
         edge_formula(layer, 0, 0, tol=-1)
     with pytest.raises(ValueError, match="`inputs` must have 2 expressions"):
         layer_formulas(layer, [x[0]])
-    with pytest.raises(ValueError, match="fourier_coefficients"):
-        model_formulas(QKAN([1, 1], reps=1, ansatz="px"))
+    with pytest.raises(ValueError, match="px layer with trainable encodings has no exact formula"):
+        model_formulas(QKAN([1, 1], reps=1, ansatz="px", encoding="edge"))
     with pytest.raises(ValueError, match="fourier_coefficients"):
         model_formulas(QKAN([1, 1], reps=1, encoding="edge"))
     with pytest.raises(ValueError, match="no exact trigonometric formula: per-input encodings compile"):
@@ -208,3 +208,22 @@ def test_library_formula_is_the_fitted_curve(name):
     if prim.degree is not None:  # powers read a b^n (x + c / b)^n: the inner scale is gone
         assert sympy.Float(-0.8) not in expr.atoms(sympy.Float)
     np.testing.assert_allclose(sympy.lambdify(sym, expr)(x), fit(x), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("width", [[2, 1], [2, 3, 2, 1]])
+def test_px_models_have_exact_formulas_at_any_depth(width):
+    """px edges are polynomials in x and sqrt(1 - x^2) (Chebyshev T and U); deep px layers see tanh."""
+    model = QKAN(width, reps=2, ansatz="px", seed=0, dtype=torch.float64)
+    x = torch.rand(40, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    formula = model_formulas(model)[0]
+    got = sympy.lambdify(sympy.symbols("x_1:3", real=True), formula)(x[:, 0].numpy(), x[:, 1].numpy())
+    np.testing.assert_allclose(got, model(x)[:, 0].detach().numpy(), rtol=0, atol=1e-12)
+
+
+def test_auto_symbolic_runs_on_deep_px_models():
+    """auto_symbolic composes through the px hidden map (tanh): it used to refuse every deep px model."""
+    model = QKAN([2, 3, 1], reps=2, ansatz="px", seed=0, dtype=torch.float64)
+    x = torch.rand(60, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    formula = model.auto_symbolic(x=x, r2_threshold=1.0)[0]  # nothing short passes R^2 = 1: the exact form everywhere
+    got = sympy.lambdify(sympy.symbols("x_1:3", real=True), formula)(x[:, 0].numpy(), x[:, 1].numpy())
+    np.testing.assert_allclose(got, model(x)[:, 0].detach().numpy(), rtol=0, atol=1e-9)

@@ -6,8 +6,9 @@ A DARUAN on one qubit is
 
 where ``G_l`` is the rep's list of trainable or fixed gates (``rep_gates``, first acts first),
 ``E`` the data rotation (``encoding_gate``, applied to ``phi_l = w_l x + b_l`` or to
-``arccos(phi_l)``) and ``F`` the final trainable gates (``final_gates``). See
-shared/design/daruan.md and arXiv 2509.14026.
+``arccos(phi_l)``) and ``F`` the final trainable gates (``final_gates``); arXiv 2509.14026.
+Gates: RZ(a) = diag(e^{-ia/2}, e^{ia/2}), RY(a) = [[c, -s], [s, c]], RX(a) = [[c, -is], [-is, c]]
+with c = cos(a/2), s = sin(a/2); H, X, Z the usual fixed gates. ``register_ansatz`` adds one.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Gate", "Ansatz", "ANSATZE", "get_ansatz"]
+__all__ = ["Gate", "Ansatz", "ANSATZE", "get_ansatz", "register_ansatz", "GATES", "MAX_GATES"]
+
+#: gate names a spec may use (rotations take a theta index, fixed gates none)
+GATES = {"RX": True, "RY": True, "RZ": True, "H": False, "X": False, "Z": False}
+#: most gates in a repetition or in the final gates (the native kernels' limit)
+MAX_GATES = 8
 
 
 @dataclass(frozen=True)
@@ -108,3 +114,40 @@ def get_ansatz(name: str) -> Ansatz:
     if not isinstance(name, str) or name not in ANSATZE:
         raise ValueError(f"`ansatz` must be one of {sorted(ANSATZE)}; got {name!r}")
     return ANSATZE[name]
+
+
+def register_ansatz(name: str, spec: Ansatz) -> None:
+    """Make `name` usable as ``QKANLayer(ansatz=name)``: every evaluator, converter and the
+    independent reference (``qkan.testing``) read the spec.
+
+    Args:
+        name: the ansatz's name (``spec.name`` must equal it); registering a name again replaces it.
+        spec: an Ansatz: rotations with a theta index < k, at most MAX_GATES gates per list, an
+            RX/RY/RZ data rotation.
+
+    Example:
+        >>> register_ansatz("ry", Ansatz("ry", (Gate("RY", 0),), "RZ", False, (Gate("RY", 0),), 1))
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"`name` must be a non-empty str; got {name!r}")
+    if not isinstance(spec, Ansatz):
+        raise TypeError(f"`spec` must be a qkan.circuits.ansatz.Ansatz; got {type(spec).__name__}")
+    if spec.name != name:
+        raise ValueError(f"`spec.name` must equal `name`; got {spec.name!r} and {name!r}")
+    if spec.encoding_gate not in ("RX", "RY", "RZ"):
+        raise ValueError(f"`spec.encoding_gate` must be 'RX', 'RY' or 'RZ'; got {spec.encoding_gate!r}")
+    if not isinstance(spec.k, int) or spec.k < 1:
+        raise ValueError(f"`spec.k` must be an int >= 1; got {spec.k!r}")
+    if spec.extension not in ("diagonal", "identity", None):
+        raise ValueError(f"`spec.extension` must be 'diagonal', 'identity' or None; got {spec.extension!r}")
+    for field in ("rep_gates", "final_gates"):
+        gates = getattr(spec, field)
+        if len(gates) > MAX_GATES:
+            raise ValueError(f"`spec.{field}` may hold at most {MAX_GATES} gates; got {len(gates)}")
+        for g in gates:
+            if not isinstance(g, Gate) or g.name not in GATES:
+                raise ValueError(f"`spec.{field}` must hold Gate objects named one of {sorted(GATES)}; got {g!r}")
+            if GATES[g.name] != (g.param is not None) or (g.param is not None and not 0 <= g.param < spec.k):
+                expected = f"a theta index in [0, {spec.k})" if GATES[g.name] else "no parameter"
+                raise ValueError(f"`spec.{field}`: gate {g.name} takes {expected}; got param={g.param!r}")
+    ANSATZE[name] = spec

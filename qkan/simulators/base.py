@@ -22,7 +22,28 @@ from typing import Callable
 
 import torch
 
-__all__ = ["Evaluator", "register_evaluator", "available_evaluators", "make_evaluator"]
+__all__ = ["Evaluator", "register_evaluator", "available_evaluators", "make_evaluator", "transformed", "check_transformable"]
+
+
+def check_transformable(evaluator: Evaluator) -> None:
+    """RuntimeError inside a torch.func transform when `evaluator` cannot be traced by it."""
+    if torch._C._are_functorch_transforms_active() and not getattr(evaluator, "supports_transforms", False):
+        raise RuntimeError(
+            f"evaluator {evaluator.name!r} does not support torch.func transforms (vmap, grad, jacrev, ...): "
+            "its values come from outside torch; use evaluator 'fourier' or 'su2' (set_evaluator) for them"
+        )
+
+
+def transformed() -> bool:
+    """True inside torch.func transforms (vmap, grad, jacrev, ...), forward-mode AD
+    (torch.autograd.forward_ad) and torch.compile / torch.export tracing, where only torch
+    operations run: native kernels, caches and host-side value checks step aside (the torch
+    paths compute the same function)."""
+    return (
+        torch._C._are_functorch_transforms_active()
+        or torch.compiler.is_compiling()
+        or torch.autograd.forward_ad._current_level >= 0
+    )
 
 
 class Evaluator:
@@ -30,16 +51,26 @@ class Evaluator:
 
     Attributes:
         name: the registered name.
+        supports_transforms: True when the evaluator computes in differentiable torch operations
+            that torch.func transforms (vmap, jacrev, ...) can trace; the layer refuses a transform
+            otherwise (RuntimeError naming the evaluator) instead of returning wrong derivatives.
     """
 
     name = "evaluator"
+    supports_transforms = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        """A subclass that does not implement edge_outputs fails here, at class creation."""
+        super().__init_subclass__(**kwargs)
+        if cls.edge_outputs is Evaluator.edge_outputs:
+            raise TypeError(f"evaluator class {cls.__name__} must implement edge_outputs(layer, x): (N, I) -> (N, O, I)")
 
     def unsupported(self, layer) -> str | None:
         """Why this evaluator cannot run `layer` (a sentence), or None when it can."""
         return None
 
     def edge_outputs(self, layer, x: torch.Tensor) -> torch.Tensor:
-        """Edge values f_ji(x_i) before any weight: x (N, I) -> (N, O, I)."""
+        """Edge values f_ji(x_i) before any weight: x (N, I) -> (N, O, I). Every subclass implements it."""
         raise NotImplementedError
 
     def forward(self, layer, x: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from qkan.circuits.ansatz import Ansatz
 from qkan.simulators import su2
-from qkan.simulators.base import Evaluator
+from qkan.simulators.base import Evaluator, transformed
 
 __all__ = ["compile_coefficients", "compile_matrix", "frequency_vectors", "fourier_features", "FourierEvaluator", "MAX_INPUT_REPS"]
 
@@ -71,7 +71,7 @@ def compile_coefficients(
 
     The edge function is evaluated by the SU(2) path at the few sample points that determine
     it (see _sampling), then one fixed real DFT reads off the coefficients: exact, batch
-    independent and differentiable.
+    independent and differentiable to every order.
 
     Args:
         ansatz: a closed-form ansatz (no arccos encoding).
@@ -84,9 +84,20 @@ def compile_coefficients(
         a0 (*edge), a (*edge, n_freq), b (*edge, n_freq) real, with f = a0 + sum a cos(Omega x) + b sin(Omega x).
     """
     assert ansatz.closed_form, "compile_coefficients needs a closed-form ansatz"
-    if enc_bias is None and not multi and _use_native(theta):
-        coeffs = compile_matrix(ansatz, theta, reps).movedim(0, -1)  # (*edge, 1 + 2R)
-        return coeffs[..., 0], coeffs[..., 1 : reps + 1], coeffs[..., reps + 1 :]
+    if enc_bias is None and not multi:
+        coeffs = compile_matrix(ansatz, theta, reps)
+    else:
+        coeffs = sampled_coefficients(ansatz, theta, reps, enc_bias, multi)
+    coeffs = coeffs.movedim(0, -1)  # (*edge, 1 + 2K)
+    K = (coeffs.shape[-1] - 1) // 2
+    return coeffs[..., 0], coeffs[..., 1 : K + 1], coeffs[..., K + 1 :]
+
+
+def sampled_coefficients(
+    ansatz: Ansatz, theta: torch.Tensor, reps: int, enc_bias: torch.Tensor | None = None, multi: bool = False
+) -> torch.Tensor:
+    """compile_coefficients' torch path as one tensor (1 + 2K, *edge) = [a0; a_1..a_K; b_1..b_K]:
+    the SU(2) edge values at the sample points, then the real DFT."""
     points, D = _sampling(reps, multi, theta.dtype, theta.device)
     edge_dims = [1] * (theta.dim() - 2)
     angles = []
@@ -94,9 +105,7 @@ def compile_coefficients(
         t = points[:, l].reshape(-1, *edge_dims)  # (S, 1, ..., 1)
         angles.append(t if enc_bias is None else t + enc_bias[..., l])
     f = su2.run(su2.prepare(ansatz, theta, reps, "z"), angles, False, "z")  # (S, *edge)
-    coeffs = torch.tensordot(D, f, dims=1).movedim(0, -1)  # (*edge, 1 + 2K)
-    K = (D.shape[0] - 1) // 2
-    return coeffs[..., 0], coeffs[..., 1 : K + 1], coeffs[..., K + 1 :]
+    return torch.tensordot(D, f, dims=1)
 
 
 def compile_matrix(ansatz: Ansatz, theta: torch.Tensor, reps: int) -> torch.Tensor:
@@ -104,56 +113,38 @@ def compile_matrix(ansatz: Ansatz, theta: torch.Tensor, reps: int) -> torch.Tens
 
     On CPU (float32/float64) the native kernel computes them in one autograd node, exactly, by
     carrying the Bloch vector's Fourier coefficients through the circuit (edges as SIMD lanes);
-    elsewhere compile_coefficients' torch path (the sampled DFT).
+    elsewhere (and under torch.func / torch.compile) the sampled DFT (sampled_coefficients).
     """
     if not _use_native(theta):
-        a0, a, b = compile_coefficients(ansatz, theta, reps)
-        return torch.cat([a0.unsqueeze(-1), a, b], dim=-1).movedim(-1, 0)
+        return sampled_coefficients(ansatz, theta, reps)
     from qkan.simulators.native.fourier_ops import fourier_compile
 
     return fourier_compile(ansatz, theta, reps)
 
 
 def _use_native(t: torch.Tensor) -> bool:
-    """The native kernels run for t: CPU float32/float64 and qkan.simulators.native available."""
+    """The native kernels run for t (native.ops.supports) and are available."""
     from qkan.simulators import native
+    from qkan.simulators.native.ops import supports
 
-    return t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and native.available()
-
-
-class _FourierFeatures(torch.autograd.Function):
-    """Phi = [cos(Omega_ki x_i); sin(Omega_ki x_i)]: x (N, I), freq (K, I) -> (N, 2K, I).
-
-    Inputs stay the innermost (contiguous) dimension, so every pass is a plain vector loop.
-    Backward reads dPhi/dx from Phi itself, so only Phi, x and freq are kept.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, freq: torch.Tensor) -> torch.Tensor:
-        angles = x.unsqueeze(1) * freq  # (N, K, I)
-        K = freq.shape[0]
-        phi = torch.empty(x.shape[0], 2 * K, x.shape[1], dtype=x.dtype, device=x.device)
-        torch.cos(angles, out=phi[:, :K])
-        torch.sin(angles, out=phi[:, K:])
-        ctx.save_for_backward(x, freq, phi)
-        return phi
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        x, freq, phi = ctx.saved_tensors
-        K = freq.shape[0]
-        # d cos / d angle = -sin, d sin / d angle = cos
-        g_angle = grad[:, K:] * phi[:, :K] - grad[:, :K] * phi[:, K:]  # (N, K, I)
-        grad_x = (g_angle * freq).sum(1) if ctx.needs_input_grad[0] else None
-        grad_freq = (g_angle * x.unsqueeze(1)).sum(0) if ctx.needs_input_grad[1] else None
-        return grad_x, grad_freq
+    return supports(t) and native.available()
 
 
 def fourier_features(x: torch.Tensor, freq: torch.Tensor) -> torch.Tensor:
-    """Fourier feature map: x (N, I), freq (K,) or (K, I) -> (N, 2K, I) = [cos(Omega x); sin(Omega x)]."""
+    """Fourier feature map: x (N, I), freq (K,) or (K, I) -> (N, 2K, I) = [cos(Omega x); sin(Omega x)].
+
+    Inputs stay the innermost (contiguous) dimension, so every pass is a plain vector loop; plain
+    torch operations, so every derivative order, forward mode and torch.func transforms work.
+    """
     if freq.dim() == 1:
-        freq = freq.unsqueeze(-1).expand(-1, x.shape[-1])
-    return _FourierFeatures.apply(x, freq)
+        freq = freq.unsqueeze(-1)
+    angles = x.unsqueeze(-2) * freq  # (N, K, I)
+    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-2)
+
+
+def _same_values(kept: torch.Tensor, t: torch.Tensor) -> bool:
+    """t holds exactly the values (dtype, device, shape) of the copy `kept`."""
+    return kept.dtype == t.dtype and kept.device == t.device and kept.shape == t.shape and torch.equal(kept, t)
 
 
 class FourierEvaluator(Evaluator):
@@ -164,9 +155,10 @@ class FourierEvaluator(Evaluator):
     """
 
     name = "fourier"
+    supports_transforms = True
 
     def __init__(self) -> None:
-        self._cache: tuple[tuple, tuple[torch.Tensor, ...]] | None = None
+        self._cache: tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]] | None = None
 
     def unsupported(self, layer) -> str | None:
         """Why this evaluator cannot run `layer`, or None."""
@@ -181,15 +173,21 @@ class FourierEvaluator(Evaluator):
         return None
 
     def _coefficients(self, layer, multi: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """compile_coefficients for the layer; reused while no gradient is needed and the
-        angles are unchanged (inference, acting in RL), keyed on the tensors' identity and version."""
+        """compile_coefficients for the layer; reused while no gradient is needed and the angles'
+        values are unchanged (inference, acting in RL).
+
+        The cache keeps a copy of the angles it was compiled from and compares values, so no
+        route of changing parameters (optimizer steps, ``.data``, ``copy_``, load_state_dict,
+        functional_call) can be served stale coefficients. The comparison costs 2-23 us where a
+        recompile costs 60-180 us (no-grad calls of 84->16 to 64->64 layers, reps 3; the "cache"
+        rows of benchmarks/layer_speed.py).
+        """
         bias = layer.enc_bias if multi else None
         tensors = (layer.theta,) if bias is None else (layer.theta, bias)
-        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        if (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)) or transformed():
             return compile_coefficients(layer.ansatz, layer.theta, layer.reps, bias, multi)
-        key = tuple((id(t), t._version, t.data_ptr(), t.dtype, t.device) for t in tensors)
-        if self._cache is None or self._cache[0] != key:
-            self._cache = (key, compile_coefficients(layer.ansatz, layer.theta, layer.reps, bias, multi))
+        if self._cache is None or not all(map(_same_values, self._cache[0], tensors)):
+            self._cache = (tuple(t.detach().clone() for t in tensors), compile_coefficients(layer.ansatz, layer.theta, layer.reps, bias, multi))
         return self._cache[1]
 
     def _compiled(self, layer) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

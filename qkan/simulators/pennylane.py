@@ -8,12 +8,17 @@ next RZ(theta) become RZ(phi_l + theta): 8 gates instead of 12 at R = 3), the sa
 
 Gradients reach theta, the encodings and x through the gate angles:
 
-- "backprop", "adjoint": PennyLane differentiates the broadcast tape (torch interface).
+- "backprop": PennyLane differentiates the broadcast tape in torch (every derivative order).
+- "adjoint" (device derivatives): values and vector-Jacobian products in float64 through
+  PennyLane's autograd interface; first derivatives only (a second one raises).
 - "parameter-shift", "finite-diff": PennyLane 0.45 refuses these rules on tapes whose
   trainable parameters are broadcast (PennyLane issue #4462), so qkan applies them itself on
   broadcast tapes: every element of the broadcast dimension is an independent circuit, so
   shifting gate g in all M circuits at once gives df_m / dangle_gm for every m. That costs
   2G (shift) or G (finite-diff) broadcast executions per backward, G = parametric gates.
+  Second derivatives: parameter shift applied again (exact); finite differences refuse.
+
+No evaluator call changes process-wide state (torch's default dtype included).
 
 The default device, default.qubit with "best" (= backprop), broadcasts natively and is the
 fastest correct route for one-qubit edges (6 ms for a 4->4 layer of 64 samples, within 3x of
@@ -27,8 +32,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -70,25 +74,13 @@ def _warn_no_broadcast(device) -> None:
     )
 
 
-@contextmanager
-def _float64_results() -> Iterator[None]:
-    """Make float64 torch's default dtype for the duration of an execution.
-
-    PennyLane's torch interface converts results with torch.as_tensor; devices that return
-    Python floats (lightning.qubit with adjoint) would otherwise come back rounded to float32.
-    """
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
-
-
 class _BroadcastShift(torch.autograd.Function):
     """f = run(angles) with a parameter-shift or finite-difference backward on broadcast tapes.
 
     angles (G, M) -> f (M,); run maps a list of (G, M) numpy angle sets to a list of (M,) results.
+    With a graph of the gradient requested (second derivatives), the parameter-shift backward is
+    built from shifted applications of this node itself, so every order is exact; finite
+    differences give first derivatives only and say so.
     """
 
     @staticmethod
@@ -96,10 +88,13 @@ class _BroadcastShift(torch.autograd.Function):
         a = angles.detach().cpu().double().numpy()
         f = run([a])[0]
         ctx.run, ctx.rule, ctx.angles, ctx.f = run, rule, a, f
+        ctx.save_for_backward(angles)
         return torch.as_tensor(f, dtype=angles.dtype, device=angles.device)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
+        if torch.is_grad_enabled():
+            return _BroadcastShift._graph_backward(ctx, grad), None, None
         a, G = ctx.angles, ctx.angles.shape[0]
         shift = math.pi / 2 if ctx.rule == "parameter-shift" else FINITE_DIFF_STEP
         signs = (1, -1) if ctx.rule == "parameter-shift" else (1,)
@@ -116,6 +111,51 @@ class _BroadcastShift(torch.autograd.Function):
             jac = (f[:, 0] - ctx.f) / shift
         jac = torch.as_tensor(jac, dtype=grad.dtype, device=grad.device)  # (G, M)
         return jac * grad, None, None
+
+    @staticmethod
+    def _graph_backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        """dL/dangles (G, M) as a differentiable function of the angles (parameter shift of this node)."""
+        if ctx.rule != "parameter-shift":
+            raise RuntimeError(
+                "PennyLane evaluator: diff_method='finite-diff' gives first derivatives only; use 'parameter-shift' "
+                "or 'backprop' for second derivatives (create_graph=True)"
+            )
+        (angles,) = ctx.saved_tensors
+        rows = []
+        for g in range(angles.shape[0]):
+            step = torch.zeros_like(angles)
+            step[g] = math.pi / 2
+            plus = _BroadcastShift.apply(angles + step, ctx.run, ctx.rule)
+            minus = _BroadcastShift.apply(angles - step, ctx.run, ctx.rule)
+            rows.append((plus - minus) / 2)
+        return torch.stack(rows) * grad  # (G, M)
+
+
+class _DeviceVJP(torch.autograd.Function):
+    """f = execute(angles) for device-computed derivatives ("adjoint"): values and vector-Jacobian
+    products in float64 through PennyLane's autograd interface, so no device that returns Python
+    floats is rounded to torch's default dtype, and no process-wide setting is touched.
+
+    angles (G, M) -> f (M,); execute maps a (G, M) array (autograd-traceable) to (M,) values.
+    """
+
+    @staticmethod
+    def forward(ctx, angles: torch.Tensor, execute: Callable, method: str) -> torch.Tensor:
+        from autograd import make_vjp
+
+        vjp, f = make_vjp(execute)(angles.detach().cpu().double().numpy())
+        ctx.vjp, ctx.method = vjp, method
+        return torch.as_tensor(np.asarray(f, dtype=np.float64), dtype=angles.dtype, device=angles.device)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                f"PennyLane evaluator: diff_method={ctx.method!r} gives first derivatives only; use 'backprop' or "
+                "'parameter-shift' for second derivatives (create_graph=True)"
+            )
+        g = ctx.vjp(grad.detach().cpu().double().numpy())
+        return torch.as_tensor(np.asarray(g, dtype=np.float64), dtype=grad.dtype, device=grad.device), None, None
 
 
 class PennyLaneEvaluator(Evaluator):
@@ -216,6 +256,15 @@ class PennyLaneEvaluator(Evaluator):
 
         return run
 
+    def _autograd_execute(self, layer) -> Callable:
+        """(G, M) angles -> (M,) values through PennyLane's autograd interface (device derivatives)."""
+        qml = import_pennylane()
+
+        def execute(a):
+            return qml.execute([self._tape(layer, list(a))], self.device, diff_method=self.diff_method, interface="autograd")[0]
+
+        return execute
+
     def edge_outputs(self, layer, x: torch.Tensor) -> torch.Tensor:
         """(N, I) -> (N, O, I): f_ji(x_i), all N * O * I circuits in one broadcast execution."""
         N, O, I = x.shape[0], layer.out_dim, layer.in_dim
@@ -228,9 +277,10 @@ class PennyLaneEvaluator(Evaluator):
             f = torch.as_tensor(f)
         elif self.diff_method in _SHIFT_RULES:
             f = _BroadcastShift.apply(torch.stack(angles), self._run(layer), self.diff_method)
+        elif self.diff_method == "backprop":  # the device computes in torch: every derivative order
+            tape = self._tape(layer, angles)
+            f = import_pennylane().execute([tape], self.device, diff_method="backprop", interface="torch")[0]
         else:
-            with _float64_results():
-                tape = self._tape(layer, angles)
-                f = import_pennylane().execute([tape], self.device, diff_method=self.diff_method, interface="torch")[0]
+            f = _DeviceVJP.apply(torch.stack(angles), self._autograd_execute(layer), self.diff_method)
         return f.to(dtype=x.dtype, device=x.device).reshape(N, O, I)
 

@@ -23,10 +23,10 @@ from torch.utils.checkpoint import checkpoint
 
 from qkan._checks import check_type
 from qkan.circuits.ansatz import Ansatz
-from qkan.simulators.base import Evaluator
+from qkan.simulators.base import Evaluator, transformed
 from qkan.simulators.gates import encoding_frame, z_observable
 
-__all__ = ["Prepared", "prepare", "run", "SU2Evaluator"]
+__all__ = ["Prepared", "prepare", "run", "sin_arccos", "SU2Evaluator"]
 
 #: elements (samples x edges) per chunk: keeps each pass inside the CPU caches
 CHUNK_ELEMENTS = 1 << 18
@@ -62,7 +62,7 @@ def run(prepared: Prepared, angles: Iterable[torch.Tensor], arccos: bool, measur
             v00, v01, v10, v11 = prepared.V[l - 1]
             a, b = torch.addcmul(v00 * a, v01, b), torch.addcmul(v10 * a, v11, b)
         if arccos:  # e^{i arccos(phi)} = phi + i sqrt(1 - phi^2)
-            b = b * torch.complex(phi, torch.sqrt(1 - phi * phi))
+            b = b * torch.complex(phi, sin_arccos(phi))
         else:
             b = b * torch.complex(torch.cos(phi), torch.sin(phi))
     m00, m01, m10, m11 = prepared.M
@@ -72,6 +72,19 @@ def run(prepared: Prepared, angles: Iterable[torch.Tensor], arccos: bool, measur
         return 2 * (a.conj() * torch.addcmul(m00 * a, m01, b)).real - m00
     a, b = torch.addcmul(m00 * a, m01, b), torch.addcmul(m10 * a, m11, b)
     return a.abs() - b.abs()
+
+
+def sin_arccos(phi: torch.Tensor) -> torch.Tensor:
+    """sqrt(1 - phi^2) = sin(arccos(phi)) for |phi| <= 1, with derivative -phi / sqrt(1 - phi^2)
+    inside and 0 at |phi| = 1 (where the true one-sided derivative is infinite).
+
+    That convention keeps every derivative finite on the closed domain: a deep px model feeds
+    tanh(h), which rounds to exactly +-1 for large |h| (float32: |h| > 9), and there the exact
+    chain derivative (1 - tanh^2 h) * (...) tends to 0, which is what this gives; the native
+    kernel uses the same convention.
+    """
+    inside = phi.abs() < 1
+    return torch.where(inside, torch.sqrt(torch.where(inside, 1 - phi * phi, torch.ones_like(phi))), torch.zeros_like(phi))
 
 
 class SU2Evaluator(Evaluator):
@@ -88,6 +101,7 @@ class SU2Evaluator(Evaluator):
     """
 
     name = "su2"
+    supports_transforms = True
 
     def __init__(self, native: bool | None = None) -> None:
         check_type("native", native, bool, allow_none=True)
@@ -108,11 +122,9 @@ class SU2Evaluator(Evaluator):
         return "native" if self.native or native_module.available() else "torch"
 
     def _native(self, x: torch.Tensor) -> bool:
-        if self.backend != "native":
-            return False
         from qkan.simulators.native.ops import supports
 
-        return supports(x)
+        return supports(x) and self.backend == "native"  # supports first: no library lookup while tracing
 
     def _native_run(self, layer, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
         from qkan.simulators.native.ops import native_table, su2_native
@@ -146,7 +158,7 @@ class SU2Evaluator(Evaluator):
             return (f * scale).sum(-1)
 
         step = max(1, CHUNK_ELEMENTS // (layer.out_dim * layer.in_dim))
-        if x.shape[0] <= step:
+        if x.shape[0] <= step or transformed():  # checkpointing is a memory saving torch.func cannot trace
             y = chunk(x)
         else:
             y = torch.cat([checkpoint(chunk, xc, use_reentrant=False) for xc in x.split(step)])

@@ -1,4 +1,8 @@
-"""Torch side of the native closed-form kernels (qkan/simulators/native/fourier_kernel.cpp)."""
+"""Torch side of the native closed-form kernels (qkan/simulators/native/fourier_kernel.cpp).
+
+Like the SU(2) nodes (ops.py), each node's backward is the kernels' first-order one, and a
+differentiable torch reference when a graph of the gradient is requested (reference_backward).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,11 @@ import ctypes
 import functools
 
 import torch
-from torch.autograd.function import once_differentiable
+import torch.nn.functional as F
 
 from qkan.circuits.ansatz import Ansatz
 from qkan.simulators import native
-from qkan.simulators.native.ops import check, program, ptr
+from qkan.simulators.native.ops import check, program, ptr, reference_backward
 
 __all__ = ["fourier_compile", "closed_form_layer"]
 
@@ -19,19 +23,25 @@ class _FourierCompile(torch.autograd.Function):
     """theta (E, n_slots, k) -> coefficients (1 + 2R, E) by qkan_fourier_compile."""
 
     @staticmethod
-    def forward(ctx, theta, prog, reps, threads):
+    def forward(ctx, theta, ansatz, reps, threads):
+        prog = program(ansatz)
         coeffs = torch.empty(1 + 2 * reps, theta.shape[0], dtype=theta.dtype)
         saved = _saved_buffer(theta, prog, reps) if ctx.needs_input_grad[0] else None
         _compile_call(theta, coeffs, None, None, saved, prog, reps, threads)
         ctx.save_for_backward(theta, saved)
-        ctx.args = (prog, reps, threads)
+        ctx.args = (ansatz, reps, threads)
         return coeffs
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):
         theta, saved = ctx.saved_tensors
-        prog, reps, threads = ctx.args
+        ansatz, reps, threads = ctx.args
+        if torch.is_grad_enabled():  # a graph of the gradient is requested: differentiate the torch reference
+            from qkan.simulators.fourier import sampled_coefficients
+
+            reference = lambda t, *_: sampled_coefficients(ansatz, t, reps)  # noqa: E731
+            return reference_backward(ctx, reference, (theta, None, None, None), grad)
+        prog = program(ansatz)
         g_theta = torch.empty_like(theta)
         _compile_call(theta, None, grad.contiguous(), g_theta, saved, prog, reps, threads)
         return g_theta, None, None, None
@@ -71,7 +81,7 @@ def fourier_compile(ansatz: Ansatz, theta: torch.Tensor, reps: int) -> torch.Ten
         (1 + 2R, *edge) = [a0; a_1..a_R; b_1..b_R]: f = a0 + sum_d a_d cos(d x) + b_d sin(d x).
     """
     flat = theta.reshape(-1, *theta.shape[-2:]).contiguous()
-    coeffs = _FourierCompile.apply(flat, program(ansatz), reps, torch.get_num_threads())
+    coeffs = _FourierCompile.apply(flat, ansatz, reps, torch.get_num_threads())
     return coeffs.reshape(1 + 2 * reps, *theta.shape[:-2])
 
 
@@ -83,7 +93,8 @@ class _ClosedFormLayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, theta, coeffs, scale, const, base_x, base_w, config):
-        prog, silu, threads = config
+        ansatz, silu, threads = config
+        prog = None if ansatz is None else program(ansatz)
         saved = None
         if theta is not None:  # compile here: theta (O', I', n_slots, k) -> coeffs (C, O', I')
             reps = theta.shape[2] - (1 if prog[1 + 2 * prog[0]] else 0)  # n_slots = R (+1 with final gates)
@@ -102,14 +113,34 @@ class _ClosedFormLayer(torch.autograd.Function):
             phi[:, 2 * K] = base_x
         _features_call(x, phi, None, None, sig, K, silu, threads)
         phi, W = phi.view(N, S * I), W.view(O, S * I)
-        ctx.save_for_backward(x, phi, W, coeffs, scale, theta, sig, saved)
+        ctx.save_for_backward(x, phi, W, coeffs, scale, theta, sig, saved, const, base_x, base_w)
         ctx.args = (K, S, prog, silu, threads)
+        ctx.config = config
         return torch.addmm(bias, phi, W.t())
 
     @staticmethod
-    @once_differentiable
+    def reference(x, theta, coeffs, scale, const, base_x, base_w, config) -> torch.Tensor:
+        """The same layer in torch operations: features cos/sin(k x), the weights from the
+        coefficients (compiled from theta by fourier_compile, itself twice differentiable)."""
+        ansatz, silu, _ = config
+        if theta is not None:
+            coeffs = fourier_compile(ansatz, theta, theta.shape[2] - (1 if ansatz.final_gates else 0))
+        K = (coeffs.shape[0] - 1) // 2
+        O, I = scale.shape
+        c = coeffs.expand(-1, O, I)  # (1 + 2K, O, I)
+        angles = x.unsqueeze(1) * torch.arange(1, K + 1, dtype=x.dtype, device=x.device).unsqueeze(-1)  # (N, K, I)
+        phi = torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)  # (N, 2K, I)
+        y = torch.einsum("nki,oki->no", phi, scale.unsqueeze(1) * c[1:].movedim(0, 1)) + const + (scale * c[0]).sum(-1)
+        if base_w is not None:
+            y = y + F.linear(F.silu(x) if silu else base_x, base_w)
+        return y
+
+    @staticmethod
     def backward(ctx, grad):
-        x, phi, W, coeffs, scale, theta, sig, saved = ctx.saved_tensors
+        x, phi, W, coeffs, scale, theta, sig, saved, const, base_x, base_w = ctx.saved_tensors
+        if torch.is_grad_enabled():  # a graph of the gradient is requested: differentiate the torch reference
+            inputs = (x, theta, coeffs, scale, const, base_x, base_w, ctx.config)
+            return reference_backward(ctx, _ClosedFormLayer.reference, inputs, grad)
         K, S, prog, silu, threads = ctx.args
         (N, I), O = x.shape, scale.shape[0]
         needs = ctx.needs_input_grad
@@ -183,11 +214,10 @@ def closed_form_layer(
     silu = isinstance(base_x, str)
     if silu and base_x != "silu":
         raise ValueError(f"`base` must hold a tensor or 'silu'; got {base_x!r}")
-    prog = None if theta is None else program(ansatz)
     theta = None if theta is None else theta.contiguous()
     coeffs = None if coeffs is None else coeffs.contiguous()
     base_w = None if base_w is None else base_w.contiguous()
-    config = (prog, silu, torch.get_num_threads())
+    config = (None if theta is None else ansatz, silu, torch.get_num_threads())
     return _ClosedFormLayer.apply(
         x.contiguous(), theta, coeffs, scale.contiguous(), const.contiguous(), None if silu else base_x, base_w, config
     )

@@ -4,6 +4,11 @@ The batch-independent part of every edge (qkan.simulators.su2.prepare) becomes a
 (P per edge, layout in su2_kernel.cpp) by qkan_prepare, whose backward returns
 gradients to theta; qkan_su2 does the per-sample part and returns gradients to the table, the
 encodings, the edge scales and x.
+
+The kernels' backward passes are first-order. When a graph of the gradient is requested
+(``create_graph=True``: second derivatives, physics-informed losses, gradient penalties), each
+node differentiates its pure-torch reference instead (reference_backward), so every derivative
+order is exact; a plain backward never pays for that.
 """
 
 from __future__ import annotations
@@ -11,21 +16,51 @@ from __future__ import annotations
 import ctypes
 import functools
 
+from typing import Callable
+
 import torch
-from torch.autograd.function import once_differentiable
 
 from qkan.circuits.ansatz import Ansatz
-from qkan.simulators import native
+from qkan.simulators import native, su2
+from qkan.simulators.base import transformed
 
-__all__ = ["native_table", "su2_native", "supports", "program", "prepare_call", "table_width", "check", "ptr"]
+__all__ = [
+    "native_table", "su2_native", "supports", "program", "prepare_call", "table_width", "check", "ptr",
+    "prepared_table", "reference_backward",
+]
 
 #: encoding codes of the C ABI
 ENC_FIXED, ENC_INPUT, ENC_EDGE = 0, 1, 2
 
 
 def supports(x: torch.Tensor) -> bool:
-    """True when the kernel can run on x: a CPU float32/float64 tensor."""
-    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+    """True when the kernels can run on x: a plain CPU float32/float64 tensor, outside torch.func
+    transforms and torch.compile / torch.export tracing (which see through torch operations only)."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and not transformed()
+    )
+
+
+def reference_backward(ctx, reference: Callable[..., torch.Tensor], inputs: tuple, grad: torch.Tensor) -> tuple:
+    """Gradients of reference(*inputs) along `grad`, as a differentiable graph: the backward of a
+    native node when a graph of the gradient is requested (torch.is_grad_enabled() in backward).
+
+    `inputs` are the node's inputs as saved (so the new graph connects to theirs); the result has
+    one entry per input, None where ctx.needs_input_grad is False.
+    """
+    wrt = [k for k, t in enumerate(inputs) if isinstance(t, torch.Tensor) and ctx.needs_input_grad[k]]
+    with torch.enable_grad():
+        # fresh views: partial derivatives per input, even where one input was computed from another
+        # (const from scale), while the views still connect to the inputs' graphs for higher orders
+        inputs = tuple(t.view_as(t) if isinstance(t, torch.Tensor) else t for t in inputs)
+        out = reference(*inputs)
+    grads = torch.autograd.grad(out, [inputs[k] for k in wrt], grad, create_graph=True, allow_unused=True)
+    result: list = [None] * len(ctx.needs_input_grad)
+    for k, g in zip(wrt, grads):
+        result[k] = g
+    return tuple(result)
 
 
 _GATE_CODES = {"RX": 0, "RY": 1, "RZ": 2, "H": 3, "X": 4, "Z": 5}
@@ -46,19 +81,23 @@ class _PrepareNative(torch.autograd.Function):
     """theta (E, n_slots, k) -> table (P, E) (qkan_prepare)."""
 
     @staticmethod
-    def forward(ctx, theta, program, reps, measure, threads):
+    def forward(ctx, theta, ansatz, reps, measure, threads):
         table = torch.empty(table_width(reps, measure), theta.shape[0], dtype=theta.dtype)
-        prepare_call(theta, table, None, None, program, reps, measure, threads)
+        prepare_call(theta, table, None, None, program(ansatz), reps, measure, threads)
         ctx.save_for_backward(theta)
-        ctx.args = (program, reps, measure, threads)
+        ctx.args = (ansatz, reps, measure, threads)
         return table
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):
         (theta,) = ctx.saved_tensors
+        ansatz, reps, measure, threads = ctx.args
+        if torch.is_grad_enabled():  # a graph of the gradient is requested: differentiate the torch reference
+            name = "z" if measure == 0 else "amplitude"
+            reference = lambda t, *_: prepared_table(su2.prepare(ansatz, t, reps, name), name).t()  # noqa: E731
+            return reference_backward(ctx, reference, (theta, None, None, None, None), grad)
         g_theta = torch.empty_like(theta)
-        prepare_call(theta, None, grad.contiguous(), g_theta, *ctx.args)
+        prepare_call(theta, None, grad.contiguous(), g_theta, program(ansatz), reps, measure, threads)
         return g_theta, None, None, None, None
 
 
@@ -77,11 +116,33 @@ def prepare_call(theta, table, g_table, g_theta, program, reps: int, measure: in
 
 
 def native_table(ansatz: Ansatz, theta: torch.Tensor, reps: int, measure: str) -> torch.Tensor:
-    """The prepared circuit of every edge (su2.prepare packed as reals, layout in su2_kernel.cpp):
+    """The prepared circuit of every edge (su2.prepare packed as reals, see prepared_table):
     theta (*edge, n_slots, k) -> (*edge, P)."""
     flat = theta.reshape(-1, *theta.shape[-2:]).contiguous()
-    table = _PrepareNative.apply(flat, program(ansatz), reps, 0 if measure == "z" else 1, torch.get_num_threads())
+    table = _PrepareNative.apply(flat, ansatz, reps, 0 if measure == "z" else 1, torch.get_num_threads())
     return table.t().reshape(*theta.shape[:-2], -1)
+
+
+def prepared_table(prepared: su2.Prepared, measure: str) -> torch.Tensor:
+    """The kernels' table layout of a torch-prepared circuit: psi (a, b); per data rotation
+    l = 1..R-1 the gate entries V00, V01, V10, V11; then m00 (real part), m01 for "z" or F00..F11
+    for "amplitude"; each complex entry as (real, imag) -> (*edge, P)."""
+    entries = [*prepared.psi, *(v for gate in prepared.V for v in gate)]
+    m = prepared.M
+    readout = [m[0].real, m[1].real, m[1].imag] if measure == "z" else [t for z in m for t in (z.real, z.imag)]
+    return torch.stack([t for z in entries for t in (z.real, z.imag)] + readout, dim=-1)
+
+
+def _unpack_table(table: torch.Tensor, reps: int, measure: str) -> su2.Prepared:
+    """prepared_table's inverse: (*edge, P) -> Prepared (differentiable)."""
+    pairs = lambda t: [torch.complex(t[..., 2 * k], t[..., 2 * k + 1]) for k in range(t.shape[-1] // 2)]  # noqa: E731
+    head = pairs(table[..., : 4 + 8 * (reps - 1)])
+    tail = table[..., 4 + 8 * (reps - 1) :]
+    if measure == "z":
+        M = (torch.complex(tail[..., 0], torch.zeros_like(tail[..., 0])), torch.complex(tail[..., 1], tail[..., 2]), None, None)
+    else:
+        M = tuple(pairs(tail))
+    return su2.Prepared(tuple(head[:2]), [tuple(head[2 + 4 * l : 6 + 4 * l]) for l in range(reps - 1)], M)
 
 
 def check(code: int, what: str) -> None:
@@ -116,16 +177,28 @@ class _SU2Native(torch.autograd.Function):
         out = torch.empty((O, N) if mode == 0 else (O, I, N), dtype=x.dtype)
         dims = [N, O, I, R, measure, enc, arccos, mode, threads, 0]
         _call(x.dtype == torch.float64, dims, [xT, table, w, b, scale, out, None, None, None, None, None, None])
-        ctx.save_for_backward(xT, table, w, b, scale)
+        ctx.save_for_backward(x, table, w, b, scale)
         ctx.config = config
         return out.t() if mode == 0 else out.permute(2, 0, 1)
 
     @staticmethod
-    @once_differentiable
+    def reference(x, table, w, b, scale, config) -> torch.Tensor:
+        """The same function in torch operations (su2.run on the unpacked table)."""
+        R, measure, enc, arccos, mode, _ = config
+        name = "z" if measure == 0 else "amplitude"
+        xs = x.unsqueeze(1)  # (N, 1, I)
+        angles = [xs if w is None else torch.addcmul(b[..., l], w[..., l], xs) for l in range(R)]  # each (N, O'', I)
+        f = su2.run(_unpack_table(table, R, name), angles, bool(arccos), name)  # (N, O, I)
+        return (f * scale).sum(-1) if mode == 0 else f
+
+    @staticmethod
     def backward(ctx, grad):
-        xT, table, w, b, scale = ctx.saved_tensors
+        x, table, w, b, scale = ctx.saved_tensors
+        if torch.is_grad_enabled():  # a graph of the gradient is requested: differentiate the torch reference
+            return reference_backward(ctx, _SU2Native.reference, (x, table, w, b, scale, ctx.config), grad)
         R, measure, enc, arccos, mode, threads = ctx.config
-        I, N = xT.shape
+        N, I = x.shape
+        xT = x.t().contiguous()
         O = table.shape[0]
         gT = (grad.t() if mode == 0 else grad.permute(1, 2, 0)).contiguous()
         g_table = torch.empty_like(table)
