@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--pack-batch", type=int, default=None, help="samples on FakeSherbrooke (default 16; quick 2)")
     parser.add_argument("--pack-shots", type=int, default=100, help="shots per value on FakeSherbrooke")
-    parser.add_argument("--repeats", type=int, default=5, help="timed forwards per qubit-by-qubit row (median)")
+    parser.add_argument("--repeats", type=int, default=30, help="timed forwards per qubit-by-qubit row (median)")
     parser.add_argument("--readme-batch", type=int, default=8, help="samples of the README example")
     parser.add_argument("--readme-runtime", action="store_true",
                         help="also time the README example through the runtime's local mode (minutes)")
