@@ -171,6 +171,13 @@ class Circuit:
 
         return qfunc
 
+    def on_backend(self, task, backend, **options):
+        """The task's fidelity or energy of this circuit measured on a Qiskit backend, with error
+        bars (shots, readout mitigation): see ``qkan.kanqas.hardware.run_on_backend``."""
+        from qkan.kanqas.hardware import run_on_backend
+
+        return run_on_backend(self, task, backend, **options)
+
 
 def _span(gate: Instruction) -> range | tuple[int, ...]:
     """Qubits a gate occupies in a layer drawing (a CNOT blocks the wires between its ends)."""
