@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> dict:
         ref = Reference(python, Path(folder))
         tasks = [task for name, build in builders.items() if name in sections for task in build(args, ref)]
         if "digits" in sections and importlib.util.find_spec("sklearn") is None:
-            print('note: scikit-learn is not installed (pip install "qkan[data]"); skipping digits', file=sys.stderr)
+            print('note: scikit-learn is not installed (pip install "qkan-daruan[data]"); skipping digits', file=sys.stderr)
         elif "digits" in sections:
             tasks += digits_rows(args)
         ref.start()  # the published package trains in its own process while ours trains here

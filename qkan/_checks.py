@@ -121,4 +121,4 @@ def require(module: str, extra: str, what: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as err:
-        raise ImportError(f'{what} needs {module.split(".")[0]}: pip install "qkan[{extra}]"') from err
+        raise ImportError(f'{what} needs {module.split(".")[0]}: pip install "qkan-daruan[{extra}]"') from err

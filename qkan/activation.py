@@ -27,7 +27,7 @@ class DARUAN(nn.Module):
     Args:
         dim: number of features (the size of the last input dimension).
         reps: data re-uploading repetitions R (Fourier degree of each f_d).
-        ansatz: "pz" | "rpz" | "px" | "real" | "mix" (shared/design/daruan.md).
+        ansatz: "pz" | "rpz" | "px" | "real" | "mix" (gates: docs/math.md).
         encoding: "fixed" (w = 1, b = 0) | "edge" or "input" (trainable w, b per feature and rep).
         evaluator: "auto" | "fourier" | "su2" | "pennylane" | "qiskit" (or a registered name).
         evaluator_options: options of the evaluator (device, shots, backend, ...).
@@ -42,7 +42,7 @@ class DARUAN(nn.Module):
         layer: the underlying QKANLayer(dim, 1): theta (1, dim, n_slots, k), post_weight c (1, dim),
             post_bias s (1, dim).
 
-    Example:
+    Examples:
         >>> act = DARUAN(4, reps=2, seed=0)
         >>> act(torch.zeros(3, 5, 4)).shape
         torch.Size([3, 5, 4])

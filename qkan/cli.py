@@ -52,21 +52,22 @@ def _width(text: str) -> list[int]:
     return width
 
 
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an int >= 0; got {text!r}")
-    return value
+def _int_at_least(low: int):
+    """argparse type: an int >= `low`; every bad value gets the same message (``must be an int >= low``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"must be an int >= {low}; got {text!r}")
+        return value
+
+    return parse
 
 
-def _pos_int(text: str) -> int:
-    value = _nonneg_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an int >= 1; got {text!r}")
-    return value
+_nonneg_int, _pos_int = _int_at_least(0), _int_at_least(1)
 
 
 def _thread_count(text: str) -> int:
@@ -90,6 +91,7 @@ def _add_fit_parser(sub) -> None:
     p = sub.add_parser("fit", help="train a QKAN and save a checkpoint and a plot", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="demo", help="'demo', a Feynman equation name (e.g. I.12.11) or a CSV path")
+    p.add_argument("--list-data", action="store_true", help="list the built-in datasets (demo and Feynman equations) and exit")
     p.add_argument("--target", default="-1", help="CSV label column: index or header name (default: last)")
     p.add_argument("--width", type=_width, default=None, help="layer widths, e.g. 2,5,1 (default: inputs,5,outputs)")
     p.add_argument("--reps", type=_pos_int, default=DEMO_REPS, help=f"DARUAN repetitions of stage 1 (default {DEMO_REPS})")
@@ -126,6 +128,7 @@ def _add_bench_parser(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="*", help="benchmark names (file stems); default: all")
     p.add_argument("--quick", action="store_true", help="small runs (passes --quick to every script)")
+    p.add_argument("--threads", type=_pos_int, default=None, help="torch CPU threads of every script (passes --threads; default: theirs, 1)")
     p.set_defaults(func=_cmd_bench)
 
 
@@ -136,9 +139,9 @@ def _add_search_parser(sub, argv: list[str]) -> None:
             from qkan.kanqas.cli import add_parser
         except ImportError as err:
             # `err` is unbound after the except block, so the message is built now
-            message = f"qkan search: error: KANQAS is not available ({err}); try: pip install \"qkan[kanqas]\""
-            p = sub.add_parser("search", help="quantum architecture search (KANQAS)")
-            p.set_defaults(func=lambda args: fail(message))
+            message = f"qkan search: error: KANQAS is not available ({err}); try: pip install \"qkan-daruan[kanqas]\""
+            p = sub.add_parser("search", help="quantum architecture search (KANQAS)", add_help=False)
+            p.set_defaults(func=lambda args: fail(message), any_arguments=True)  # the missing extra, whatever the flags
             return
         add_parser(sub)
     else:
@@ -148,7 +151,10 @@ def _add_search_parser(sub, argv: list[str]) -> None:
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The `qkan` argument parser (argv decides whether KANQAS is imported)."""
+    from qkan import DISTRIBUTION, __version__
+
     parser = _Parser(prog="qkan", description="Quantum-classical Kolmogorov-Arnold networks.")
+    parser.add_argument("--version", action="version", version=f"{DISTRIBUTION} {__version__} (import name qkan)")
     sub = parser.add_subparsers(dest="command", metavar="{fit,search,bench}", parser_class=_Parser)
     _add_fit_parser(sub)
     _add_search_parser(sub, list(argv or []))
@@ -166,13 +172,15 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of `qkan`; returns the exit code (2 for bad flags and files)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "any_arguments", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
         return 2
     try:
         return int(args.func(args) or 0)
-    except BrokenPipeError:  # stdout closed by the reader (`| head`): files are written first, so nothing is lost
+    except BrokenPipeError:  # stdout closed by the reader (`| head`) of a command that does not use _out
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes it
         return 141  # 128 + SIGPIPE, as a shell reports it
 
@@ -299,9 +307,41 @@ def _too_large(subject: str) -> Iterator[None]:
         raise ValueError(f"{subject}: not enough memory" + (f" ({int(asked[1]) / 2**30:.3g} GiB asked for)" if asked else "")) from None
 
 
+def _list_data() -> int:
+    """Print the built-in datasets of `qkan fit --data`."""
+    from qkan.data import FEYNMAN
+
+    print("demo        f(x, y) = exp(sin(pi x) + y^2) on [-1, 1]^2 (the default)")
+    print(f"\nFeynman equations ({len(FEYNMAN)}; inputs mapped to [-1, 1]):")
+    for name, (formula, variables, _, _) in FEYNMAN.items():
+        shown = f"'{name}'" if " " in name else name  # as the shell takes it
+        print(f"{shown:<11} {formula}   [{', '.join(variables)}]")
+    print("\nor a CSV file: --data table.csv [--target COLUMN] (label: the last column by default)")
+    return 0
+
+
+_HEADER = f"{'stage':<8}{'reps':>5}{'steps':>7}  {'optimizer':<10}{'train RMSE':>12}{'test RMSE':>12}{'time [s]':>10}"
+
+
+def _print_row(row: dict) -> None:
+    note = "" if row["complete"] else "  (stopped)"
+    _out(f"{row['stage']:<8}{row['reps']:>5}{row['steps']:>7}  {row['optimizer']:<10}{row['train_rmse']:>12.3e}"
+         f"{row['test_rmse']:>12.3e}{row['seconds']:>10.1f}{note}")
+
+
+def _out(text: str) -> None:
+    """Print a line of the table now; a reader that closed stdout (`| head`, `| true`) stops the table, not the run."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # later lines, and Python's final flush, go nowhere
+
+
 def _cmd_fit(args) -> int:
     import torch
 
+    if args.list_data:
+        return _list_data()
     try:
         data, data_name, model, stages, out = _setup_fit(args)
     except (ValueError, OSError, ImportError, RuntimeError, MemoryError) as err:
@@ -313,47 +353,48 @@ def _cmd_fit(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    _out(f"qkan fit: data={data_name} width={model.width} ansatz={model.layers[0].ansatz.name} "
+         f"encoding={model.layers[0].encoding} dtype={args.dtype}\n{_HEADER}")
     rows, curve, boundaries = [], [], []
     stop, code = None, 0
     start = time.perf_counter()
     with sigterm_as_interrupt():  # `kill PID` saves like Ctrl-C
         for stage, reps, steps in stages:
+            last: dict = {}  # the stage's latest step and metrics: a stopped stage is reported from them
+            t0 = time.perf_counter()
             try:
                 if stage == "extend":
                     model = model.extend(reps)
                     if args.evaluator != "auto":
                         model.set_evaluator(args.evaluator)
-                t0 = time.perf_counter()
-                history = model.fit(data, steps=steps, optimizer=args.optimizer, lr=args.lr, progress=not args.no_progress)
-                offset = len(curve)
-                curve += [(offset + k, tr, te) for k, tr, te in zip(history["step"], history["train_rmse"], history["test_rmse"])]
-                boundaries.append(offset)
-                rows.append({"stage": stage, "reps": reps, "steps": steps, "optimizer": args.optimizer,
-                             "train_rmse": history["train_rmse"][-1], "test_rmse": history["test_rmse"][-1],
-                             "seconds": time.perf_counter() - t0})
+                history = model.fit(data, steps=steps, optimizer=args.optimizer, lr=args.lr, progress=not args.no_progress,
+                                    callbacks=[lambda step, _, record: last.update(record, step=step)])
             except Terminated:
                 stop, code = f"terminated (SIGTERM) during stage {stage!r}", 143
-                break
             except KeyboardInterrupt:
                 stop, code = f"interrupted during stage {stage!r}", 130
-                break
             except (ValueError, FloatingPointError, RuntimeError) as err:
                 stop, code = f"error during stage {stage!r}: {' '.join(str(err).split())}", 1
+            if stop is None:
+                last = {"step": steps, "train_rmse": history["train_rmse"][-1], "test_rmse": history["test_rmse"][-1]}
+            if "train_rmse" in last:
+                row = {"stage": stage, "reps": reps, "steps": last["step"], "optimizer": args.optimizer,
+                       "train_rmse": last["train_rmse"], "test_rmse": last["test_rmse"],
+                       "seconds": time.perf_counter() - t0, "complete": stop is None}
+                rows.append(row)
+                if stop is None or args.no_progress:  # after a stopped progress bar, the one-line message says it
+                    _print_row(row)
+            if stop is not None:
                 break
+            offset = len(curve)
+            boundaries.append(offset)
+            curve += [(offset + k, tr, te) for k, tr, te in zip(history["step"], history["train_rmse"], history["test_rmse"])]
     total = time.perf_counter() - start
     summary = {"data": data_name, "width": model.width, "reps": model.reps, "stages": rows, "seconds": total,
                "stopped": stop, "args": {k: v for k, v in vars(args).items() if k != "func"}}
-    written = _write_fit_outputs(model, data, curve, boundaries, summary, out, plot=stop is None)  # before any output
-
+    written = _write_fit_outputs(model, data, curve, boundaries, summary, out, plot=stop is None)
     if stop is None:
-        print(f"\nqkan fit: data={data_name} width={model.width} ansatz={model.layers[0].ansatz.name} "
-              f"encoding={model.layers[0].encoding} dtype={args.dtype}")
-        print(f"{'stage':<8}{'reps':>5}{'steps':>7}  {'optimizer':<10}{'train RMSE':>12}{'test RMSE':>12}{'time [s]':>10}")
-        for r in rows:
-            print(f"{r['stage']:<8}{r['reps']:>5}{r['steps']:>7}  {r['optimizer']:<10}{r['train_rmse']:>12.3e}"
-                  f"{r['test_rmse']:>12.3e}{r['seconds']:>10.1f}")
-    if stop is None:
-        print(f"total {total:.1f} s; wrote {', '.join(written)}")
+        _out(f"total {total:.1f} s; wrote {', '.join(written)}")
         return 0
     if written[0].endswith("model.pt"):
         saved = f"saved the model trained so far to {written[0]} (continue with --resume)"
@@ -440,6 +481,7 @@ def _cmd_bench(args) -> int:
     failed = []
     for name in args.names or available:
         cmd = [sys.executable, str(folder / f"{name}.py")] + (["--quick"] if args.quick else [])
+        cmd += ["--threads", str(args.threads)] if args.threads else []
         print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
         try:
             code = subprocess.run(cmd, cwd=folder.parent).returncode

@@ -107,7 +107,7 @@ def function_dataset(
         ValueError naming `f` when it returns the wrong shape or values that are NaN or
         infinite in `dtype` (1e39 overflows float32); TypeError for non-numeric values.
 
-    Example:
+    Examples:
         >>> data = function_dataset(lambda x: x[:, 0] * x[:, 1], n_var=2, train_num=10, test_num=5)
         >>> data["train_input"].shape, data["test_label"].shape
         (torch.Size([10, 2]), torch.Size([5, 1]))
@@ -250,7 +250,7 @@ def feynman(
     Returns:
         the dataset dict, plus "variables" (names) and "formula" (a string).
 
-    Example:
+    Examples:
         >>> data = feynman("I.6.20a", train_num=10, test_num=5, source="published")
         >>> data["formula"], data["train_input"].shape
         ('sqrt(2)*exp(-theta**2/2)/(2*sqrt(pi))', torch.Size([10, 1]))
@@ -349,7 +349,7 @@ def digits(
     if path is None:
         spec = importlib.util.find_spec("sklearn")
         if spec is None or not spec.submodule_search_locations:
-            raise ImportError('qkan.data.digits needs the data file of scikit-learn: pip install "qkan[data]"')
+            raise ImportError('qkan.data.digits needs the data file of scikit-learn: pip install "qkan-daruan[data]"')
         path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open

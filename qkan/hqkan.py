@@ -89,7 +89,7 @@ class HQKAN(nn.Module):
         core: qkan.QKAN([latent_in, *hidden, latent_out], reps, ...).
         decoder: nn.Linear(latent_out, out_dim), torch's default initialisation.
 
-    Example:
+    Examples:
         >>> hq = HQKAN(768, 768, seed=0)
         >>> hq(torch.randn(2, 5, 768)).shape
         torch.Size([2, 5, 768])
@@ -302,7 +302,7 @@ def replace_ffn(
     Returns:
         FFNReport with the replaced names and the parameter counts before and after.
 
-    Example:
+    Examples:
         >>> layer = nn.TransformerEncoderLayer(64, 4, dim_feedforward=256, batch_first=True)
         >>> report = replace_ffn(nn.TransformerEncoder(layer, 2, enable_nested_tensor=False))
         >>> report.replaced

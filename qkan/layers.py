@@ -96,7 +96,7 @@ class QKANLayer(nn.Module):
             defaults".)
         mask: buffer (O, I) of 0/1 used by pruning.
 
-    Example:
+    Examples:
         >>> layer = QKANLayer(2, 3, reps=2, seed=0)
         >>> layer(torch.rand(5, 2)).shape
         torch.Size([5, 3])

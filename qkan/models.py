@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from qkan._checks import check_int
-from qkan._foreign import FOREIGN_NAMES, reject_foreign
+from qkan._foreign import FOREIGN_METHODS, foreign_attribute, reject_foreign
 from qkan._io import atomic_save, load_checkpoint
 from qkan.layers import QKANLayer
 
@@ -49,7 +49,7 @@ class QKAN(nn.Module):
     is defined on all of [-1, 1]^width[0]. Models of the other ansaetze pass hidden values on
     unchanged.
 
-    Example:
+    Examples:
         >>> from qkan.data import function_dataset
         >>> data = function_dataset(lambda x: torch.sin(x[:, :1]) * x[:, 1:], n_var=2, train_num=100, test_num=100)
         >>> model = QKAN([2, 3, 1], reps=2, seed=0)
@@ -60,7 +60,7 @@ class QKAN(nn.Module):
 
     def __init__(self, width: list[int], reps: int = 3, **layer_options) -> None:
         super().__init__()
-        reject_foreign("QKAN", {k: v for k, v in layer_options.items() if k in FOREIGN_NAMES})
+        reject_foreign("QKAN", layer_options, accepts=QKANLayer)  # every foreign keyword in one error
         if not isinstance(width, (list, tuple)):
             raise TypeError(f"`width` must be a list of at least two layer sizes; got {type(width).__name__}")
         if len(width) < 2:
@@ -76,6 +76,12 @@ class QKAN(nn.Module):
             for k, (i, o) in enumerate(zip(width[:-1], width[1:]))
         ]
         self._adopt(layers)
+
+    def __getattr__(self, name: str):
+        """Parameters and submodules (nn.Module); a pykan / qkan 0.2.3 method name gets ours in the error."""
+        if name in FOREIGN_METHODS:
+            raise foreign_attribute("QKAN", name)
+        return super().__getattr__(name)
 
     def _adopt(self, layers: list[QKANLayer]) -> None:
         """Take `layers` as this model's stack (all model state is derived from them)."""
@@ -234,7 +240,7 @@ class QKAN(nn.Module):
 
     # ------------------------------------------------------------------------------- extension
     def extend(self, reps: int) -> QKAN:
-        """A new QKAN with `reps` repetitions per edge and the same function (daruan.md).
+        """A new QKAN with `reps` repetitions per edge and the same function (docs/math.md, "Extension").
 
         Old repetitions and encodings are copied, the old final gates become repetition R, and
         the new slots are set so the tail after them cannot change <Z>:
@@ -271,6 +277,7 @@ class QKAN(nn.Module):
         """Draw the network with every edge's curve: see ``qkan.plotting.plot_model``."""
         from qkan.plotting import plot_model
 
+        reject_foreign("QKAN.plot", kw, accepts=plot_model)
         return plot_model(self, path, **kw)
 
     def symbolic(self, tol: float = 1e-8) -> list:

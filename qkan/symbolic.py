@@ -163,7 +163,7 @@ def model_formulas(model: nn.Module, tol: float = 1e-8) -> list:
     Returns:
         list of width[-1] sympy expressions.
 
-    Example:
+    Examples:
         >>> from qkan import QKAN
         >>> exprs = model_formulas(QKAN([2, 1], reps=1, seed=0))
         >>> sorted(str(s) for s in exprs[0].free_symbols)

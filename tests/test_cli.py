@@ -1,6 +1,7 @@
 """The `qkan` command: `python -m qkan fit` end to end, one-line errors with exit code 2."""
 
 import json
+import shlex
 import subprocess
 import sys
 
@@ -65,6 +66,10 @@ def test_fit_csv_and_feynman_in_process(tmp_path, capsys):
         (["fit", "--lr", "-1"], "qkan fit: error: argument --lr: must be a finite number > 0; got '-1'"),
         (["fit", "--lr", "inf"], "qkan fit: error: argument --lr: must be a finite number > 0; got 'inf'"),
         (["fit", "--seed", "-1"], "qkan fit: error: argument --seed: must be an int >= 0; got '-1'"),
+        (["fit", "--steps", "-5"], "qkan fit: error: argument --steps: must be an int >= 1; got '-5'"),
+        (["fit", "--steps", "0"], "qkan fit: error: argument --steps: must be an int >= 1; got '0'"),
+        (["fit", "--steps", "two"], "qkan fit: error: argument --steps: must be an int >= 1; got 'two'"),
+        (["bench", "--threads", "0"], "qkan bench: error: argument --threads: must be an int >= 1; got '0'"),
         (["fit", "--resume", "missing.pt"], "qkan fit: error: cannot load a QKAN from 'missing.pt': no such file"),
         (["fit", "--evaluator", "nope"], "qkan fit: error: `evaluator` must be 'auto' or one of"),
         (["fit", "--ansatz", "zz"], "qkan fit: error: `ansatz` must be one of"),
@@ -134,11 +139,13 @@ def test_search_is_registered_lazily():
     assert proc.stdout.split() == ["False", "False"], proc.stderr
 
 
-def test_search_without_kanqas_says_how_to_install(monkeypatch, capsys):
+@pytest.mark.parametrize("args", [["search"], ["search", "--episodes", "3"], ["search", "-h"], ["search", "--bogus", "x", "y"]])
+def test_search_without_kanqas_says_how_to_install_whatever_the_arguments(monkeypatch, capsys, args):
     monkeypatch.setitem(sys.modules, "qkan.kanqas.cli", None)  # importing it now raises ImportError
-    assert cli.main(["search"]) == 2
+    assert cli.main(args) == 2
     err = capsys.readouterr().err
-    assert "KANQAS is not available" in err and 'pip install "qkan[kanqas]"' in err
+    assert err.startswith("qkan search: error: KANQAS is not available") and 'pip install "qkan-daruan[kanqas]"' in err
+    assert err.count("\n") == 1
 
 
 # --------------------------------------------------------------------------- issue 16: robustness
@@ -205,7 +212,8 @@ def test_ctrl_c_saves_a_resumable_checkpoint_and_exits_130(tmp_path, monkeypatch
     model = QKAN.load(out / "model.pt")
     assert model.reps == 2  # the extended model, trained for a while
     metrics = json.loads((out / "metrics.json").read_text())
-    assert [s["stage"] for s in metrics["stages"]] == ["fit"] and metrics["stopped"] == "interrupted during stage 'extend'"
+    assert [(s["stage"], s["complete"]) for s in metrics["stages"]] == [("fit", True), ("extend", False)]
+    assert metrics["stopped"] == "interrupted during stage 'extend'"
     assert not (out / "fit.png").exists()
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.pt"]  # no temporary files left
     # resume: the saved parameters are the starting point
@@ -292,3 +300,64 @@ def test_bench_ctrl_c_is_one_line_exit_130(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(cli.subprocess, "run", interrupted)
     assert cli.main(["bench"]) == 130
     assert capsys.readouterr().err == "qkan bench: interrupted during 'slow'\n"
+
+
+# ------------------------------------------------------------------- issue 27: a findable package
+def test_version_names_the_distribution(capsys):
+    import qkan
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"qkan-daruan {qkan.__version__} (import name qkan)\n"
+    assert qkan.__version__ == "0.2.0" and qkan.DISTRIBUTION == "qkan-daruan"
+
+
+def test_list_data_names_every_builtin_dataset(capsys):
+    from qkan.data import FEYNMAN
+
+    assert cli.main(["fit", "--list-data"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("demo ") and f"Feynman equations ({len(FEYNMAN)};" in out and "--data table.csv" in out
+    section = out.split("\n\n")[1].splitlines()[1:]
+    assert [shlex.split(line)[0] for line in section] == list(FEYNMAN)  # names as the shell passes them to --data
+    assert "I.12.11     q (Ef+B v sin(theta))   [q, Ef, B, v, theta]\n" in out
+
+
+def test_bench_threads_is_passed_to_every_script(monkeypatch, tmp_path, capfd):
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    (folder / "hello.py").write_text("import sys\nprint('table', sys.argv[1:])\n")
+    monkeypatch.setattr(cli, "_benchmarks_dir", lambda: folder)
+    assert cli.main(["bench", "--quick", "--threads", "2"]) == 0
+    assert "table ['--quick', '--threads', '2']" in capfd.readouterr().out
+
+
+def test_no_progress_prints_each_stage_when_it_ends(tmp_path, monkeypatch, capsys):
+    real_fit, seen = QKAN.fit, []
+
+    def fit(self, data, **kw):
+        seen.append(capsys.readouterr().out)  # what was printed before this stage started
+        return real_fit(self, data, **kw)
+
+    monkeypatch.setattr(QKAN, "fit", fit)
+    assert cli.main(["fit", "--reps", "1", "--extend-reps", "2", "--out", str(tmp_path / "o"), *TINY]) == 0
+    assert seen[0].startswith("qkan fit: data=demo") and seen[0].rstrip().endswith("time [s]")
+    assert [line.split()[:3] for line in seen[1].splitlines()] == [["fit", "1", "2"]]
+    assert capsys.readouterr().out.splitlines()[0].split()[:3] == ["extend", "2", "2"]
+
+
+def test_interrupted_first_stage_is_recorded_not_empty(tmp_path, monkeypatch, capsys):
+    _interrupt_after(monkeypatch, n_calls=1, steps=3)
+    out = tmp_path / "run"
+    assert cli.main(["fit", "--out", str(out), *TINY]) == 130
+    stages = json.loads((out / "metrics.json").read_text())["stages"]
+    assert [(s["stage"], s["steps"], s["complete"]) for s in stages] == [("fit", 3, False)]
+    # the recorded RMSE is the saved model's
+    from qkan.data import demo_function, function_dataset
+
+    data = function_dataset(demo_function, train_num=64, test_num=32, seed=0)
+    with torch.no_grad():
+        rmse = torch.sqrt(((QKAN.load(out / "model.pt")(data["test_input"]) - data["test_label"]) ** 2).mean()).item()
+    assert rmse == pytest.approx(stages[0]["test_rmse"], rel=1e-5)
+    assert "fit         2      3  lbfgs" in capsys.readouterr().out  # --no-progress: the stopped stage's line

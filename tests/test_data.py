@@ -174,7 +174,7 @@ def test_digits_errors(tmp_path, monkeypatch):
     import importlib.util
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ImportError, match=r'pip install "qkan\[data\]"'):
+    with pytest.raises(ImportError, match=r'pip install "qkan-daruan\[data\]"'):
         qdata.digits()
 
 
@@ -182,7 +182,7 @@ def test_digits_from_scikit_learn():
     import importlib.util
 
     if importlib.util.find_spec("sklearn") is None:
-        pytest.skip('scikit-learn is not installed (pip install "qkan[data]")')
+        pytest.skip('scikit-learn is not installed (pip install "qkan-daruan[data]")')
     d = qdata.digits()
     assert d["train_input"].shape == (1348, 64) and d["test_input"].shape == (449, 64)
     assert float(d["train_input"].max()) == 1.0 and float(d["train_input"].min()) == 0.0

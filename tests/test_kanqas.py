@@ -339,7 +339,7 @@ def test_import_without_gymnasium_names_the_extra():
     code = ("import sys; sys.modules['gymnasium'] = None\n"
             "try:\n    from qkan import kanqas\nexcept ImportError as err:\n    print(err)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
-    assert 'pip install "qkan[kanqas]"' in out
+    assert 'pip install "qkan-daruan[kanqas]"' in out
 
 
 def test_bspline_grid_update_follows_samples_and_keeps_the_function():

@@ -1,4 +1,4 @@
-"""Every python example of README.md runs as written, each in a fresh interpreter.
+"""Every python example of README.md and of the guides in docs/ runs as written, each in a fresh interpreter.
 
 A snippet may be marked to skip only when it needs real IBM hardware: the line before its fence
 is ``<!-- readme-test: skip (IBM hardware) -->``. A snippet that imports an optional extra is
@@ -20,6 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+#: pages whose examples run too (a block that repeats an earlier one runs once)
+PAGES = [README, ROOT / "docs" / "index.md", *sorted((ROOT / "docs" / "guides").glob("*.md"))]
 SKIP_MARK = "<!-- readme-test: skip (IBM hardware) -->"
 #: top-level modules of the optional extras -> the extra
 EXTRAS = {"pennylane": "pennylane", "qiskit": "qiskit", "qiskit_aer": "qiskit", "qiskit_ibm_runtime": "qiskit",
@@ -27,16 +29,17 @@ EXTRAS = {"pennylane": "pennylane", "qiskit": "qiskit", "qiskit_aer": "qiskit", 
 TIMEOUT_S = 600
 
 
-def _snippets() -> list[tuple[str, str, bool]]:
-    """(id, code, marked to skip) of every ```python block, the id naming its section."""
-    text = README.read_text(encoding="utf-8")
-    out, section, counts = [], "top", {}
+def _snippets(page: Path = README) -> list[tuple[str, str, bool]]:
+    """(id, code, marked to skip) of every ```python block of `page`, the id naming its section."""
+    text = page.read_text(encoding="utf-8")
+    out, section, counts = [], "top" if page == README else page.stem, {}
     lines = text.splitlines()
     k = 0
     while k < len(lines):
         line = lines[k]
         if line.startswith("## "):
             section = re.sub(r"[^a-z0-9]+", "-", line[3:].lower()).strip("-")
+            section = section if page == README else f"{page.stem}-{section}"
         if line.strip() == "```python":
             end = lines.index("```", k + 1)
             counts[section] = counts.get(section, 0) + 1
@@ -47,7 +50,17 @@ def _snippets() -> list[tuple[str, str, bool]]:
     return out
 
 
-SNIPPETS = _snippets()
+def _all_snippets() -> list[tuple[str, str, bool]]:
+    seen, out = set(), []
+    for page in PAGES:
+        for name, code, marked in _snippets(page):
+            if code not in seen:
+                seen.add(code)
+                out.append((name if page == README else f"docs-{name}", code, marked))
+    return out
+
+
+SNIPPETS = _all_snippets()
 
 
 def _missing_extras(code: str) -> list[str]:
@@ -64,7 +77,7 @@ def _free_port() -> int:
 
 
 def test_readme_has_examples_and_marks_only_hardware():
-    assert len(SNIPPETS) >= 8
+    assert len(_snippets()) >= 6 and len(SNIPPETS) >= 12
     for name, code, marked in SNIPPETS:
         assert not marked or "QiskitRuntimeService" in code, f"{name} is marked to skip but does not target IBM hardware"
 
@@ -75,7 +88,7 @@ def test_readme_example_runs(name, code, marked, tmp_path):
         pytest.skip("needs real IBM hardware")
     missing = _missing_extras(code)
     if missing:
-        pytest.skip(f'needs pip install "qkan[{",".join(missing)}]"')
+        pytest.skip(f'needs pip install "qkan-daruan[{",".join(missing)}]"')
     script = tmp_path / f"{name}.py"
     script.write_text(code, encoding="utf-8")
     env = {
@@ -85,4 +98,4 @@ def test_readme_example_runs(name, code, marked, tmp_path):
         "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
     }  # fmt: skip
     proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
-    assert proc.returncode == 0, f"README example {name} failed:\n{code}\n--- stderr:\n{proc.stderr[-4000:]}"
+    assert proc.returncode == 0, f"example {name} failed:\n{code}\n--- stderr:\n{proc.stderr[-4000:]}"

@@ -125,7 +125,7 @@ def register_ansatz(name: str, spec: Ansatz) -> None:
         spec: an Ansatz: rotations with a theta index < k, at most MAX_GATES gates per list, an
             RX/RY/RZ data rotation.
 
-    Example:
+    Examples:
         >>> register_ansatz("ry", Ansatz("ry", (Gate("RY", 0),), "RZ", False, (Gate("RY", 0),), 1))
     """
     if not isinstance(name, str) or not name:

@@ -166,7 +166,7 @@ def edge_qnode(layer, edge: tuple[int, int] = (0, 0), device: Any = "default.qub
     Returns:
         QNode: x a scalar or (B,) array/tensor (broadcast) -> scalar or (B,).
 
-    Example:
+    Examples:
         >>> qnode = layer.to_pennylane(edge=(0, 1))
         >>> print(qml.draw(qnode)(0.3))  # doctest: +SKIP
     """

@@ -5,7 +5,7 @@ The circuit is read from the ansatz spec (qkan.circuits.ansatz), never from per-
     H, then for l = 0..R-1: rep_gates with theta[l, p], encoding_gate at the encoded angle;
     then final_gates with theta[R, p];  f = <Z>.
 
-Qiskit's RX/RY/RZ(a) = exp(-i a P / 2) use the same convention as shared/design/daruan.md.
+Qiskit's RX/RY/RZ(a) = exp(-i a P / 2) use the same convention as this package (docs/math.md).
 Qiskit is imported when a function here is first called.
 """
 
@@ -79,7 +79,7 @@ def layer_circuit(layer, edge: tuple[int, int] | None = None):
     Returns:
         A ``qiskit.QuantumCircuit`` on one qubit; f = <Z> of its final state.
 
-    Example:
+    Examples:
         >>> qc = layer.to_qiskit((0, 1))
         >>> qc.assign_parameters({qc.parameters[0]: 0.3})  # doctest: +SKIP
     """

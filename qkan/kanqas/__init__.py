@@ -6,14 +6,14 @@
     agent.train(500); print(agent.best_circuit())
 
 A new search target is a ``kanqas.Task`` subclass plus ``kanqas.register_task(name, factory)``.
-Needs gymnasium (and pennylane for molecular Hamiltonians): pip install "qkan[kanqas]".
+Needs gymnasium (and pennylane for molecular Hamiltonians): pip install "qkan-daruan[kanqas]".
 References: Kundu, Sarkar, Sadhu, arXiv 2406.17630; Patel, Kundu et al., arXiv 2402.03500.
 """
 
 try:
     import gymnasium  # noqa: F401
 except ImportError as err:  # pragma: no cover - depends on the environment
-    raise ImportError('qkan.kanqas needs gymnasium: pip install "qkan[kanqas]"') from err
+    raise ImportError('qkan.kanqas needs gymnasium: pip install "qkan-daruan[kanqas]"') from err
 
 from qkan.kanqas import tasks
 from qkan.kanqas.agent import DDQNAgent, ReplayBuffer

@@ -132,7 +132,7 @@ class Circuit:
         try:
             from qiskit import QuantumCircuit
         except ImportError as err:  # pragma: no cover - depends on the environment
-            raise ImportError('Circuit.to_qiskit needs qiskit: pip install "qkan[qiskit]"') from err
+            raise ImportError('Circuit.to_qiskit needs qiskit: pip install "qkan-daruan[qiskit]"') from err
         qc = QuantumCircuit(self.n_qubits)
         for q, bit in enumerate(self.initial_bits):
             if bit:
@@ -152,7 +152,7 @@ class Circuit:
         try:
             import pennylane as qml
         except ImportError as err:  # pragma: no cover - depends on the environment
-            raise ImportError('Circuit.to_pennylane needs pennylane: pip install "qkan[pennylane]"') from err
+            raise ImportError('Circuit.to_pennylane needs pennylane: pip install "qkan-daruan[pennylane]"') from err
         ops = {"X": qml.PauliX, "Y": qml.PauliY, "Z": qml.PauliZ, "H": qml.Hadamard, "T": qml.T,
                "RX": qml.RX, "RY": qml.RY, "RZ": qml.RZ}
         gates, angles, bits = list(self.gates), self.angles.copy(), self.initial_bits
@@ -170,6 +170,13 @@ class Circuit:
                     ops[gate.name](wires=gate.qubits[0])
 
         return qfunc
+
+    def on_backend(self, task, backend, **options):
+        """The task's fidelity or energy of this circuit measured on a Qiskit backend, with error
+        bars (shots, readout mitigation): see ``qkan.kanqas.hardware.run_on_backend``."""
+        from qkan.kanqas.hardware import run_on_backend
+
+        return run_on_backend(self, task, backend, **options)
 
 
 def _span(gate: Instruction) -> range | tuple[int, ...]:

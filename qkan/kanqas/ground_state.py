@@ -73,7 +73,7 @@ def molecule_hamiltonian(name: str) -> np.ndarray:
         import pennylane as qml
         from pennylane import qchem
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError('molecular Hamiltonians need pennylane: pip install "qkan[kanqas]"') from err
+        raise ImportError('molecular Hamiltonians need pennylane: pip install "qkan-daruan[kanqas]"') from err
     mol = MOLECULES[name]
     op, n = qchem.molecular_hamiltonian(list(mol.symbols), np.array(mol.coordinates), unit="angstrom",
                                         basis="sto-3g", mapping="jordan_wigner",
@@ -128,7 +128,7 @@ class GroundState(Task):
             try:
                 import pennylane as qml
             except ImportError as err:  # pragma: no cover - depends on the environment
-                raise ImportError('operator Hamiltonians need pennylane: pip install "qkan[kanqas]"') from err
+                raise ImportError('operator Hamiltonians need pennylane: pip install "qkan-daruan[kanqas]"') from err
             wires = sorted(hamiltonian.wires.tolist())
             if wires != list(range(len(wires))):
                 raise ValueError(f"`hamiltonian` must act on wires 0..n-1; got {wires}")

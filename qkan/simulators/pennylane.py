@@ -172,7 +172,7 @@ class PennyLaneEvaluator(Evaluator):
         **device_options: extra options for qml.device when `device` is a name (e.g.
             backend=FakeManilaV2() for "qiskit.remote").
 
-    Example:
+    Examples:
         >>> layer.set_evaluator("pennylane", device="lightning.qubit", diff_method="adjoint")  # doctest: +SKIP
     """
 
