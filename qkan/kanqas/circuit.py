@@ -197,6 +197,13 @@ class Circuit:
 
         return qfunc
 
+    def on_backend(self, task, backend, **options):
+        """The task's fidelity or energy of this circuit measured on a Qiskit backend, with error
+        bars (shots, readout mitigation): see ``qkan.kanqas.hardware.run_on_backend``."""
+        from qkan.kanqas.hardware import run_on_backend
+
+        return run_on_backend(self, task, backend, **options)
+
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
