@@ -14,13 +14,14 @@ from types import ModuleType
 __all__ = ["check_int", "check_number", "check_interval", "check_choice", "check_type", "check_bool", "check_device", "require"]
 
 
-def check_int(arg: str, value, low: int = 1, allow_none: bool = False, high: int | None = None) -> None:
-    """`value` must be an int in [low, high] (or None where allowed).
+def check_int(arg: str, value, low: int = 1, allow_none: bool = False, high: int | None = None) -> int | None:
+    """`value` must be an int in [low, high] (or None where allowed); returns it as a Python int.
 
-    TypeError naming `arg` for a non-integer (bools included), ValueError for one out of range.
+    Integers of other types (numpy.int64, ...) are accepted. TypeError naming `arg` for a
+    non-integer (bools included), ValueError for one out of range.
     """
     if value is None and allow_none:
-        return
+        return None
     none = " or None" if allow_none else ""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         bound = f" in [{low}, {high}]" if high is not None else f" >= {low}"
@@ -29,6 +30,7 @@ def check_int(arg: str, value, low: int = 1, allow_none: bool = False, high: int
         raise ValueError(f"`{arg}` must be an int >= {low}{none}; got {value!r}")
     if high is not None and value > high:
         raise ValueError(f"`{arg}` must be an int <= {high}{none}; got {value!r}")
+    return int(value)
 
 
 def check_number(arg: str, value, low: float = 0.0, high: float | None = None, allow_none: bool = False) -> float | None:
@@ -92,19 +94,19 @@ def check_bool(arg: str, value) -> None:
         raise TypeError(f"`{arg}` must be True or False; got {value!r} ({type(value).__name__})")
 
 
-def check_device(device):
-    """`device` as a torch.device that can hold tensors here, or None; TypeError/ValueError naming it otherwise."""
+def check_device(device, arg: str = "device"):
+    """`device` as a torch.device that can hold tensors here, or None; TypeError/ValueError naming `arg` otherwise."""
     import torch
 
     if device is None:
         return None
-    check_type("device", device, (str, torch.device, int))
+    check_type(arg, device, (str, torch.device, int))
     try:
         device = torch.device(device)
         torch.empty(0, device=device)
-    except (RuntimeError, ValueError) as err:
+    except (RuntimeError, ValueError, AssertionError) as err:  # a CPU-only torch asserts on "cuda"
         message = " ".join(str(err).split())
-        raise ValueError(f"`device` must be an available torch device (e.g. 'cpu', 'cuda:0'); got {device!r}: {message}") from None
+        raise ValueError(f"`{arg}` must be an available torch device (e.g. 'cpu', 'cuda:0'); got {device!r}: {message}") from None
     return device
 
 

@@ -14,17 +14,25 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 __all__ = ["main", "build_parser"]
 
 #: the demo recipe: stage 1 at DEMO_REPS, then extension to DEMO_EXTEND_REPS
 DEMO_REPS, DEMO_STEPS, DEMO_EXTEND_REPS, DEMO_EXTEND_STEPS = 2, 20, 5, 20
+#: the most torch CPU threads `--threads` takes (more only oversubscribe the cores, or fail to start)
+MAX_THREADS = 1024
+#: the files `qkan fit` writes into its output folder
+FIT_OUTPUTS = ("model.pt", "metrics.json", "fit.png")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,6 +68,13 @@ def _int_at_least(low: int):
 
 
 _nonneg_int, _pos_int = _int_at_least(0), _int_at_least(1)
+
+
+def _thread_count(text: str) -> int:
+    value = _nonneg_int(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"must be an int in [0, {MAX_THREADS}]; got {text!r}")
+    return value
 
 
 def _pos_float(text: str) -> float:
@@ -99,7 +114,7 @@ def _add_fit_parser(sub) -> None:
                         "stage 2 runs when --extend-reps is greater)")
     p.add_argument("--out", default=None, help="output folder (default ./qkan-runs/<name>)")
     p.add_argument("--name", default=None, help="run name (default: data name and a timestamp)")
-    p.add_argument("--threads", type=_nonneg_int, default=1,
+    p.add_argument("--threads", type=_thread_count, default=1,
                    help="torch CPU threads (default 1: small models run fastest on one; 0: torch's default)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(func=_cmd_fit)
@@ -163,7 +178,47 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except BrokenPipeError:  # stdout closed by the reader (`| head`) of a command that does not use _out
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes it
+        return 141  # 128 + SIGPIPE, as a shell reports it
+
+
+# ------------------------------------------------------------------------------------ signals
+class Terminated(KeyboardInterrupt):
+    """SIGTERM turned into an interrupt, so `kill PID` saves like Ctrl-C does."""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside: SIGTERM raises Terminated (a KeyboardInterrupt) in the main thread; no-op in other threads."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigterm(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Inside: Ctrl-C and SIGTERM are ignored (main thread only), so files written there are complete."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 # ------------------------------------------------------------------------------------------- fit
@@ -194,10 +249,11 @@ def _setup_fit(args) -> tuple:
     """
     import torch
 
-    from qkan._io import check_writable
+    from qkan._io import check_file_target, check_writable
     from qkan.models import QKAN
 
-    data, data_name = _load_data(args)
+    with _too_large("`--train-num`/`--test-num` too large"):
+        data, data_name = _load_data(args)
     dtype = getattr(torch, args.dtype)
     n_in, n_out = data["train_input"].shape[1], data["train_label"].shape[1]
     if args.resume:
@@ -209,7 +265,8 @@ def _setup_fit(args) -> tuple:
         width = args.width or [n_in, 5, n_out]
         if width[0] != n_in or width[-1] != n_out:
             raise ValueError(f"`--width` must start with {n_in} inputs and end with {n_out} outputs for this data; got {width}")
-        model = QKAN(width, args.reps, ansatz=args.ansatz, encoding=args.encoding, seed=args.seed, dtype=dtype)
+        with _too_large("`--width`/`--reps` too large"):
+            model = QKAN(width, args.reps, ansatz=args.ansatz, encoding=args.encoding, seed=args.seed, dtype=dtype)
     layer = model.layers[0]
     extendable = layer.ansatz.extension_problem(layer.encoding != "fixed") is None
     extend_reps = args.extend_reps
@@ -220,14 +277,34 @@ def _setup_fit(args) -> tuple:
     if args.evaluator != "auto":
         model.set_evaluator(args.evaluator)
     if extend_reps:
-        model.extend(extend_reps)  # refuses unsupported ansatz/encoding before any training
-    with torch.no_grad():  # inputs outside a px model's domain, too large values: found now, not mid-training
+        try:
+            with _too_large("`--extend-reps` too large"):
+                model.extend(extend_reps)  # refuses unsupported ansatz/encoding before any training
+        except ValueError as err:
+            raise ValueError(f"{err} (from `--extend-reps` {extend_reps})") from None
+    with torch.no_grad(), _too_large("the data or `--width` too large"):  # inputs outside a px model's domain, too large values: found now
         for key in ("train_input", "test_input"):
             model(data[key].to(dtype))
     stages = [("fit", model.reps, args.steps)] + ([("extend", extend_reps, args.extend_steps)] if extend_reps else [])
     name = args.name or f"{data_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     out = check_writable(Path(args.out) if args.out else Path("qkan-runs") / name)
+    final_reps = max(model.reps, extend_reps)  # the saved model's size grows with its reps
+    model_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values()) * final_reps // model.reps
+    for file in FIT_OUTPUTS:  # a folder in the way or a full disk: found now, not after training
+        check_file_target(out / file, "--out", reserve=2 * model_bytes + (1 << 20))
     return data, data_name, model, stages, out
+
+
+@contextmanager
+def _too_large(subject: str) -> Iterator[None]:
+    """Running out of memory inside is a one-line ValueError starting with `subject` (naming the flags)."""
+    try:
+        yield
+    except (RuntimeError, MemoryError) as err:
+        if not isinstance(err, MemoryError) and "allocate" not in str(err):
+            raise
+        asked = re.search(r"allocate (\d+) bytes", str(err))
+        raise ValueError(f"{subject}: not enough memory" + (f" ({int(asked[1]) / 2**30:.3g} GiB asked for)" if asked else "")) from None
 
 
 def _list_data() -> int:
@@ -248,8 +325,16 @@ _HEADER = f"{'stage':<8}{'reps':>5}{'steps':>7}  {'optimizer':<10}{'train RMSE':
 
 def _print_row(row: dict) -> None:
     note = "" if row["complete"] else "  (stopped)"
-    print(f"{row['stage']:<8}{row['reps']:>5}{row['steps']:>7}  {row['optimizer']:<10}{row['train_rmse']:>12.3e}"
-          f"{row['test_rmse']:>12.3e}{row['seconds']:>10.1f}{note}", flush=True)
+    _out(f"{row['stage']:<8}{row['reps']:>5}{row['steps']:>7}  {row['optimizer']:<10}{row['train_rmse']:>12.3e}"
+         f"{row['test_rmse']:>12.3e}{row['seconds']:>10.1f}{note}")
+
+
+def _out(text: str) -> None:
+    """Print a line of the table now; a reader that closed stdout (`| head`, `| true`) stops the table, not the run."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # later lines, and Python's final flush, go nowhere
 
 
 def _cmd_fit(args) -> int:
@@ -268,46 +353,48 @@ def _cmd_fit(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    print(f"qkan fit: data={data_name} width={model.width} ansatz={model.layers[0].ansatz.name} "
-          f"encoding={model.layers[0].encoding} dtype={args.dtype}\n{_HEADER}", flush=True)
+    _out(f"qkan fit: data={data_name} width={model.width} ansatz={model.layers[0].ansatz.name} "
+         f"encoding={model.layers[0].encoding} dtype={args.dtype}\n{_HEADER}")
     rows, curve, boundaries = [], [], []
     stop, code = None, 0
     start = time.perf_counter()
-    for stage, reps, steps in stages:
-        last: dict = {}  # the stage's latest step and metrics: a stopped stage is reported from them
-        t0 = time.perf_counter()
-        try:
-            if stage == "extend":
-                model = model.extend(reps)
-                if args.evaluator != "auto":
-                    model.set_evaluator(args.evaluator)
-            history = model.fit(data, steps=steps, optimizer=args.optimizer, lr=args.lr, progress=not args.no_progress,
-                                callbacks=[lambda step, _, record: last.update(record, step=step)])
-        except KeyboardInterrupt:
-            stop, code = f"interrupted during stage {stage!r}", 130
-        except (ValueError, FloatingPointError, RuntimeError) as err:
-            stop, code = f"error during stage {stage!r}: {' '.join(str(err).split())}", 1
-        if stop is None:
-            last = {"step": steps, "train_rmse": history["train_rmse"][-1], "test_rmse": history["test_rmse"][-1]}
-        if "train_rmse" in last:
-            row = {"stage": stage, "reps": reps, "steps": last["step"], "optimizer": args.optimizer,
-                   "train_rmse": last["train_rmse"], "test_rmse": last["test_rmse"],
-                   "seconds": time.perf_counter() - t0, "complete": stop is None}
-            rows.append(row)
-            if stop is None or args.no_progress:  # after a stopped progress bar, the one-line message says it
-                _print_row(row)
-        if stop is not None:
-            break
-        offset = len(curve)
-        boundaries.append(offset)
-        curve += [(offset + k, tr, te) for k, tr, te in zip(history["step"], history["train_rmse"], history["test_rmse"])]
+    with sigterm_as_interrupt():  # `kill PID` saves like Ctrl-C
+        for stage, reps, steps in stages:
+            last: dict = {}  # the stage's latest step and metrics: a stopped stage is reported from them
+            t0 = time.perf_counter()
+            try:
+                if stage == "extend":
+                    model = model.extend(reps)
+                    if args.evaluator != "auto":
+                        model.set_evaluator(args.evaluator)
+                history = model.fit(data, steps=steps, optimizer=args.optimizer, lr=args.lr, progress=not args.no_progress,
+                                    callbacks=[lambda step, _, record: last.update(record, step=step)])
+            except Terminated:
+                stop, code = f"terminated (SIGTERM) during stage {stage!r}", 143
+            except KeyboardInterrupt:
+                stop, code = f"interrupted during stage {stage!r}", 130
+            except (ValueError, FloatingPointError, RuntimeError) as err:
+                stop, code = f"error during stage {stage!r}: {' '.join(str(err).split())}", 1
+            if stop is None:
+                last = {"step": steps, "train_rmse": history["train_rmse"][-1], "test_rmse": history["test_rmse"][-1]}
+            if "train_rmse" in last:
+                row = {"stage": stage, "reps": reps, "steps": last["step"], "optimizer": args.optimizer,
+                       "train_rmse": last["train_rmse"], "test_rmse": last["test_rmse"],
+                       "seconds": time.perf_counter() - t0, "complete": stop is None}
+                rows.append(row)
+                if stop is None or args.no_progress:  # after a stopped progress bar, the one-line message says it
+                    _print_row(row)
+            if stop is not None:
+                break
+            offset = len(curve)
+            boundaries.append(offset)
+            curve += [(offset + k, tr, te) for k, tr, te in zip(history["step"], history["train_rmse"], history["test_rmse"])]
     total = time.perf_counter() - start
-
     summary = {"data": data_name, "width": model.width, "reps": model.reps, "stages": rows, "seconds": total,
                "stopped": stop, "args": {k: v for k, v in vars(args).items() if k != "func"}}
     written = _write_fit_outputs(model, data, curve, boundaries, summary, out, plot=stop is None)
     if stop is None:
-        print(f"total {total:.1f} s; wrote {', '.join(written)}")
+        _out(f"total {total:.1f} s; wrote {', '.join(written)}")
         return 0
     if written[0].endswith("model.pt"):
         saved = f"saved the model trained so far to {written[0]} (continue with --resume)"
@@ -321,15 +408,13 @@ def _cmd_fit(args) -> int:
 def _write_fit_outputs(model, data: dict, curve: list, boundaries: list[int], summary: dict, out: Path, plot: bool) -> list[str]:
     """Write model.pt (when its parameters are finite), metrics.json and fit.png atomically; returns the paths.
 
-    Ctrl-C is ignored while writing, so the files are complete or absent.
+    Ctrl-C and SIGTERM are ignored while writing, so the files are complete or absent.
     """
     import torch
 
     from qkan._io import atomic_write_text
 
-    main_thread = threading.current_thread() is threading.main_thread()
-    handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
-    try:
+    with signals_deferred():
         written = []
         if all(bool(torch.isfinite(p).all()) for p in model.parameters()):
             model.save(out / "model.pt")
@@ -340,9 +425,6 @@ def _write_fit_outputs(model, data: dict, curve: list, boundaries: list[int], su
             _plot_fit(model, data, curve, boundaries, out / "fit.png")
             written.append(str(out / "fit.png"))
         return written
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGINT, handler)
 
 
 def _plot_fit(model, data: dict, curve: list, boundaries: list[int], path: Path) -> None:

@@ -11,6 +11,7 @@ import csv
 import gzip
 import importlib.util
 import math
+import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -116,7 +117,7 @@ def function_dataset(
     check_int("n_var", n_var)
     check_int("train_num", train_num)
     check_int("test_num", test_num)
-    check_int("seed", seed, low=0, high=2**63 - 1)
+    seed = check_int("seed", seed, low=0, high=2**63 - 1)
     r = _ranges(ranges, n_var)
     dtype = _check_dtype(dtype)
     gen = torch.Generator().manual_seed(seed)
@@ -299,7 +300,7 @@ def classification_dataset(
     check_int("train_num", train_num)
     check_int("test_num", test_num)
     check_number("noise", noise)
-    check_int("seed", seed, low=0, high=2**63 - 1)
+    seed = check_int("seed", seed, low=0, high=2**63 - 1)
     gen = torch.Generator().manual_seed(seed)
     dtype = _check_dtype(dtype)
     out = {}
@@ -356,7 +357,7 @@ def digits(
         with opener(path, "rt", encoding="utf-8") as fh:
             rows = [row for row in csv.reader(fh) if row]
         table = torch.tensor([[float(cell) for cell in row] for row in rows], dtype=torch.float64)
-    except (OSError, UnicodeDecodeError, csv.Error, ValueError) as err:
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error, ValueError) as err:  # EOFError: cut short
         raise ValueError(f"cannot read the digits file {str(path)!r}: {err}") from None
     if table.dim() != 2 or table.shape[1] != 65 or len(table) < 2:
         raise ValueError(f"the digits file {str(path)!r} must hold rows of 64 pixels and a label; got shape {tuple(table.shape)}")
@@ -404,15 +405,16 @@ def load_csv(
     check_number("test_fraction", test_fraction, 0.0, 1.0)
     if not 0 < test_fraction < 1:
         raise ValueError(f"`test_fraction` must be in (0, 1); got {test_fraction!r}")
-    check_int("seed", seed, low=0, high=2**63 - 1)
+    seed = check_int("seed", seed, low=0, high=2**63 - 1)
     dtype = _check_dtype(dtype)
     try:
         with open(path, newline="", encoding="utf-8") as fh:
-            rows = [row for row in csv.reader(fh) if row and any(cell.strip() for cell in row)]
+            rows = [row for row in csv.reader(fh) if row and any(cell.strip("\ufeff \t") for cell in row)]
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise ValueError(f"cannot read CSV file {str(path)!r}: {err}") from None
     if not rows:
         raise ValueError(f"CSV file {str(path)!r} is empty")
+    rows[0][0] = rows[0][0].lstrip("\ufeff")  # the byte-order mark(s) of Excel's "CSV UTF-8"
     header = None
     if any(not _is_number(cell) for cell in rows[0]):
         header, rows = [c.strip() for c in rows[0]], rows[1:]
@@ -434,7 +436,11 @@ def load_csv(
     if isinstance(target, str):
         if target not in columns:
             raise ValueError(f"`target` {target!r} is not a column of {str(path)!r}; columns are {columns}")
-        target = columns.index(target)
+        where = [i for i, name in enumerate(columns) if name == target]
+        if len(where) > 1:
+            raise ValueError(f"`target` {target!r} is ambiguous: CSV file {str(path)!r} has {len(where)} columns named "
+                             f"{target!r} (columns {where}); rename them or pass an index")
+        target = where[0]
     if isinstance(target, bool) or not isinstance(target, int) or not -width <= target < width:
         raise ValueError(f"`target` must be a column name or an index in [-{width}, {width}); got {target!r}")
     target %= width

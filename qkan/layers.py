@@ -138,7 +138,7 @@ class QKANLayer(nn.Module):
         else:
             base_init = check_number("base_init", base_init, low=-math.inf)
         check_bool("bias", bias)
-        check_int("seed", seed, low=0, high=2**63 - 1, allow_none=True)
+        seed = check_int("seed", seed, low=0, high=2**63 - 1, allow_none=True)
         if dtype is not None and dtype not in PARAM_DTYPES:
             raise (ValueError if isinstance(dtype, torch.dtype) else TypeError)(
                 f"`dtype` must be torch.float32, torch.float64, torch.bfloat16, torch.float16 or None; got {dtype!r}"

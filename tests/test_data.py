@@ -344,3 +344,52 @@ def test_load_csv_argument_errors(tmp_path, kwargs, error, match):
         qdata.load_csv(_write(tmp_path, "1,2\n3,4\n5,6\n"), **kwargs)
     with pytest.raises(TypeError, match=r"`path` must be str or pathlib.Path; got int"):
         qdata.load_csv(3)
+
+
+# ------------------------------------------------------------------------ issue 25: odd files
+def test_load_csv_with_a_byte_order_mark(tmp_path):
+    bom = "\ufeff"  # Excel's "CSV UTF-8" starts with it
+    plain = tmp_path / "plain.csv"
+    plain.write_text("1,2\n3,4\n5,6\n", encoding="utf-8")
+    marked = tmp_path / "bom.csv"
+    marked.write_text(bom + "1,2\n3,4\n5,6\n", encoding="utf-8")
+    a, b = qdata.load_csv(plain, test_fraction=0.3), qdata.load_csv(marked, test_fraction=0.3)
+    assert all(torch.equal(a[k], b[k]) for k in ("train_input", "train_label", "test_input", "test_label"))
+    assert sorted(b["train_label"][:, 0].tolist() + b["test_label"][:, 0].tolist()) == [2, 4, 6]  # no row lost
+    header = tmp_path / "header.csv"
+    header.write_text(bom + "x,y\n1,2\n3,4\n5,6\n", encoding="utf-8")
+    d = qdata.load_csv(header, target="x", test_fraction=0.3)  # the first column by its name
+    assert d["columns"] == ["y"]
+    torch.testing.assert_close(d["train_label"] + 1, d["train_input"])
+
+
+def test_load_csv_duplicate_target_name_is_ambiguous(tmp_path):
+    path = _write(tmp_path, "a,y,y\n1,2,3\n4,5,6\n7,8,9\n")
+    with pytest.raises(ValueError, match=r"`target` 'y' is ambiguous: CSV file .*t.csv' has 2 columns named 'y' \(columns \[1, 2\]\)"):
+        qdata.load_csv(path, target="y")
+    d = qdata.load_csv(path, target=2, test_fraction=0.3)  # an index says which one
+    assert d["columns"] == ["a", "y"]
+    assert qdata.load_csv(path, target="a", test_fraction=0.3)["columns"] == ["y", "y"]
+
+
+@pytest.mark.parametrize("cut", [0.0, 0.3, 0.9, "flip"])
+def test_damaged_digits_file_is_an_error_naming_it(tmp_path, cut):
+    rows = [[k % 17] * 64 + [k % 10] for k in range(200)]
+    path = _digits_file(tmp_path, rows)
+    data = bytearray(path.read_bytes())
+    if cut == "flip":
+        data[len(data) // 2] ^= 0x10
+    else:
+        data = data[: int(len(data) * cut)]
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=f"cannot read the digits file {str(path)!r}|the digits file {str(path)!r}"):
+        qdata.digits(path=path)
+
+
+def test_numpy_integer_seeds(tmp_path):
+    np = pytest.importorskip("numpy")
+    a = qdata.function_dataset(qdata.demo_function, train_num=5, test_num=3, seed=np.int64(4))
+    b = qdata.function_dataset(qdata.demo_function, train_num=5, test_num=3, seed=4)
+    assert torch.equal(a["train_input"], b["train_input"])
+    assert torch.equal(qdata.classification_dataset(train_num=4, test_num=2, seed=np.uint8(2))["train_input"],
+                       qdata.classification_dataset(train_num=4, test_num=2, seed=2)["train_input"])

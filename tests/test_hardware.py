@@ -25,7 +25,7 @@ from qkan import QKANLayer  # noqa: E402
 from qkan.simulators.hardware.layout import qubit_calibration, rank_qubits  # noqa: E402
 from qkan.simulators.hardware.mitigation import extrapolation_weights, fold, readout_correct  # noqa: E402
 from qkan.simulators.hardware.packing import pack_circuit, pack_rows, unpack_rows  # noqa: E402
-from qkan.simulators.hardware.shots import binomial_estimates  # noqa: E402
+from qkan.simulators.hardware.shots import binomial_estimates, noise_model_readout  # noqa: E402
 from qkan.simulators.qiskit import QiskitEvaluator, QiskitJobError  # noqa: E402
 from qkan.testing import random_layer  # noqa: E402
 
@@ -150,10 +150,11 @@ def test_packed_on_a_fake_backend_in_local_mode_uses_distinct_qubits():
     layer = _layer(2, 2, 1)
     x = _inputs(5, 2)  # 20 values on 5 qubits: 4 executed parameter sets
     exact = layer.edge_outputs(x).detach()
-    layer.set_evaluator("qiskit", backend=fake, pack="auto", shots=4000, seed=2, mitigation={"readout": True})
+    layer.set_evaluator("qiskit", backend=fake, pack="auto", initial_layout=[0, 1, 2, 3, 4], shots=4000, seed=2,
+                        mitigation={"readout": True}, product_simulation=False)  # the route of real backends
     est = layer.edge_outputs(x).detach()
     ev = layer.get_evaluator()
-    assert sorted(ev.physical_qubits) == [0, 1, 2, 3, 4]
+    assert ev.simulated_by == "backend" and ev.physical_qubits == [0, 1, 2, 3, 4]
     assert ev.circuits_submitted == 4 + 2  # + the two readout calibration circuits
     # sampled (readout calibrated from 4000-shot circuits) with gate noise <= 0.02: a loose bound
     assert (est - exact).abs().max() < 0.02 + 6 / math.sqrt(4000) * 1.3
@@ -378,10 +379,10 @@ def test_run_tasks_submits_all_then_collects_in_order(capsys):
             return self.n
 
     def task(n):
-        return Task(lambda: (log.append(("submit", n)), Job(n))[1], lambda r: r * 10, circuits=1)
+        return Task(lambda: (log.append(("submit", n)), Job(n))[1], lambda r: (np.array([r * 10.0]), None), circuits=1)
 
     out = run_tasks([task(n) for n in range(3)], backend="stub", stage="forward", layer="L", progress=False)
-    assert out == [0, 10, 20]  # in task order although job 2 finished first
+    assert [v.item() for v, _ in out] == [0, 10, 20]  # in task order although job 2 finished first
     assert [e for e in log if e[0] == "submit"] == log[:3]  # every job submitted before any ran to the end
     assert log[3] == ("ran", 2)
     assert capsys.readouterr().err == ""  # progress=False: no bar
@@ -395,7 +396,8 @@ def test_failed_job_reports_through_the_callback():
         def run(self, *args, **kwargs):
             raise RuntimeError("backend offline")
 
-    ev = QiskitEvaluator(threads=1, job_callback=lambda event, info: events.append((event, info)))
+    ev = QiskitEvaluator(threads=1, job_callback=lambda event, info: events.append((event, info)),
+                         product_simulation=False)
     ev._executor.simulator = Broken()
     layer._evaluator = ev
     theta = layer.theta.detach().clone()
@@ -453,3 +455,311 @@ def test_zne_on_an_ideal_simulator_is_exact_for_every_ansatz(ansatz):
     layer.set_evaluator("qiskit", backend=AerSimulator(max_parallel_threads=1), pack=2,
                         mitigation={"zne": [1, 3, 5], "repeats": 2})
     torch.testing.assert_close(layer.edge_outputs(x), ref, rtol=0, atol=1e-10)
+
+
+# ------------------------------------------------------------------------------ calibrated "auto" qubits (issue 28)
+def test_pack_auto_on_sherbrooke_uses_the_better_half_of_the_chip():
+    """4->4, reps 3, 16 samples: >= 50x fewer executed parameter sets than unpacked, on qubits whose
+    mean readout error is below the chip median (the "auto" rule: readout <= median, no sx/x outlier)."""
+    fake = FakeSherbrooke()
+    cal = qubit_calibration(fake.target)
+    layer = _layer(4, 4, 3, encoding="fixed")
+    x = _inputs(16, 4)
+    layer.set_evaluator("qiskit", backend=fake, pack="auto", initial_layout="auto")
+    layer.edge_outputs(x)
+    ev = layer.get_evaluator()
+    qubits = ev.physical_qubits
+    median = float(np.nanmedian(cal["readout"][rank_qubits(fake.target, 3)]))
+    assert 256 / ev.circuits_submitted >= 50
+    assert np.mean(cal["readout"][qubits]) < median and all(cal["readout"][q] <= median for q in qubits)
+    assert all(cal["gate"][q] <= 2 * np.nanmedian(cal["gate"]) for q in qubits)
+    report = ev.qubit_report
+    assert report["qubits"] == qubits and report["chip_median_readout_error"] == pytest.approx(median)
+    assert report["mean_readout_error"] == pytest.approx(np.mean(cal["readout"][qubits]))
+    # pack="auto" alone chooses the same calibrated qubits; an explicit list keeps full control
+    layer.set_evaluator("qiskit", backend=fake, pack="auto")
+    layer.edge_outputs(x)
+    assert layer.get_evaluator().physical_qubits == qubits
+    layer.set_evaluator("qiskit", backend=fake, pack=3, initial_layout=[126, 0, 7])
+    layer.edge_outputs(x[:1])
+    assert layer.get_evaluator().physical_qubits == [126, 0, 7]
+
+
+def test_an_int_pack_beyond_the_median_set_takes_the_next_best_qubits():
+    """FakeManilaV2: 3 of 5 qubits pass the median rule; pack=5 with initial_layout="auto" takes all 5,
+    best first; with an explicit max_readout_error the threshold holds (ValueError)."""
+    sim = _noisy_manila()
+    layer = _layer(1, 1, 1)
+    layer.set_evaluator("qiskit", backend=sim, pack="auto", initial_layout="auto")
+    layer.edge_outputs(_inputs(5, 1))
+    auto = layer.get_evaluator().physical_qubits
+    layer.set_evaluator("qiskit", backend=sim, pack=5, initial_layout="auto")
+    layer.edge_outputs(_inputs(5, 1))
+    assert len(auto) == 3 and layer.get_evaluator().physical_qubits[:3] == auto
+    assert sorted(layer.get_evaluator().physical_qubits) == [0, 1, 2, 3, 4]
+    layer.set_evaluator("qiskit", backend=sim, pack=5, initial_layout="auto", max_readout_error=0.02)
+    with pytest.raises(ValueError, match=r"`pack`=5 needs 5 qubits; `initial_layout` gives 2"):
+        layer.edge_outputs(_inputs(5, 1))
+
+
+@pytest.mark.parametrize(
+    "options,match",
+    [
+        ({"pack": 6}, r"`pack` must be at most the 5 qubits of 'fake_manila'; got 6"),
+        ({"initial_layout": [0, 5]}, r"`initial_layout` must list qubits 0..4 of 'fake_manila'; got \[0, 5\]"),
+    ],
+)
+def test_pack_and_layout_larger_than_the_device(options, match):
+    with pytest.raises(ValueError, match=match):
+        QiskitEvaluator(FakeManilaV2(), **options)
+
+
+# ------------------------------------------------------------------------------ qubit-by-qubit simulation (issue 28)
+@pytest.mark.parametrize("mitigation", [None, {"zne": [1, 3]}])
+def test_qubit_by_qubit_equals_aer_density_matrix(mitigation):
+    """Exact noisy values: the Pauli-transfer simulation equals Aer's density matrix (float64) on
+    FakeManilaV2's noise, folded circuits included."""
+    sim = _noisy_manila()
+    layer = _layer(3, 2, 2, ansatz="mix")
+    x = _inputs(5, 3)
+    values = []
+    for product in (True, False):
+        layer.set_evaluator("qiskit", backend=sim, pack="auto", mitigation=mitigation, product_simulation=product)
+        values.append(layer.edge_outputs(x).detach())
+        assert layer.get_evaluator().simulated_by == ("qubit by qubit" if product else "backend")
+    torch.testing.assert_close(values[0], values[1], rtol=0, atol=1e-12)
+    if mitigation is None:
+        assert (values[0] - layer.set_evaluator("auto").edge_outputs(x)).abs().max() > 1e-3  # noise is there
+
+
+def test_qubit_by_qubit_shots_are_distributed_as_aer_sampling():
+    """Chi-square: per-qubit counts of the packed circuit sampled by Aer (measure, readout error,
+    stochastic noise) against the binomial with the qubit-by-qubit p' = P(read 1)."""
+    from qiskit import transpile
+
+    fake = FakeManilaV2()
+    sim = AerSimulator.from_backend(fake, max_parallel_threads=1, seed_simulator=5)
+    layer = _layer(1, 1, 2, ansatz="rpz")
+    ev = QiskitEvaluator(sim, shots=1000, pack=5, seed=0)
+    packed = ev._compiled(layer.ansatz, 2, 5)
+    rows = np.random.default_rng(3).uniform(-2, 2, (40, packed.k * packed.P))
+    exact = ev._product.exact(packed, 1, rows)  # (40, 5)
+    e01, e10 = ev._product.rates(packed)
+    p1 = (1 - exact) / 2 * (1 - e10) + (1 + exact) / 2 * e01  # P(read 1)
+    circuits = []
+    for row in rows:
+        c = packed.circuit.assign_parameters(dict(zip(packed.circuit.parameters, row[packed.columns()])))
+        c.measure_all()
+        circuits.append(transpile(c, sim, optimization_level=0))
+    counts = sim.run(circuits, shots=1000).result().get_counts()
+    ones = np.array([[sum(n for bits, n in cnt.items() if bits[::-1][q] == "1") for q in packed.physical]
+                     for cnt in counts])  # (40, 5) ones per physical qubit
+    z = (ones - 1000 * p1) / np.sqrt(1000 * p1 * (1 - p1))
+    chi2 = float((z**2).sum())  # ~ chi2(200): mean 200, sd 20
+    assert abs(chi2 - z.size) < 5 * math.sqrt(2 * z.size) and abs(z.mean()) < 5 / math.sqrt(z.size)
+
+
+def test_fake_backend_local_mode_matches_qubit_by_qubit_shots():
+    """The runtime route (product_simulation=False: qiskit-ibm-runtime's sampler in local mode)
+    and the qubit-by-qubit route have the same distribution: z-scores of both against the exact
+    noisy mean after readout, same sigma."""
+    fake, shots = FakeManilaV2(), 2000
+    layer = _layer(2, 2, 1)
+    x = _inputs(20, 2)  # 80 values
+    layer.set_evaluator("qiskit", backend=fake, pack="auto", initial_layout=[0, 1, 3, 4])  # exact, noisy
+    exact = layer.edge_outputs(x).detach().numpy().reshape(-1)
+    e01, e10 = noise_model_readout(fake._get_noise_model_from_backend_v2(), [0, 1, 3, 4])  # the sampler's rates
+    slot = np.arange(exact.size) % 4
+    mean = (e10 - e01)[slot] + exact * (1 - e01 - e10)[slot]
+    for product in (True, False):
+        layer.set_evaluator("qiskit", backend=fake, pack="auto", initial_layout=[0, 1, 3, 4], shots=shots, seed=7,
+                            product_simulation=product)
+        est = layer.edge_outputs(x).detach().numpy().reshape(-1)
+        z = (est - mean) / np.sqrt((1 - mean**2) / shots)
+        assert abs(z.mean()) < 5 / math.sqrt(z.size) and 0.7 < z.std() < 1.3, (product, z.mean(), z.std())
+
+
+def test_multi_qubit_noise_falls_back_to_aer():
+    """A correlated readout error leaves the product picture: the evaluator runs Aer itself."""
+    from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error
+
+    model = NoiseModel()
+    model.add_all_qubit_quantum_error(depolarizing_error(0.02, 1), ["rx", "ry", "rz", "h"])
+    layer = _layer(1, 1, 1)
+    layer.set_evaluator("qiskit", backend=AerSimulator(noise_model=model, max_parallel_threads=1), pack=2)
+    layer.edge_outputs(_inputs(2, 1))
+    assert layer.get_evaluator().simulated_by == "qubit by qubit"
+    model.add_readout_error(ReadoutError([[0.9, 0.05, 0.05, 0], [0.05, 0.9, 0, 0.05], [0.05, 0, 0.9, 0.05],
+                                          [0, 0.05, 0.05, 0.9]]), [0, 1])
+    layer.set_evaluator("qiskit", backend=AerSimulator(noise_model=model, max_parallel_threads=1), pack=2)
+    layer.edge_outputs(_inputs(2, 1))
+    assert layer.get_evaluator().simulated_by == "backend"
+
+
+# ------------------------------------------------------------------------------ job faults (issue 25)
+class _StubEstimator:
+    """An EstimatorV2 stand-in whose jobs return given values (or hang / fail), recording cancels."""
+
+    def __init__(self, values, hang: bool = False, fail_first: bool = False):
+        from qiskit.primitives import BaseEstimatorV2
+
+        BaseEstimatorV2.register(type(self))
+        self.values, self.hang, self.fail_first, self.cancelled, self.jobs = values, hang, fail_first, [], 0
+        self.options = type("Options", (), {})()
+
+    def run(self, pubs, precision=None):
+        stub, n = self, self.jobs
+        self.jobs += 1
+
+        class Job:
+            def job_id(self):
+                return f"stub-{n}"
+
+            def status(self):
+                return "RUNNING"
+
+            def cancel(self):
+                stub.cancelled.append(n)
+
+            def result(self):
+                if stub.hang:
+                    import time
+
+                    time.sleep(30)
+                if stub.fail_first and n == 0:
+                    raise RuntimeError("job 0 failed on the device")
+                def data(pub):  # evs of shape (parameter sets..., observables)
+                    shape = (*np.shape(pub[2])[:-1], len(pub[1])) if len(pub) > 2 else (len(pub[1]),)
+                    return type("R", (), {"data": type("D", (), {"evs": np.full(shape, stub.values(n))})()})()
+
+                return [data(pub) for pub in pubs]
+
+        return Job()
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_non_finite_estimator_values_raise(value):
+    layer = _layer(1, 1, 1)
+    layer._evaluator = QiskitEvaluator(_StubEstimator(lambda n: value))
+    with pytest.raises(QiskitJobError, match=r"forward job stub-0 .*1 non-finite values \(NaN or \+-inf\)"):
+        layer.edge_outputs(_inputs(1, 1))
+
+
+def test_nan_from_the_parameter_shift_job_never_reaches_grad():
+    layer = _layer(1, 1, 1)
+    layer._evaluator = QiskitEvaluator(_StubEstimator(lambda n: 0.5 if n == 0 else math.nan))
+    y = layer(_inputs(2, 1))
+    with pytest.raises(QiskitJobError, match=r"backward job stub-1 .*non-finite"):
+        y.sum().backward()
+    assert layer.theta.grad is None and all(p.grad is None or torch.isfinite(p.grad).all() for p in layer.parameters())
+
+
+def test_a_failed_split_job_cancels_the_others():
+    stub = _StubEstimator(lambda n: 0.1, fail_first=True)
+    layer = _layer(1, 1, 1)
+    layer._evaluator = QiskitEvaluator(stub, max_circuits_per_job=1)
+    with pytest.raises(QiskitJobError, match=r"job stub-0 .*job 0 failed on the device\. 2 other job\(s\) .*cancelled"):
+        layer.edge_outputs(_inputs(3, 1))
+    assert stub.cancelled == [1, 2]
+
+
+def test_job_timeout_cancels_and_raises():
+    stub = _StubEstimator(lambda n: 0.1, hang=True)
+    layer = _layer(1, 1, 1)
+    layer._evaluator = QiskitEvaluator(stub, job_timeout=0.2)
+    with pytest.raises(QiskitJobError, match=r"TimeoutError: no result within job_timeout=0.2 s"):
+        layer.edge_outputs(_inputs(1, 1))
+    assert stub.cancelled == [0]
+    with pytest.raises(ValueError, match=r"`job_timeout` must be a number of seconds > 0 or None; got 0"):
+        QiskitEvaluator(job_timeout=0)
+
+
+def test_a_callback_raising_on_done_keeps_the_result():
+    def callback(event, info):
+        if event == "done":
+            raise KeyError("bookkeeping bug")
+
+    layer = _layer(1, 1, 1)
+    x = _inputs(2, 1)
+    ref = layer.edge_outputs(x)
+    layer.set_evaluator("qiskit", threads=1, job_callback=callback)
+    with pytest.warns(RuntimeWarning, match=r"job_callback raised on 'done' for job local-product-\d+: KeyError"):
+        f = layer.edge_outputs(x)
+    torch.testing.assert_close(f, ref, rtol=0, atol=1e-12)
+
+
+def test_a_singular_readout_calibration_raises():
+    with pytest.raises(ValueError, match=r"readout calibration is singular: 1 - e01 - e10 = \[0.0\]"):
+        readout_correct(np.array([0.2]), np.array([0.5]), np.array([0.5]))
+    # through an estimator whose calibration circuits read 0 for |0> and |1> alike (e10 = 1)
+    layer = _layer(1, 1, 1)
+    layer._evaluator = QiskitEvaluator(_StubEstimator(lambda n: 1.0), mitigation={"readout": True})
+    with pytest.raises(ValueError, match=r"readout calibration is singular"):
+        layer.edge_outputs(_inputs(1, 1))
+
+
+# ------------------------------------------------------------------------------ tiling general circuits (issue 28)
+def _bell():
+    from qiskit import QuantumCircuit
+
+    qc = QuantumCircuit(2, 2)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.measure([0, 1], [0, 1])
+    return qc
+
+
+def _ghz3():
+    from qiskit import QuantumCircuit
+
+    qc = QuantumCircuit(3, 3)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.cx(1, 2)
+    qc.measure(range(3), range(3))
+    return qc
+
+
+def test_tiled_circuits_land_on_disjoint_connected_good_regions():
+    from qkan.simulators.hardware.layout import auto_qubits
+    from qkan.simulators.hardware.tiling import tile_circuits
+
+    fake = FakeSherbrooke()
+    circuits = [_bell(), _ghz3(), _bell(), _bell()]
+    tiling = tile_circuits(circuits, fake, seed=0)
+    edges = {tuple(sorted(e)) for e in fake.target.build_coupling_map().get_edges()}
+    good = set(auto_qubits(fake.target, 1))
+    used = [q for region in tiling.regions for q in region]
+    assert len(used) == len(set(used)) == 9 and set(used) <= good
+    for circuit, region in zip(circuits, tiling.regions):  # every two-qubit gate on a coupler of its region
+        for inst in circuit.data:
+            if inst.operation.num_qubits == 2:
+                a, b = (region[circuit.find_bit(q).index] for q in inst.qubits)
+                assert tuple(sorted((a, b))) in edges
+    with pytest.raises(ValueError, match=r"circuit \d+ \(3 qubits\) does not fit the \d+ free well-calibrated qubits"):
+        tile_circuits([_ghz3()] * 40, fake)
+
+
+def test_tiled_counts_are_distributed_as_separate_runs():
+    """FakeManilaV2 noise: two Bell circuits tiled in one job against each run alone on its region
+    (two-sample chi-square over the 4 outcomes, 3 degrees of freedom)."""
+    from qiskit.primitives import BackendSamplerV2
+    from qiskit.transpiler import generate_preset_pass_manager
+
+    from qkan.simulators.hardware.tiling import run_tiled, tile_circuits
+
+    fake, shots = FakeManilaV2(), 8000
+    circuits = [_bell(), _bell()]
+    tiled = run_tiled(circuits, fake, shots=shots, seed=1, max_readout_error=0.05)
+    regions = tile_circuits(circuits, fake, seed=1, max_readout_error=0.05).regions
+    for counts, region in zip(tiled, regions):
+        isa = generate_preset_pass_manager(optimization_level=1, backend=fake, initial_layout=list(region),
+                                           seed_transpiler=1).run(_bell())
+        alone = BackendSamplerV2(backend=fake, options={"default_shots": shots, "seed_simulator": 2}).run(
+            [isa]).result()[0].data.c.get_counts()
+        keys = ["00", "01", "10", "11"]
+        a, b = np.array([counts.get(k, 0) for k in keys]), np.array([alone.get(k, 0) for k in keys])
+        assert a.sum() == b.sum() == shots and a[0] + a[3] > 0.8 * shots  # mostly Bell outcomes
+        pooled = (a + b) / (2 * shots)
+        chi2 = sum(((x - shots * pooled) ** 2 / (shots * pooled)).sum() for x in (a, b))
+        assert chi2 < 25, (counts, alone)  # chi2(3) exceeds 25 with probability 2e-5

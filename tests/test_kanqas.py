@@ -277,7 +277,8 @@ def test_qkan_agent_learns_bell():
     assert sum(history["success"][-20:]) >= 10 and agent.evaluate()["success"]  # random: ~1 in 20
 
 
-def test_cli_search_runs(capsys):
+def test_cli_search_runs(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     from qkan.kanqas.cli import add_parser
 
     parser = argparse.ArgumentParser(prog="qkan")
@@ -310,7 +311,7 @@ def test_validation_messages():
         StatePrep("bell", threshold=1.5)
     with pytest.raises(ValueError, match="`n_qubits` must be 2 for 'bell'"):
         StatePrep("bell", n_qubits=3)
-    with pytest.raises(ValueError, match="`env` must be a CircuitEnv"):
+    with pytest.raises(TypeError, match="`env` must be a CircuitEnv"):
         DDQNAgent("bell")
     with pytest.raises(ValueError, match="`batch_size` must be an int >= 1"):
         DDQNAgent(CircuitEnv("bell"), batch_size=0)
@@ -322,7 +323,7 @@ def test_validation_messages():
         DDQNAgent(CircuitEnv("bell"), learning_starts=0)
     with pytest.raises(ValueError, match="`loss` must be one of"):
         DDQNAgent(CircuitEnv("bell"), loss="l2")
-    with pytest.raises(ValueError, match="`q_network` must be 'qkan', 'kan', 'mlp' or a torch module"):
+    with pytest.raises(TypeError, match="`q_network` must be 'qkan', 'kan', 'mlp' or a torch module"):
         DDQNAgent(CircuitEnv("bell"), q_network=3)
     with pytest.raises(ValueError, match="`episodes` must be an int >= 0"):
         DDQNAgent(CircuitEnv("bell"), q_network="mlp").train(-1)

@@ -73,7 +73,7 @@ def test_a_checkpoint_that_does_not_fit_leaves_the_agent_untouched(tmp_path):
     with pytest.raises(ValueError, match="does not fit this agent"):
         other_net.load(tmp_path / "big.pt")
     one_step = DDQNAgent(CircuitEnv("bell"), q_network="mlp", seed=1, batch_size=16, buffer_size=2000, n_step=1)
-    with pytest.raises(ValueError, match="holds 3-step returns, this agent uses n_step=1"):
+    with pytest.raises(ValueError, match="differently configured agent: n_step 1 here, 3 in the file"):
         one_step.load(tmp_path / "big.pt")
 
 
@@ -166,6 +166,11 @@ def test_keyboard_interrupt_saves_a_resumable_checkpoint(tmp_path, monkeypatch):
     assert clone.episode == 5
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # `qkan search` writes its circuits under ./qkan-runs by default
+
+
 def _search(argv):
     from qkan.kanqas.cli import add_parser
 
@@ -182,8 +187,32 @@ def test_search_ctrl_c_saves_prints_one_line_and_exits_130(tmp_path, monkeypatch
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "interrupted after 4 episodes" in err[0] and str(path) in err[0]
     monkeypatch.undo()
+    assert _search(["--episodes", "7", "--resume", str(path)]) == 0
+    assert "episodes 7" in capsys.readouterr().out  # --episodes counts the 4 resumed ones: 3 more
     assert _search(["--episodes", "3", "--resume", str(path)]) == 0
-    assert "episodes 7" in capsys.readouterr().out  # 4 resumed + 3 more
+    captured = capsys.readouterr()
+    assert "episodes 4" in captured.out and "already holds 4 >= 3 episodes: nothing to train" in captured.err
+
+
+def test_search_sigterm_saves_a_checkpoint_and_exits_143(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    path = tmp_path / "agent.pt"
+    run_episode = DDQNAgent.run_episode
+
+    def terminated_after_3(self, **kw):
+        if self.episode == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return run_episode(self, **kw)
+
+    monkeypatch.setattr(DDQNAgent, "run_episode", terminated_after_3)
+    previous = signal.getsignal(signal.SIGTERM)
+    assert _search(["--episodes", "50", "--checkpoint", str(path)]) == 143
+    assert signal.getsignal(signal.SIGTERM) == previous  # the handler is only installed while training
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "terminated after 3 episodes" in err[0] and str(path) in err[0]
+    assert _agent().load(path).episode == 3
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -212,6 +241,7 @@ def test_checkpoint_with_wrong_fields_is_refused_whole(tmp_path):
     agent = _agent()
     agent.train(3, progress=False, checkpoint=tmp_path / "c.pt")
     state = torch.load(tmp_path / "c.pt", weights_only=True)
+    del state["sha256"]  # edited files without a checksum (as older versions wrote): the field checks must refuse them
     for field, bad in (("buffer", 3), ("history", {"reward": []}), ("epsilon", 7.0), ("rng", "x"), ("best", {"key": 1})):
         torch.save({**state, field: bad}, tmp_path / "bad.pt")
         fresh = _agent()
@@ -263,3 +293,107 @@ def test_no_update_before_learning_starts_transitions():
         assert agent.updates == max(0, agent.buffer.size - 39)
     agent.run_episode()
     assert agent.updates == agent.buffer.size - 39 > 0
+
+
+def _saved(tmp_path, **kw):
+    agent = _agent(**kw)
+    agent.train(4, progress=False, checkpoint=tmp_path / "c.pt")
+    state = torch.load(tmp_path / "c.pt", weights_only=True)
+    del state["sha256"]  # edited files without a checksum (as older versions wrote): the field checks must refuse them
+    return agent, state
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: DDQNAgent(CircuitEnv("ghz2"), q_network="mlp", seed=0, batch_size=16, buffer_size=500),
+     r"task \"StatePrep\('ghz2'.* here, \"StatePrep\('bell'"),  # same shapes, another task
+    (lambda: DDQNAgent(CircuitEnv("bell", mask="qubit"), q_network="mlp", seed=0, batch_size=16, buffer_size=500),
+     "mask 'qubit' here, 'previous' in the file"),
+    (lambda: DDQNAgent(CircuitEnv("bell", noise=(0.01, 0.01)), q_network="mlp", seed=0, batch_size=16, buffer_size=500),
+     "noise \\[0.01, 0.01\\] here, None in the file"),
+    (lambda: DDQNAgent(CircuitEnv("bell"), q_network="mlp", seed=0, batch_size=16, buffer_size=500, loss="smooth_l1"),
+     "loss 'smooth_l1' here, 'mse' in the file"),
+])
+def test_a_checkpoint_of_a_differently_configured_agent_with_equal_shapes_is_refused(tmp_path, make, message):
+    _saved(tmp_path)
+    other = make()
+    before = _params(other)
+    with pytest.raises(ValueError, match="differently configured agent: " + message):
+        other.load(tmp_path / "c.pt")
+    assert other.episode == 0 and all(torch.equal(a, b) for a, b in zip(before, _params(other)))
+
+
+def test_a_qkan_checkpoint_of_another_ansatz_is_refused(tmp_path):
+    def make(ansatz):
+        return DDQNAgent(CircuitEnv("bell"), q_network="qkan", hidden=[2], network_options={"ansatz": ansatz},
+                         seed=0, batch_size=16, buffer_size=500)
+    agent = make("pz")
+    agent.save(tmp_path / "pz.pt")
+    with pytest.raises(ValueError, match="network .*ansatz='pz'.* in the file"):
+        make("rpz").load(tmp_path / "pz.pt")
+    make("pz").load(tmp_path / "pz.pt")  # the same configuration loads
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s["q"].__setitem__("0.weight", s["q"]["0.weight"] * float("nan")), "q holds NaN or infinite values"),
+    (lambda s: s["target"].__setitem__("0.bias", s["target"]["0.bias"] + float("inf")), "target holds NaN or infinite"),
+    (lambda s: s["buffer"].__setitem__("reward", s["buffer"]["reward"] * float("nan")), "buffer holds NaN"),
+    (lambda s: s["best"]["circuit"]["gates"].append(["CNOT", [0, 5], -1]), "qubits must be 2 distinct ints in \\[0, 2\\)"),
+    (lambda s: s["best"]["circuit"]["gates"].append(["SWAP", [0, 1], -1]), "unknown gate 'SWAP'"),
+    (lambda s: (s["best"]["circuit"]["gates"].append(["RX", [0], 0]), s["best"]["circuit"]["angles"].append(0.5)),
+     "does not belong to this task"),
+    (lambda s: s["best"]["circuit"]["gates"].append(["RX", [0], 0]), "rotations must use angle indices"),
+    (lambda s: s["best"]["circuit"].__setitem__("n_qubits", 3), "does not belong to this task"),
+    (lambda s: s["best"]["circuit"].pop("gates"), "not a circuit dict"),
+    (lambda s: s["best"].__setitem__("n_cnots", 99), "counts do not match its gates"),
+    (lambda s: s["history"]["reward"].pop(), "history 'reward' must list one value per episode"),
+])
+def test_damaged_checkpoint_contents_are_refused_whole(tmp_path, edit, message):
+    _, state = _saved(tmp_path)
+    edit(state)
+    torch.save(state, tmp_path / "bad.pt")
+    fresh = _agent()
+    before = _params(fresh)
+    with pytest.raises(ValueError, match="does not fit this agent.*" + message):
+        fresh.load(tmp_path / "bad.pt")
+    assert fresh.episode == 0 and fresh.best is None and all(torch.equal(a, b) for a, b in zip(before, _params(fresh)))
+
+
+def test_curriculum_state_keys_and_values_are_checked():
+    from qkan.kanqas import MovingThreshold
+
+    curriculum = MovingThreshold(0.1)
+    good = curriculum.state_dict()
+    for bad, message in (({**good, "start": 5.0}, "exactly the keys"), ({**good, "threshold": float("nan")}, "curriculum threshold"),
+                         ({**good, "threshold": 1.0}, "curriculum threshold"), ({**good, "episodes": -1}, "curriculum episodes"),
+                         ({**good, "best_error": -2.0}, "best_error must be a number >= 0")):
+        with pytest.raises(ValueError, match=message):
+            curriculum.load_state_dict(bad)
+        assert curriculum.state_dict() == good and curriculum.start == 0.1
+
+
+def test_a_q_network_module_of_the_wrong_size_is_refused():
+    env = CircuitEnv("bell")  # 84 observations, 12 actions
+    with pytest.raises(ValueError, match=r"`q_network` must map \(N, 84\) observations to \(N, 12\) Q-values; it maps \(2, 84\) to \(2, 10\)"):
+        DDQNAgent(env, q_network=torch.nn.Linear(84, 10))
+    with pytest.raises(ValueError, match=r"`q_network` must map .* raised RuntimeError"):
+        DDQNAgent(env, q_network=torch.nn.Linear(30, 12))
+    with pytest.raises(TypeError, match="`q_network` must be 'qkan', 'kan', 'mlp' or a torch module; got int"):
+        DDQNAgent(env, q_network=3)
+    with pytest.raises(TypeError, match="`env` must be a CircuitEnv; got str"):
+        DDQNAgent("bell")
+    agent = DDQNAgent(env, q_network=torch.nn.Linear(84, 12), seed=0)
+    assert agent.n_parameters == 84 * 12 + 12
+
+
+def test_epsilon_holds_until_the_first_success_then_decays(tmp_path):
+    agent = _agent(learning_starts=16)
+    history = agent.train(60, progress=False, checkpoint=tmp_path / "c.pt")
+    first = history["success"].index(True)  # random Bell episodes succeed ~6% of the time
+    assert agent.updates > 0 and all(e == 1.0 for e in history["epsilon"][:first])
+    assert history["epsilon"][-1] < 1.0 and agent.succeeded
+    assert _agent(learning_starts=16).load(tmp_path / "c.pt").succeeded  # restored from the history
+    plain = _agent(learning_starts=16, explore_until_success=False)
+    plain.train(3, progress=False)
+    assert plain.updates > 0 and plain.epsilon < 1.0
+    with pytest.raises(TypeError, match="`explore_until_success` must be a bool; got int"):
+        _agent(explore_until_success=1)

@@ -1,9 +1,11 @@
-"""benchmarks/kanqas.py runs in its --quick mode and writes its JSON (speed and search sections)."""
+"""benchmarks/kanqas.py and kanqas_paper.py run in their --quick modes and write their JSON."""
 
 import json
 import runpy
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,3 +22,19 @@ def test_kanqas_benchmark_quick(tmp_path, capsys):
     assert {r["config"] for r in out["speed"]} >= {"simulator per step"}
     text = capsys.readouterr().out
     assert "Search (per task and policy" in text and "Speed (Bell" in text
+
+
+def test_kanqas_paper_benchmark_quick(tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    bench = runpy.run_path(str(ROOT / "benchmarks" / "kanqas_paper.py"), run_name="kanqas_paper_benchmark")
+    assert bench["eps_decay_for"](10_000) == 0.99995
+    assert bench["eps_decay_for"](300) ** 300 == pytest.approx(0.99995 ** 10_000)  # the same curve per episode fraction
+    out = bench["main"](["--quick", "--sections", "protocol", "--tasks", "bell:noisy", "--policies", "random,mlp",
+                         "--json", str(tmp_path / "p.json")])
+    saved = json.loads((tmp_path / "p.json").read_text())
+    assert [r["policy"] for r in saved["protocol"]] == ["random", "mlp"]
+    mlp = out["protocol"][1]
+    assert mlp["seeds"] == 2 and mlp["params"] == 84 * 30 + 30 * 30 * 2 + 30 * 12 + 3 * 30 + 12
+    assert mlp["optimum"] == pytest.approx(0.85, abs=0.01)  # H + CNOT under depolarising 0.2
+    assert len(out["protocol_runs"]) == 4 and all(len(r["curves"]["success"]) == 4 for r in out["protocol_runs"])
+    assert "Protocol (published settings, 4 episodes" in capsys.readouterr().out

@@ -74,7 +74,8 @@ def test_toy_task_through_env_and_gymnasium_checker():
     assert info["bits"] == "11" and info["success"] and info["goal"] and done and r == 10.0
 
 
-def test_toy_task_trains_with_the_agent_and_the_cli(capsys):
+def test_toy_task_trains_with_the_agent_and_the_cli(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     for q_network in ("mlp", "qkan"):
         agent = DDQNAgent(CircuitEnv("allones"), q_network=q_network, seed=0)
         history = agent.train(40, progress=False)
@@ -159,3 +160,29 @@ def test_ground_state_env_passes_the_gymnasium_checker():
     z, x, i2 = np.diag([1.0, -1.0]), np.array([[0.0, 1.0], [1.0, 0.0]]), np.eye(2)
     env = CircuitEnv(GroundState(-np.kron(z, i2) + 0.5 * np.kron(x, x), restarts=2, maxiter=5), max_depth=3)
     check_env(env, skip_render_check=True)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("n_qubits", 0, r"`n_qubits` must be an int in \[1, 8\]; got 0"),
+    ("n_qubits", 2.0, r"`n_qubits` must be an int in \[1, 8\]; got 2.0"),
+    ("gates", ["X"], "`gates` must be a non-empty tuple of distinct gate names"),
+    ("gates", ("X", "SWAP"), "`gates` must be a non-empty tuple .*got \\('X', 'SWAP'\\)"),
+    ("gates", (), "`gates` must be a non-empty tuple"),
+    ("initial_bits", (1,), r"`initial_bits` must be \(\) or a tuple of 2 bits"),
+    ("initial_bits", (0, 2), r"`initial_bits` must be \(\) or a tuple of 2 bits"),
+    ("extra_rows", -1, "`extra_rows` must be an int >= 0"),
+    ("observation_bounds", (1.0, 0.0), r"`observation_bounds` must be \(low, high\) with finite low < high"),
+    ("observation_bounds", (0.0, float("inf")), "`observation_bounds` must be"),
+    ("default_max_depth", 0, "`default_max_depth` must be an int >= 1"),
+])
+def test_a_task_with_bad_fields_is_refused_by_name_at_the_env(field, value, message):
+    def factory():
+        task = AllOnes()
+        setattr(task, field, value)
+        return task
+
+    kanqas.register_task("badfields", factory)
+    with pytest.raises(ValueError, match=r"task 'allones' \(AllOnes\): " + message):
+        CircuitEnv("badfields")
+    with pytest.raises(ValueError, match=r"task 'allones' \(AllOnes\): " + message):
+        CircuitEnv(factory())

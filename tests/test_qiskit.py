@@ -334,7 +334,9 @@ def test_closed_form_model_on_fake_manila_runtime_estimator():
     [
         ({"shots": 0}, r"`shots` must be an int >= 1 or None; got 0"),
         ({"precision": -0.1}, r"`precision` must be a number >= 0; got -0.1"),
-        ({"precision": 0}, r"`precision` must be a number > 0 or None; got 0"),
+        ({"precision": 0}, r"`precision` must be a number >= 3.16e-05 \(at most 1e\+09 shots\) or None; got 0"),
+        ({"precision": 1e-30}, r"`precision` must be a number >= 3.16e-05"),
+        ({"shots": 2**63}, r"`shots` must be an int <= 1000000000 or None"),
         ({"shots": 10, "precision": 0.1}, r"give `shots` or `precision`, not both"),
         ({"optimization_level": 4}, r"`optimization_level` must be an int <= 3; got 4"),
         ({"max_pub_size": 0}, r"`max_pub_size` must be an int >= 1; got 0"),

@@ -1,6 +1,10 @@
-"""Issue 16: bad input, deep px models, empty batches, overflow and non-finite values."""
+"""Issue 16: bad input, deep px models, empty batches, overflow and non-finite values.
+Issue 25: damaged, truncated and symlinked checkpoints, stale temporary files, numpy seeds."""
 
 import math
+import os
+import re
+import time
 
 import pytest
 import torch
@@ -335,3 +339,386 @@ def test_atomic_writes_give_ordinary_file_modes(tmp_path):
         assert stat.S_IMODE((tmp_path / "kept.txt").stat().st_mode) == 0o640  # an existing file keeps its mode
     finally:
         os.umask(umask)
+
+
+# ------------------------------------------------------------- issue 25: checkpoints on disk
+def _flip(path, offset: int, bit: int = 0) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 1 << bit
+    path.write_bytes(bytes(data))
+
+
+def _same_model(a, b) -> bool:
+    return a.config() == b.config() and all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+
+
+def _tensor_offsets(path) -> list[int]:
+    """File offsets of the first byte of every record (tensor data, the pickle, ...)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        out = []
+        for info in archive.infolist():
+            with open(path, "rb") as f:
+                f.seek(info.header_offset + 26)
+                name_len, extra_len = (int.from_bytes(f.read(2), "little") for _ in range(2))
+            out.append(info.header_offset + 30 + name_len + extra_len)
+        return out
+
+
+def test_flipped_bit_in_any_record_is_an_error_naming_the_file(tmp_path):
+    model = QKAN([2, 3, 1], seed=0, dtype=torch.float64)
+    path = tmp_path / "m.pt"
+    model.save(path)
+    clean = path.read_bytes()
+    for offset in _tensor_offsets(path):
+        for bit in (0, 3, 7):
+            path.write_bytes(clean)
+            _flip(path, offset, bit)
+            with pytest.raises(ValueError, match=f"cannot load a QKAN from {str(path)!r}: the file is damaged"):
+                QKAN.load(path)
+    path.write_bytes(clean)
+    assert _same_model(QKAN.load(path), model)
+
+
+def test_every_single_bit_flip_is_caught_or_harmless(tmp_path):
+    """One bit flipped at every 13th byte of a small checkpoint (the fault sweep flips every
+    byte): an error naming the file, or (in zip padding and unused header fields) exactly the
+    saved model."""
+    model = QKAN([2, 2, 1], reps=2, seed=0, dtype=torch.float64)
+    path, damaged = tmp_path / "m.pt", tmp_path / "d.pt"
+    model.save(path)
+    clean = path.read_bytes()
+    caught = 0
+    for offset in range(0, len(clean), 13):
+        damaged.write_bytes(clean)
+        _flip(damaged, offset, offset % 8)
+        try:
+            loaded = QKAN.load(damaged)
+        except ValueError as err:
+            assert str(damaged) in str(err)
+            caught += 1
+            continue
+        assert _same_model(loaded, model), f"silently different after flipping byte {offset}"
+    assert caught > len(clean) // 13 // 2
+
+
+def test_content_checksum_catches_what_the_container_cannot(tmp_path):
+    """A checkpoint whose records are consistent (CRCs rewritten) but whose values differ from
+    the recorded SHA-256: the content check names the file."""
+    from qkan._io import DIGEST_KEY
+
+    model = QKAN([2, 1], seed=0)
+    path = tmp_path / "m.pt"
+    model.save(path)
+    blob = torch.load(path, weights_only=True)
+    blob["state_dict"]["layers.0.theta"] += 1e-3  # re-saved with torch: fresh, valid CRCs
+    torch.save(blob, path)
+    with pytest.raises(ValueError, match=r"the file is damaged \(its SHA-256 does not match its content\)"):
+        QKAN.load(path)
+    del blob[DIGEST_KEY]
+    torch.save(blob, path)  # a file without a checksum (as the previous version wrote them) loads
+    torch.testing.assert_close(QKAN.load(path).layers[0].theta, blob["state_dict"]["layers.0.theta"], rtol=0, atol=0)
+
+
+def test_checkpoints_of_the_previous_version_still_load(tmp_path):
+    from qkan.models import _FORMAT
+
+    model = QKAN([2, 3, 1], reps=2, seed=1)
+    path = tmp_path / "old.pt"
+    torch.save({"format": _FORMAT, "config": model.config(), "state_dict": model.state_dict()}, path)
+    assert _same_model(QKAN.load(path), model)
+    _flip(path, _tensor_offsets(path)[-3])  # even without a checksum, the records' CRCs catch damage
+    with pytest.raises(ValueError, match="the file is damaged"):
+        QKAN.load(path)
+
+
+@pytest.mark.parametrize("cut", [0.1, 0.5, 0.9, 0.999])
+def test_truncated_checkpoint_is_an_error_naming_the_file(tmp_path, cut):
+    path = tmp_path / "m.pt"
+    QKAN([2, 3, 1], seed=0).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * cut)])
+    with pytest.raises(ValueError, match=f"cannot load a QKAN from {str(path)!r}"):
+        QKAN.load(path)
+
+
+def test_damaged_agent_checkpoint_is_an_error(tmp_path):
+    pytest.importorskip("gymnasium")
+    from qkan.kanqas import CircuitEnv, DDQNAgent
+
+    agent = DDQNAgent(CircuitEnv("bell"), q_network="mlp", seed=0, batch_size=16, buffer_size=500)
+    agent.train(3, progress=False)
+    path = tmp_path / "agent.pt"
+    agent.save(path)
+    before = [p.detach().clone() for p in agent.q.parameters()]
+    _flip(path, _tensor_offsets(path)[5], 6)
+    with pytest.raises(ValueError, match=f"cannot load a DDQN agent from {str(path)!r}: the file is damaged"):
+        agent.load(path)
+    assert all(torch.equal(a, b) for a, b in zip(before, agent.q.parameters()))
+
+
+def test_checksum_is_independent_of_the_device_and_covers_every_value():
+    from qkan._io import content_digest
+
+    state = {"a": torch.arange(6.0).reshape(2, 3), "b": [1, 2.5, "x", None, True], "c": {"d": torch.tensor(1, dtype=torch.bfloat16)}}
+    digest = content_digest(state)
+    assert content_digest({**state, "a": state["a"].clone()}) == digest
+    assert content_digest({**state, "a": state["a"].t().contiguous().t()}) == digest  # the layout does not count
+    for changed in ({**state, "a": state["a"] + 1e-6}, {**state, "a": state["a"].double()}, {**state, "a": state["a"].flatten()},
+                    {**state, "b": [1, 2.5000001, "x", None, True]}, {**state, "b": [1, 2.5, "y", None, True]},
+                    {**state, "b": (1, 2.5, "x", None, True)}, {**state, "b": [1, 2.5, "x", None, 1]}, {"b": state["b"], "a": state["a"]}):
+        assert content_digest(changed) != digest
+    with pytest.raises(TypeError, match="a checkpoint holds tensors, numbers, strings, lists and dicts only; got set"):
+        content_digest({"s": {1}})
+
+
+def test_map_location_without_cuda_names_the_device(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    path = tmp_path / "m.pt"
+    QKAN([2, 1], seed=0).save(path)
+    with pytest.raises(ValueError, match=r"`map_location` must be an available torch device \(e.g. 'cpu', 'cuda:0'\); got device\(type='cuda'\)"):
+        QKAN.load(path, map_location="cuda")
+    with pytest.raises(ValueError, match=r"`map_location` must be an available torch device .*got device\(type='cuda', index=1\)"):
+        QKAN.load(path, map_location=torch.device("cuda", 1))
+    assert QKAN.load(path, map_location=torch.device("cpu")).layers[0].theta.device.type == "cpu"
+
+
+# ------------------------------------------------------------------------ symlinks and temps
+def test_save_through_a_symlink_replaces_its_target(tmp_path):
+    model = QKAN([2, 1], seed=0)
+    (tmp_path / "store").mkdir()
+    target = tmp_path / "store" / "real.pt"
+    QKAN([2, 1], seed=5).save(target)
+    link = tmp_path / "model.pt"
+    link.symlink_to(target)
+    model.save(link)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert _same_model(QKAN.load(target), model)
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["real.pt"]  # no temporary file left
+
+
+def test_save_through_a_dangling_or_relative_symlink(tmp_path):
+    model = QKAN([2, 1], seed=0)
+    (tmp_path / "store").mkdir()
+    link = tmp_path / "model.pt"
+    link.symlink_to(os.path.join("store", "new.pt"))  # relative and dangling
+    model.save(link)
+    assert link.is_symlink() and _same_model(QKAN.load(tmp_path / "store" / "new.pt"), model)
+    chain = tmp_path / "chain.pt"
+    chain.symlink_to(link)  # a link to a link
+    QKAN([2, 1], seed=9).save(chain)
+    assert chain.is_symlink() and link.is_symlink() and _same_model(QKAN.load(tmp_path / "store" / "new.pt"), QKAN([2, 1], seed=9))
+    broken = tmp_path / "broken.pt"
+    broken.symlink_to(tmp_path / "missing" / "x.pt")
+    with pytest.raises(FileNotFoundError, match=f"cannot write {str(broken)!r}"):
+        model.save(broken)
+
+
+def test_stale_temporary_files_are_removed_by_the_next_save(tmp_path):
+    from qkan._io import atomic_write_text
+
+    stale = tmp_path / ".m.pt.abcd1234.tmp"  # as a killed save leaves it
+    fresh = tmp_path / ".m.pt.zzzz9999.tmp"  # a save in progress in another process
+    other = tmp_path / ".other.pt.abcd1234.tmp"  # another file's
+    foreign = tmp_path / ".m.pt.notours.tmp"  # not our name pattern
+    for p in (stale, fresh, other, foreign):
+        p.write_text("partial")
+    old = time.time() - 3600
+    for p in (stale, other, foreign):
+        os.utime(p, (old, old))
+    QKAN([2, 1], seed=0).save(tmp_path / "m.pt")
+    assert not stale.exists() and fresh.exists() and other.exists() and foreign.exists()
+    atomic_write_text("x", tmp_path / "other.pt")
+    assert not other.exists()
+
+
+def test_concurrent_saves_and_loads_never_see_a_broken_file(tmp_path):
+    import threading
+
+    path = tmp_path / "m.pt"
+    models = [QKAN([2, 3, 1], seed=s) for s in range(4)]
+    models[0].save(path)
+    errors = []
+
+    def writer(model):
+        for _ in range(15):
+            model.save(path)
+
+    def reader():
+        for _ in range(30):
+            try:
+                loaded = QKAN.load(path)
+                assert any(_same_model(loaded, m) for m in models)
+            except Exception as err:  # noqa: BLE001 - any failure counts
+                errors.append(err)
+
+    threads = [threading.Thread(target=writer, args=(m,)) for m in models] + [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+# -------------------------------------------------------------------------- numpy integers
+def test_numpy_integer_seeds_and_sizes():
+    np = pytest.importorskip("numpy")
+    a, b = QKANLayer(2, 3, seed=np.int64(3)), QKANLayer(2, 3, seed=3)
+    assert a.seed == 3 and type(a.seed) is int and torch.equal(a.theta, b.theta)
+    assert torch.equal(QKAN([2, 1], seed=np.int32(7)).layers[0].theta, QKAN([2, 1], seed=7).layers[0].theta)
+    with pytest.raises(ValueError, match="`seed` must be an int >= 0"):
+        QKANLayer(2, 3, seed=np.int64(-1))
+    with pytest.raises(TypeError, match=r"`seed` must be an int in \[0, 9223372036854775807\] or None; got np.float64\(3.0\)|got 3.0"):
+        QKANLayer(2, 3, seed=np.float64(3))
+
+
+# ------------------------------------------------------------------ issue 25: `qkan fit` files
+TINY_FIT = ["--steps", "2", "--extend-steps", "2", "--train-num", "64", "--test-num", "32", "--no-progress"]
+
+
+def _qkan(args, cwd, **kw):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root, **kw.pop("env", {})}
+    return subprocess.run([sys.executable, "-m", "qkan", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300, **kw)
+
+
+def test_fit_writes_its_files_before_printing_to_a_closed_pipe(tmp_path):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = f"{sys.executable} -m qkan fit --out run {' '.join(TINY_FIT)} | true"
+    done = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": root, "PYTHONUNBUFFERED": "1"})
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+    assert QKAN.load(tmp_path / "run" / "model.pt").width == [2, 5, 1]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["fit.png", "metrics.json", "model.pt"]
+
+
+def test_sigterm_saves_like_ctrl_c(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen([sys.executable, "-m", "qkan", "fit", "--steps", "100000", "--train-num", "64", "--test-num", "32",
+                             "--out", "run"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": root})
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "run").exists() and time.monotonic() < deadline:  # made right before training starts
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("qkan fit: terminated (SIGTERM) during stage 'fit'; saved the model trained so far to run/model.pt")
+    assert "Traceback" not in err
+    assert QKAN.load(tmp_path / "run" / "model.pt").width == [2, 5, 1]
+
+
+def test_sigterm_context_turns_the_signal_into_an_interrupt():
+    import signal
+
+    from qkan.cli import Terminated, sigterm_as_interrupt, signals_deferred
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated), sigterm_as_interrupt():
+        signal.raise_signal(signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) is before
+    with sigterm_as_interrupt(), signals_deferred():  # while files are written, both signals wait
+        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_fit_output_problems_fail_before_training(tmp_path, monkeypatch, capsys):
+    from qkan import cli
+
+    calls = []
+    monkeypatch.setattr(QKAN, "fit", lambda *a, **k: calls.append(1))
+    (tmp_path / "run" / "model.pt").mkdir(parents=True)  # a folder where model.pt goes
+    assert cli.main(["fit", "--out", str(tmp_path / "run"), *TINY_FIT]) == 2
+    assert capsys.readouterr().err == f"qkan fit: error: `--out` must be a file path; {str(tmp_path / 'run' / 'model.pt')!r} is a folder\n"
+    (tmp_path / "file").write_text("")
+    assert cli.main(["fit", "--out", str(tmp_path / "file"), *TINY_FIT]) == 2
+    assert capsys.readouterr().err.startswith(f"qkan fit: error: cannot write to {str(tmp_path / 'file')!r}")
+    assert calls == []
+
+
+def test_full_disk_fails_before_training(tmp_path):
+    resource = pytest.importorskip("resource")
+    import signal
+
+    def small_files():  # a file-size limit stands in for a full disk: writes past it fail with EFBIG
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    start = time.monotonic()
+    done = _qkan(["fit", "--out", "run", "--steps", "100000", *TINY_FIT[2:]], tmp_path, preexec_fn=small_files)
+    assert done.returncode == 2 and done.stderr == "qkan fit: error: `--out` folder 'run' is not writable: File too large\n"
+    assert time.monotonic() - start < 60 and done.stdout == ""
+    assert [p.name for p in (tmp_path / "run").iterdir()] == []
+
+
+def test_fit_out_through_symlinks_and_stale_temps(tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.pt").symlink_to(store / "model.pt")  # dangling until the first save
+    stale = run / ".model.pt.k1llx9zq.tmp"  # beside the link: not where the save writes
+    stale_target = store / ".model.pt.k1llx9zq.tmp"  # beside the target: a killed save left it
+    for p in (stale, stale_target):
+        p.write_bytes(b"partial")
+        os.utime(p, (time.time() - 600, time.time() - 600))
+    done = _qkan(["fit", "--out", "run", "--extend-reps", "0", *TINY_FIT], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (run / "model.pt").is_symlink() and QKAN.load(store / "model.pt").width == [2, 5, 1]
+    assert not stale_target.exists() and stale.exists()  # cleaned where the file is written; the link's folder is not ours
+    assert sorted(p.name for p in store.iterdir()) == ["model.pt"]
+
+
+@pytest.mark.parametrize("limit", [1000, 20000])
+def test_full_disk_during_a_save_keeps_the_old_file_and_names_it(tmp_path, limit):
+    pytest.importorskip("resource")
+    import subprocess
+    import sys
+
+    path = tmp_path / "m.pt"
+    QKAN([2, 1], seed=0).save(path)
+    before = path.read_bytes()
+    code = ("import resource, signal, sys, qkan\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit stands in for a full disk\n"
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n"
+            "qkan.QKAN([4, 64, 4], reps=8, seed=5).save(sys.argv[1])\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": root})
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == f"OSError: [Errno 27] cannot write {str(path)!r}: File too large"
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--width", f"2,{10**11},1"], r"qkan fit: error: `--width`/`--reps` too large: not enough memory \([\d.e+]+ GiB asked for\)"),
+    (["--train-num", str(10**13)], r"qkan fit: error: `--train-num`/`--test-num` too large: not enough memory"),
+    (["--extend-reps", str(10**12)], r"qkan fit: error: `reps` must be an int <= 1000; got 1000000000000 \(from `--extend-reps` 1000000000000\)"),
+    (["--threads", str(10**5)], r"qkan fit: error: argument --threads: must be an int in \[0, 1024\]; got '100000'"),
+])
+def test_huge_fit_flags_are_one_line_errors(tmp_path, monkeypatch, capsys, args, message):
+    from qkan import cli
+
+    calls = []
+    monkeypatch.setattr(QKAN, "fit", lambda *a, **k: calls.append(1))
+    try:
+        code = cli.main(["fit", "--out", str(tmp_path / "run"), "--no-progress", *args])
+    except SystemExit as stop:  # argparse
+        code = stop.code
+    assert code == 2 and calls == []
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and re.fullmatch(message + ".*\n", err)

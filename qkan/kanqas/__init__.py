@@ -4,6 +4,7 @@
     env = kanqas.CircuitEnv(task=kanqas.StatePrep("ghz", n_qubits=3), max_depth=12)
     agent = kanqas.DDQNAgent(env, q_network="qkan", seed=0)
     agent.train(500); print(agent.best_circuit())
+    runs = kanqas.search_seeds("bell", range(10), episodes=300, jobs=2)  # seeds in worker processes
 
 A new search target is a ``kanqas.Task`` subclass plus ``kanqas.register_task(name, factory)``.
 Needs gymnasium (and pennylane for molecular Hamiltonians): pip install "qkan-daruan[kanqas]".
@@ -21,6 +22,7 @@ from qkan.kanqas.circuit import Circuit, Instruction
 from qkan.kanqas.curriculum import MovingThreshold
 from qkan.kanqas.env import CircuitEnv
 from qkan.kanqas.ground_state import CHEMICAL_ACCURACY, MOLECULES, GroundState
+from qkan.kanqas.parallel import search_seeds
 from qkan.kanqas.qnets import MLP, BSplineKAN, make_q_network
 from qkan.kanqas.state_prep import StatePrep
 from qkan.kanqas.statevector import MAX_QUBITS, Noise
@@ -29,7 +31,7 @@ from qkan.kanqas.tasks import Task, available_tasks, make_task, register_task
 __all__ = [
     "BSplineKAN", "CHEMICAL_ACCURACY", "Circuit", "CircuitEnv", "DDQNAgent", "GroundState", "Instruction", "MLP",
     "MovingThreshold", "Noise", "ReplayBuffer", "StatePrep", "Task", "available_tasks", "make_q_network",
-    "make_task", "register_task", "tasks",
+    "make_task", "register_task", "search_seeds", "tasks",
 ]
 
 # built-in tasks

@@ -1,4 +1,4 @@
-"""A gate-list circuit: what the agent builds, with text rendering and Qiskit/PennyLane export.
+"""A gate-list circuit: what the agent builds, with text rendering, OpenQASM 3 and Qiskit/PennyLane export.
 
 Qubit convention: wire 0 is the most significant bit of a basis index (PennyLane's order);
 Qiskit export keeps the qubit labels, so ``Statevector(circuit.to_qiskit())`` equals this
@@ -13,6 +13,8 @@ import numpy as np
 
 __all__ = ["Instruction", "Circuit", "FIXED_GATES", "ROTATIONS"]
 
+#: largest register the simulator and the circuits support
+MAX_QUBITS = 8
 #: parameter-free single-qubit gates of the state-preparation gate set
 FIXED_GATES = ("X", "Y", "Z", "H", "T")
 #: rotation gates of the ground-state gate set
@@ -62,11 +64,22 @@ class Circuit:
 
     @classmethod
     def from_dict(cls, data: dict) -> Circuit:
-        """Inverse of ``to_dict``."""
-        gates = [Instruction(name, tuple(int(q) for q in qubits), None if param < 0 else int(param))
-                 for name, qubits, param in data["gates"]]
-        return cls(int(data["n_qubits"]), gates, np.asarray(data["angles"], dtype=float),
-                   tuple(int(b) for b in data["initial_bits"]))
+        """Inverse of ``to_dict``; ValueError saying what is wrong for anything it would not write."""
+        try:
+            n, bits, angles = data["n_qubits"], data["initial_bits"], data["angles"]
+            if not _is_int(n) or not 1 <= n <= MAX_QUBITS:
+                raise ValueError(f"n_qubits must be an int in [1, {MAX_QUBITS}]; got {n!r}")
+            if not isinstance(bits, list) or len(bits) not in (0, n) or any(b not in (0, 1) or not _is_int(b) for b in bits):
+                raise ValueError(f"initial_bits must be [] or {n} bits; got {bits!r}")
+            if not isinstance(angles, list) or not all(isinstance(a, float) and np.isfinite(a) for a in angles):
+                raise ValueError("angles must be a list of finite floats")
+            gates = [_instruction(entry, n, k) for k, entry in enumerate(data["gates"])]
+            params = [g.param for g in gates if g.param is not None]
+            if params != list(range(len(angles))):
+                raise ValueError(f"rotations must use angle indices 0..{len(angles) - 1} in order; got {params}")
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"not a circuit dict ({type(err).__name__}: {err})") from None
+        return cls(n, gates, np.asarray(angles, dtype=float), tuple(bits))
 
     @property
     def n_params(self) -> int:
@@ -127,6 +140,19 @@ class Circuit:
     def __str__(self) -> str:
         return self.draw()
 
+    def to_qasm(self) -> str:
+        """OpenQASM 3 text (gates from stdgates.inc; angles written so they read back exactly)."""
+        lines = ["OPENQASM 3.0;", 'include "stdgates.inc";', f"qubit[{self.n_qubits}] q;"]
+        lines += [f"x q[{q}];" for q, bit in enumerate(self.initial_bits) if bit]
+        for gate in self.gates:
+            if gate.name == "CNOT":
+                lines.append(f"cx q[{gate.qubits[0]}], q[{gate.qubits[1]}];")
+            elif gate.param is not None:
+                lines.append(f"{gate.name.lower()}({float(self.angles[gate.param])!r}) q[{gate.qubits[0]}];")
+            else:
+                lines.append(f"{gate.name.lower()} q[{gate.qubits[0]}];")
+        return "\n".join(lines) + "\n"
+
     def to_qiskit(self):
         """A qiskit QuantumCircuit with the current angles (needs qiskit)."""
         try:
@@ -170,6 +196,31 @@ class Circuit:
                     ops[gate.name](wires=gate.qubits[0])
 
         return qfunc
+
+    def on_backend(self, task, backend, **options):
+        """The task's fidelity or energy of this circuit measured on a Qiskit backend, with error
+        bars (shots, readout mitigation): see ``qkan.kanqas.hardware.run_on_backend``."""
+        from qkan.kanqas.hardware import run_on_backend
+
+        return run_on_backend(self, task, backend, **options)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _instruction(entry, n: int, k: int) -> Instruction:
+    """Gate entry k of a circuit dict ([name, qubits, param]) as an Instruction, checked."""
+    name, qubits, param = entry
+    arity = 2 if name == "CNOT" else 1
+    if name not in ("CNOT", *FIXED_GATES, *ROTATIONS):
+        raise ValueError(f"gate {k}: unknown gate {name!r}")
+    if (not isinstance(qubits, list) or len(qubits) != arity or len(set(qubits)) != arity
+            or not all(_is_int(q) and 0 <= q < n for q in qubits)):
+        raise ValueError(f"gate {k} ({name}): qubits must be {arity} distinct ints in [0, {n}); got {qubits!r}")
+    if not _is_int(param) or (param >= 0) != (name in ROTATIONS):
+        raise ValueError(f"gate {k} ({name}): param must be an angle index for rotations, -1 otherwise; got {param!r}")
+    return Instruction(name, tuple(qubits), param if param >= 0 else None)
 
 
 def _span(gate: Instruction) -> range | tuple[int, ...]:

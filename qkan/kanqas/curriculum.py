@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qkan._checks import check_int
+from qkan._checks import check_int, check_interval
 from qkan.kanqas.ground_state import CHEMICAL_ACCURACY
 
 __all__ = ["MovingThreshold"]
@@ -55,8 +55,19 @@ class MovingThreshold:
         return {k: getattr(self, k) for k in ("threshold", "best_error", "episodes", "successes")}
 
     def load_state_dict(self, state: dict) -> None:
-        for k, v in state.items():
-            setattr(self, k, v)
+        """Restore ``state_dict()`` output; ValueError (and nothing changed) for other keys or bad values."""
+        keys = ("threshold", "best_error", "episodes", "successes")
+        if not isinstance(state, dict) or set(state) != set(keys):
+            raise ValueError(f"curriculum state must have exactly the keys {list(keys)}; got "
+                             f"{sorted(state) if isinstance(state, dict) else type(state).__name__}")
+        check_interval("curriculum threshold", state["threshold"], self.final, self.start)
+        best = state["best_error"]
+        if not isinstance(best, (int, float)) or isinstance(best, bool) or not (best >= 0):  # inf before any episode
+            raise ValueError(f"curriculum best_error must be a number >= 0; got {best!r}")
+        check_int("curriculum episodes", state["episodes"], low=0)
+        check_int("curriculum successes", state["successes"], low=0, high=state["episodes"])
+        for k in keys:
+            setattr(self, k, state[k])
 
     def __repr__(self) -> str:
         return f"MovingThreshold(threshold={self.threshold:.3g}, final={self.final:.3g})"

@@ -18,13 +18,11 @@ import numpy as np
 import torch
 
 from qkan._checks import check_interval
-from qkan.kanqas.circuit import Circuit
+from qkan.kanqas.circuit import MAX_QUBITS, Circuit
 from qkan.simulators.gates import complex_dtype, fixed_gate, rotation
 
 __all__ = ["Noise", "MAX_QUBITS", "initial_state", "apply_gate", "run", "fidelity", "expectation",
            "energy_and_gradient", "AdjointEnergy"]
-
-MAX_QUBITS = 8
 
 
 @dataclass(frozen=True)

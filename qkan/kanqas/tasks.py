@@ -16,13 +16,14 @@ Built-in tasks (registered in qkan/kanqas/__init__.py): "bell", "ghz2".."ghz8", 
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import numpy as np
 
-from qkan.kanqas.circuit import Circuit, Instruction
+from qkan.kanqas.circuit import FIXED_GATES, MAX_QUBITS, ROTATIONS, Circuit, Instruction
 
-__all__ = ["Task", "register_task", "make_task", "available_tasks"]
+__all__ = ["Task", "register_task", "make_task", "check_task", "available_tasks"]
 
 
 class Task:
@@ -116,12 +117,44 @@ def available_tasks() -> list[str]:
 
 
 def make_task(name: str | Task) -> Task:
-    """A task from a registered name ("bell", "ghz3", "h2", "lih", ...); Task objects pass through."""
+    """A task from a registered name ("bell", "ghz3", "h2", "lih", ...) or a Task, its fields checked."""
     if isinstance(name, Task):
-        return name
+        return check_task(name)
     if isinstance(name, str) and name in _TASKS:
         task = _TASKS[name]()
         if not isinstance(task, Task):
             raise TypeError(f"the factory registered for task {name!r} returned {type(task).__name__}, not a Task")
-        return task
+        return check_task(task)
     raise ValueError(f"`task` must be one of {available_tasks()} or a Task; got {name!r}")
+
+
+def check_task(task: Task) -> Task:
+    """`task` if its fields are what CircuitEnv builds on; ValueError naming the task and the field otherwise."""
+    def bad(field: str, expected: str, value) -> ValueError:
+        return ValueError(f"task {getattr(task, 'name', '?')!r} ({type(task).__name__}): `{field}` must be "
+                          f"{expected}; got {value!r}")
+
+    def is_int(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    n = getattr(task, "n_qubits", None)
+    if not is_int(n) or not 1 <= n <= MAX_QUBITS:
+        raise bad("n_qubits", f"an int in [1, {MAX_QUBITS}]", n)
+    known = (*FIXED_GATES, *ROTATIONS)
+    gates = getattr(task, "gates", None)
+    if not isinstance(gates, tuple) or not gates or len(set(gates)) != len(gates) or not set(gates) <= set(known):
+        raise bad("gates", f"a non-empty tuple of distinct gate names from {known}", gates)
+    bits = task.initial_bits
+    if not isinstance(bits, tuple) or len(bits) not in (0, n) or any(b not in (0, 1) or not is_int(b) for b in bits):
+        raise bad("initial_bits", f"() or a tuple of {n} bits (0 or 1)", bits)
+    if not is_int(task.extra_rows) or task.extra_rows < 0:
+        raise bad("extra_rows", "an int >= 0", task.extra_rows)
+    bounds = task.observation_bounds
+    if (not isinstance(bounds, tuple) or len(bounds) != 2 or not all(isinstance(b, (int, float)) for b in bounds)
+            or not all(math.isfinite(b) for b in bounds) or not bounds[0] < bounds[1]):
+        raise bad("observation_bounds", "(low, high) with finite low < high", bounds)
+    if not is_int(task.default_max_depth) or task.default_max_depth < 1:
+        raise bad("default_max_depth", "an int >= 1", task.default_max_depth)
+    if not isinstance(task.name, str) or not isinstance(task.goal_name, str):
+        raise bad("name` and `goal_name", "strings", (task.name, task.goal_name))
+    return task

@@ -9,13 +9,21 @@ evaluation, on mitigated values too; torch's chain rule then gives df/dx = sum_l
 df/dw_l = x df/dphi_l and df/db_l = df/dphi_l. The rule is exact for noisy expectations too,
 since every parameter enters one rotation exp(-i a P / 2).
 
-Backends (option ``backend``) and how they run (hardware.executors):
-    None, or an AerSimulator        exact expectations from Aer in one job (ideal or the
-      (ideal or noisy, e.g.           simulator's noise model), shots drawn as binomials from
-      from_backend(fake))             this evaluator's seeded generator with the noise model's
-                                      readout error folded in (shots=None: exact, no readout)
-    other BackendV2 (fake or real   qiskit_ibm_runtime.EstimatorV2(mode=backend, or a Batch /
-      IBM backend)                    Session with ``mode``): sampled, the real thing
+Backends (option ``backend``) and how they run (hardware.executors, hardware.product):
+    None, or an AerSimulator        exact (noisy) expectations of each packed qubit from its
+      (ideal or noisy, e.g.           gates' and errors' Pauli transfer matrices (the packed
+      from_backend(fake))             circuit is a product state), shots drawn as binomials from
+                                      this evaluator's seeded generator with the noise model's
+                                      readout error folded in (shots=None: exact, no readout);
+                                      Aer itself runs the circuits where the noise model has
+                                      multi-qubit terms, or with product_simulation=False
+    a fake backend (local mode)     the same qubit-by-qubit simulation under the fake backend's
+                                      own noise model: the distribution of its local sampler at
+                                      a fraction of the cost; product_simulation=False runs
+                                      qiskit-ibm-runtime's EstimatorV2 in local mode, the route
+                                      of real backends
+    other BackendV2 (real IBM)      qiskit_ibm_runtime.EstimatorV2(mode=backend, or a Batch /
+                                      Session with ``mode``): sampled, the real thing
     a BaseEstimatorV2 instance      used as given (circuits transpiled for its backend when it
                                       exposes one)
 """
@@ -24,23 +32,28 @@ from __future__ import annotations
 
 import itertools
 import math
+import weakref
 
 import numpy as np
 import torch
 
-from qkan._checks import check_choice, check_int, check_number, check_type
+from qkan._checks import check_bool, check_choice, check_int, check_number, check_type
 from qkan.simulators.base import Evaluator
-from qkan.simulators.hardware.executors import AerExecutor, EstimatorExecutor
+from qkan.simulators.hardware.executors import AerExecutor, EstimatorExecutor, is_fake_backend as _is_fake
 from qkan.simulators.hardware.jobs import QiskitJobError, run_tasks
-from qkan.simulators.hardware.layout import rank_qubits
+from qkan.simulators.hardware.layout import auto_qubits, calibration_report, rank_qubits
 from qkan.simulators.hardware.mitigation import parse_mitigation
 from qkan.simulators.hardware.packing import Packed, pack_circuit, pack_rows, unpack_rows
+from qkan.simulators.hardware.product import ProductExecutor
 
 __all__ = ["QiskitEvaluator", "QiskitJobError"]
 
 _SHIFT = math.pi / 2
 _AER_PACK = 64  # pack="auto" without a device: Aer's per-row overhead is amortised by then
 _WIDE = 16  # fake backends switch to matrix_product_state above this many packed qubits
+_MAX_SHOTS = 10**9  # shots per value; a precision of about 3.2e-5
+#: the noise model of each fake backend, built once (about 2 s for a 127-qubit device)
+_NOISE_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: one open Batch / Session per (backend, mode), shared by the evaluators of a model's layers
 _MODES: dict[tuple[int, str], object] = {}
 
@@ -53,13 +66,20 @@ def _shots_precision(shots: int) -> float:
     return p
 
 
-def _is_fake(backend) -> bool:
-    """True for qiskit-ibm-runtime fake backends (local, seedable)."""
-    try:
-        from qiskit_ibm_runtime.fake_provider.fake_backend import FakeBackendV2
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(backend, FakeBackendV2)
+def _fake_noise_model(backend):
+    """The noise model a fake backend's local mode samples with (its own builder; Aer's as a fallback)."""
+    if backend not in _NOISE_MODELS:
+        model = getattr(backend.options, "noise_model", None)
+        if model is None:
+            build = getattr(backend, "_get_noise_model_from_backend_v2", None)  # what local mode itself uses
+            if build is not None:
+                model = build()
+            else:  # pragma: no cover - older qiskit-ibm-runtime
+                from qiskit_aer.noise import NoiseModel
+
+                model = NoiseModel.from_backend(backend)
+        _NOISE_MODELS[backend] = model
+    return _NOISE_MODELS[backend]
 
 
 def _layer_name(layer) -> str:
@@ -67,14 +87,15 @@ def _layer_name(layer) -> str:
 
 
 class QiskitEvaluator(Evaluator):
-    """DARUAN edges through Aer, fake or real IBM backends (options: QKANLayer's evaluator_options).
+    """DARUAN edges through Aer, fake or real IBM backends (docs/hardware.md is the guide).
 
     Args:
         backend: None, an AerSimulator, a BackendV2 (e.g. FakeManilaV2 or an IBM backend from
             QiskitRuntimeService) or a BaseEstimatorV2 instance (see the module docstring).
-        shots: shots per expectation value (None: exact where the backend allows it).
-        precision: target standard error per value instead of shots (shots = ceil(1 / precision^2));
-            give at most one of shots and precision.
+        shots: shots per expectation value, 1 to 1e9 (None: exact where the backend allows it,
+            local simulations of fake backends included).
+        precision: target standard error per value instead of shots (shots = ceil(1 / precision^2)),
+            at least 1e-9 ** 0.5; give at most one of shots and precision.
         optimization_level: preset pass manager level 0..3 for the ISA circuit.
         seed: seeds the transpiler, the binomial shots and the simulators this evaluator drives
             (each job draws a fresh simulator seed from it: reproducible, independent jobs).
@@ -83,11 +104,16 @@ class QiskitEvaluator(Evaluator):
             jobs submitted together (None: one job per noise scale).
         threads: Aer's max_parallel_threads for simulators this evaluator creates.
         pack: None (one edge circuit per circuit; on a device-less Aer simulator, whose qubits
-            have no identity, 64 per circuit: the same values, 12x faster), an int k, or "auto"
-            (every usable qubit of the device; 64 on device-less Aer, 1 for a device-less estimator). A fake backend packed wider than 16 qubits
-            is switched to Aer's matrix_product_state method (set_options on it) for local runs.
-        initial_layout: None (the transpiler's placement), "auto" (qubits ranked by the target's
-            calibration) or a list of physical qubits, one per packed edge circuit.
+            have no identity, 64 per circuit), an int k, or "auto": on a device the calibrated
+            qubits of the "auto" rule (below), or those of `initial_layout`; 64 on device-less
+            Aer, 1 for a device-less estimator. A fake backend packed wider than 16 qubits that
+            its own simulator runs is switched to Aer's matrix_product_state method.
+        initial_layout: None (the transpiler's placement; with pack="auto" the "auto" qubits),
+            "auto" or a list of physical qubits, one per packed edge circuit. The "auto" rule:
+            the usable qubits (calibrated measure and sx/x, errors < 0.5) whose readout error is
+            at or below the chip's median (or at or below `max_readout_error` when given), best
+            first by readout + pulses x gate error + decoherence; an int `pack` larger than that
+            set takes the next best qubits (unless `max_readout_error` is given).
         max_readout_error: qubits with a larger readout error are not used (with initial_layout
             None or "auto": the qubits are then ranked from the calibration).
         mitigation: None or {"readout": bool, "zne": [1, 3, 5] | None, "extrapolation":
@@ -97,12 +123,21 @@ class QiskitEvaluator(Evaluator):
             evaluator creates for an IBM backend starts at resilience_level 0 (runtime_options
             may override it; local mode has no resilience levels).
         mode: None, "batch" or "session": qiskit-ibm-runtime execution mode (close() ends it).
-        job_callback: called as job_callback(event, info) per job (see hardware.jobs).
-        progress: show a tqdm bar over the jobs of evaluations split into several.
+        job_callback: called as job_callback(event, info) per job (see hardware.jobs); an
+            exception in it is reported as a warning.
+        job_timeout: seconds to wait for a job's result before cancelling the evaluation's jobs
+            and raising QiskitJobError (None: wait as long as it takes).
+        product_simulation: on local backends (Aer, fake backends) simulate the packed one-qubit
+            circuits qubit by qubit when the noise model has no multi-qubit terms for them
+            (hardware.product; the same distribution). False: run the backend's own simulator.
+        progress: show a tqdm bar over the executed parameter sets of evaluations that take long.
 
     Attributes:
         jobs_submitted, circuits_submitted: jobs and executed (packed) parameter sets so far.
         physical_qubits: the physical qubits of the last evaluation's packed slots.
+        qubit_report: on a device, the last evaluation's qubits with their mean readout and
+            sx/x errors next to the chip's medians (hardware.layout.calibration_report), else None.
+        simulated_by: "qubit by qubit" or "backend": how the last evaluation ran.
     """
 
     name = "qiskit"
@@ -112,16 +147,17 @@ class QiskitEvaluator(Evaluator):
                  max_circuits_per_job: int | None = None, threads: int | None = None, pack=None,
                  initial_layout=None, max_readout_error: float | None = None, mitigation: dict | None = None,
                  runtime_options: dict | None = None, mode: str | None = None, job_callback=None,
-                 progress: bool = True) -> None:
+                 job_timeout: float | None = None, product_simulation: bool = True, progress: bool = True) -> None:
         try:
             from qiskit.primitives import BaseEstimatorV2
             from qiskit.providers import BackendV2
             from qiskit_aer import AerSimulator
         except ImportError as err:  # pragma: no cover - the test environment has qiskit
             raise ImportError('the "qiskit" evaluator needs qiskit and qiskit-aer: pip install "qkan-daruan[qiskit]"') from err
-        check_int("shots", shots, 1, allow_none=True)
-        if check_number("precision", precision, allow_none=True) == 0:
-            raise ValueError("`precision` must be a number > 0 or None; got 0")
+        check_int("shots", shots, 1, allow_none=True, high=_MAX_SHOTS)
+        if precision is not None and check_number("precision", precision) < 1 / math.sqrt(_MAX_SHOTS):
+            raise ValueError(f"`precision` must be a number >= {1 / math.sqrt(_MAX_SHOTS):.3g} (at most {_MAX_SHOTS:.0e} "
+                             f"shots) or None; got {precision!r}")
         if shots is not None and precision is not None:
             raise ValueError(f"give `shots` or `precision`, not both; got shots={shots}, precision={precision}")
         check_int("optimization_level", optimization_level, low=0, high=3)
@@ -147,6 +183,10 @@ class QiskitEvaluator(Evaluator):
         check_type("runtime_options", runtime_options, dict, allow_none=True)
         if mode is not None:
             check_choice("mode", mode, ("batch", "session"))
+        self.job_timeout = check_number("job_timeout", job_timeout, allow_none=True)
+        if self.job_timeout == 0:
+            raise ValueError("`job_timeout` must be a number of seconds > 0 or None; got 0")
+        check_bool("product_simulation", product_simulation)
         if job_callback is not None and not callable(job_callback):
             raise TypeError(f"`job_callback` must be callable(event, info) or None; got {type(job_callback).__name__}")
         self.backend, self.shots, self.seed = backend, shots, seed
@@ -168,15 +208,35 @@ class QiskitEvaluator(Evaluator):
             sim = AerSimulator(**({} if threads is None else {"max_parallel_threads": threads}))
             self._target = backend if backend is not None and backend.target.num_qubits else None
             self._executor = AerExecutor(backend if backend is not None else sim, self._rng, self.shots)
+            noise = lambda: self._executor.noise_model  # noqa: E731
         else:
             estimator = self._make_estimator(backend, BackendV2, BaseEstimatorV2, runtime_options, mode)
             self._executor = EstimatorExecutor(estimator, self.precision, self.mitigation.readout,
                                                self.max_pub_size, self._reseed)
+            noise = (lambda: _fake_noise_model(backend)) if _is_fake(backend) else None
+        #: the qubit-by-qubit simulator of local backends (None: every job runs on the backend)
+        self._product = ProductExecutor(noise, self._rng, self.shots) if product_simulation and noise else None
         self._seedable = backend is None or isinstance(backend, AerSimulator) or _is_fake(backend)
+        self._check_device_size()
         self._packed: dict[tuple, Packed] = {}
+        self._reports: dict[tuple, dict | None] = {}
+        self._sizes: dict[int, tuple[int, list[int] | None]] = {}
         self.physical_qubits: list[int] = []
+        self.qubit_report: dict | None = None
+        self.simulated_by: str | None = None
         self.jobs_submitted = 0
         self.circuits_submitted = 0
+
+    def _check_device_size(self) -> None:
+        """`pack` and `initial_layout` must fit the device (a ValueError now, not a TranspilerError later)."""
+        n = None if self._target is None else self._target.target.num_qubits
+        if not n:
+            return
+        if isinstance(self.pack, int) and self.pack > n:
+            raise ValueError(f"`pack` must be at most the {n} qubits of {self.backend_name!r}; got {self.pack}")
+        if isinstance(self.initial_layout, list) and (len(self.initial_layout) > n or max(self.initial_layout) >= n):
+            raise ValueError(f"`initial_layout` must list qubits 0..{n - 1} of {self.backend_name!r}; "
+                             f"got {self.initial_layout}")
 
     # ------------------------------------------------------------------------ backends
     def _make_estimator(self, backend, BackendV2, BaseEstimatorV2, runtime_options, mode):
@@ -237,27 +297,44 @@ class QiskitEvaluator(Evaluator):
         elif hasattr(options, "simulator"):  # qiskit-ibm-runtime with a fake backend (local mode)
             options.simulator.seed_simulator = s
 
-    def _pack_size(self, reps: int) -> tuple[int, list[int] | None]:
-        """(k, physical qubits or None for the transpiler's choice) from pack and initial_layout."""
+    def _auto_layout(self, reps: int) -> list[int] | None:
+        """The "auto" qubits (hardware.layout.auto_qubits), or None for the transpiler's choice."""
         layout = self.initial_layout
-        if layout == "auto" or (layout is None and self.max_readout_error is not None):
-            if self._target is None:
-                raise ValueError("`initial_layout='auto'` and `max_readout_error` need a backend with calibration data "
-                                 "(a fake or IBM backend, or AerSimulator.from_backend); this one has no target")
-            layout = rank_qubits(self._target.target, reps, self.max_readout_error)
-            if not layout:
-                raise ValueError(f"no qubit of {self.backend_name!r} has readout error <= {self.max_readout_error}")
+        explicit = layout == "auto" or (layout is None and self.max_readout_error is not None)
+        if not explicit and not (layout is None and self.pack == "auto" and self._target is not None):
+            return layout
+        if self._target is None:
+            raise ValueError("`initial_layout='auto'` and `max_readout_error` need a backend with calibration data "
+                             "(a fake or IBM backend, or AerSimulator.from_backend); this one has no target")
+        qubits = auto_qubits(self._target.target, reps, self.max_readout_error)
+        if not qubits and explicit:
+            raise ValueError(f"no qubit of {self.backend_name!r} has calibrated readout error <= "
+                             f"{'the median' if self.max_readout_error is None else self.max_readout_error}")
+        return qubits or None  # pack="auto" on a target without readout calibration: every qubit, placed by qiskit
+
+    def _pack_size(self, reps: int) -> tuple[int, list[int] | None]:
+        """(k, physical qubits or None for the transpiler's choice), chosen once per reps."""
+        if reps not in self._sizes:
+            self._sizes[reps] = self._choose_pack_size(reps)
+        return self._sizes[reps]
+
+    def _choose_pack_size(self, reps: int) -> tuple[int, list[int] | None]:
+        """(k, physical qubits or None for the transpiler's choice) from pack and initial_layout."""
+        layout = self._auto_layout(reps)
+        local = self._target is None and isinstance(self._executor, AerExecutor)  # device-less Aer
         if self.pack is None:
-            if layout is None and self._target is None and isinstance(self._executor, AerExecutor):
-                return _AER_PACK, None  # device-less Aer: qubits have no identity, 64 per circuit is fastest
+            if layout is None and local:
+                return _AER_PACK, None  # device-less Aer: qubits have no identity, 64 per circuit
             return 1, None if layout is None else layout[:1]
         if self.pack == "auto":
             if layout is not None:
                 return len(layout), layout
             if self._target is not None:
-                return len(rank_qubits(self._target.target, reps)), None
-            # no device: Aer packs 64 (product states stay cheap); another estimator's width is unknown
-            return (_AER_PACK if isinstance(self._executor, AerExecutor) else 1), None
+                return self._target.target.num_qubits, None
+            return (_AER_PACK if local else 1), None  # another estimator's width is unknown
+        if layout is not None and len(layout) < self.pack and self.initial_layout == "auto" \
+                and self.max_readout_error is None:  # the median rule gives way to an explicit pack
+            layout += [q for q in rank_qubits(self._target.target, reps) if q not in layout]
         if layout is not None and len(layout) < self.pack:
             raise ValueError(f"`pack`={self.pack} needs {self.pack} qubits; `initial_layout` gives {len(layout)}")
         return self.pack, None if layout is None else layout[: self.pack]
@@ -268,10 +345,14 @@ class QiskitEvaluator(Evaluator):
         k = max(1, min(k, M))
         key = (ansatz.name, reps, k)
         if key not in self._packed:
-            if _is_fake(self._target) and k > _WIDE and self._target.options.get("method", "automatic") == "automatic":
+            own_simulator = self._product is None and _is_fake(self._target)  # the fake's Aer runs the circuits
+            if own_simulator and k > _WIDE and self._target.options.get("method", "automatic") == "automatic":
                 self._target.set_options(method="matrix_product_state")  # wide product circuits in local mode
             self._packed[key] = pack_circuit(ansatz, reps, k, self._target, None if layout is None else layout[:k],
                                              self.optimization_level, self.seed)
+            self._reports[key] = None if self._target is None else calibration_report(
+                self._target.target, list(self._packed[key].physical), reps)
+        self.qubit_report = self._reports[key]
         return self._packed[key]
 
     # ------------------------------------------------------------------------ jobs
@@ -290,10 +371,13 @@ class QiskitEvaluator(Evaluator):
         rows = pack_rows(np.asarray(values, dtype=np.float64), packed.k)  # (n, k P)
         per_job = self.max_circuits_per_job or len(rows)
         m = self.mitigation
-        tasks = [self._executor.task(packed, scale, rows[a : a + per_job], m.repeats)
+        product = self._product is not None and all(self._product.unsupported(packed, s) is None for s in m.scales)
+        executor = self._product if product else self._executor
+        self.simulated_by = "qubit by qubit" if product else "backend"
+        tasks = [executor.task(packed, scale, rows[a : a + per_job], m.repeats)
                  for scale in m.scales for a in range(0, len(rows), per_job)]
         results = run_tasks(tasks, backend=self.backend_name, stage=stage, layer=_layer_name(layer),
-                            callback=self.job_callback, progress=self.progress)
+                            callback=self.job_callback, progress=self.progress, timeout=self.job_timeout)
         self.jobs_submitted += len(tasks)
         self.circuits_submitted += sum(t.circuits for t in tasks)
         S = len(m.scales)

@@ -8,6 +8,8 @@ The Qiskit evaluator (qkan.simulators.qiskit) is built from these parts:
     mitigation  readout inversion, zero-noise extrapolation by unitary folding, repeats, clipping
     jobs        submitting split jobs concurrently, collecting them in order, callbacks, progress
     executors   Aer (exact values + binomial shots) and EstimatorV2 (sampled) execution of packed rows
+    product     packed one-qubit circuits simulated qubit by qubit (local backends, the same distribution)
+    tiling      several small circuits on disjoint, well-calibrated regions of one chip
 
 Facts behind the choices: docs/hardware.md.
 """

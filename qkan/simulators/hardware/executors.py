@@ -25,7 +25,36 @@ from qkan.simulators.hardware.mitigation import fold
 from qkan.simulators.hardware.packing import Packed
 from qkan.simulators.hardware.shots import binomial_estimates, noise_model_readout
 
-__all__ = ["AerExecutor", "EstimatorExecutor"]
+__all__ = ["AerExecutor", "EstimatorExecutor", "is_fake_backend", "sampler_for"]
+
+
+def is_fake_backend(backend) -> bool:
+    """True for qiskit-ibm-runtime fake backends (local, seedable)."""
+    try:
+        from qiskit_ibm_runtime.fake_provider.fake_backend import FakeBackendV2
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(backend, FakeBackendV2)
+
+
+def sampler_for(backend, shots: int, seed: int | None):
+    """A SamplerV2 for `backend`: qiskit's BackendSamplerV2 on local backends (Aer, fake; seeded),
+    qiskit-ibm-runtime's SamplerV2 otherwise."""
+    from qiskit_aer import AerSimulator
+
+    if isinstance(backend, AerSimulator) or is_fake_backend(backend):
+        from qiskit.primitives import BackendSamplerV2
+
+        options = {"default_shots": shots}
+        if seed is not None:
+            options["seed_simulator"] = seed
+        return BackendSamplerV2(backend=backend, options=options)
+    from qkan._checks import require
+
+    runtime = require("qiskit_ibm_runtime", "qiskit", "running on IBM backends")
+    sampler = runtime.SamplerV2(mode=backend)
+    sampler.options.default_shots = shots
+    return sampler
 
 
 class AerExecutor:

@@ -90,9 +90,25 @@ def extrapolation_weights(scales, method: str = "richardson") -> np.ndarray:
     return np.linalg.pinv(design)[0]
 
 
+#: smallest 1 - e01 - e10 (the fraction of <Z> a readout keeps) that readout mitigation inverts
+MIN_READOUT_SIGNAL = 0.01
+
+
 def readout_correct(z: np.ndarray, e01: np.ndarray, e10: np.ndarray) -> np.ndarray:
-    """Measured <Z> -> <Z> before readout error (e01 = P(1|0), e10 = P(0|1), broadcast per qubit)."""
-    return (z + e01 - e10) / (1.0 - e01 - e10)
+    """Measured <Z> -> <Z> before readout error (e01 = P(1|0), e10 = P(0|1), broadcast per qubit).
+
+    Raises:
+        ValueError: a calibration is (nearly) singular, 1 - e01 - e10 < MIN_READOUT_SIGNAL: its
+            readout keeps no signal and inverting it would turn every value into +-1.
+    """
+    signal = 1.0 - np.asarray(e01) - np.asarray(e10)
+    if np.any(signal < MIN_READOUT_SIGNAL):
+        bad = np.unique(np.round(np.asarray(signal)[signal < MIN_READOUT_SIGNAL], 4))
+        raise ValueError(
+            f"readout calibration is singular: 1 - e01 - e10 = {bad.tolist()} (< {MIN_READOUT_SIGNAL}) on some qubits, "
+            "their readout carries no signal; recalibrate, exclude those qubits (initial_layout, max_readout_error) "
+            "or turn mitigation['readout'] off")
+    return (z + e01 - e10) / signal
 
 
 def _inverse_ops(op) -> list:
