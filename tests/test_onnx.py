@@ -39,13 +39,7 @@ def _export_and_run(model: nn.Module, x: torch.Tensor, others: list[torch.Tensor
     return [session.run(None, {name: t.numpy()})[0] for t in [x, *others]]
 
 
-# Known failure, kept strict so it flips to a failure once fixed: the coefficient compile's torch
-# path evaluates the edges with complex 2x2 products, and the ONNX exporter has no lowering for
-# complex tensors ("No decompositions registered for the complex-valued input" on aten.unsqueeze).
-# The fix (evaluate the sample points by real Bloch-vector rotations while exporting) passes
-# every case below at max |error| 7.2e-7; remove this mark with it.
-@pytest.mark.xfail(strict=True, raises=torch.onnx.OnnxExporterError,
-                   reason="the coefficient compile uses complex tensors, which the ONNX exporter cannot lower")
+# The coefficient compile runs on real Bloch-vector rotations while exporting (ONNX has no complex tensors).
 @pytest.mark.parametrize("encoding", ["fixed", "input"])
 @pytest.mark.parametrize("kind", ["layer", "qkan", "hqkan"])
 def test_onnxruntime_reproduces_the_model(kind, encoding, tmp_path):

@@ -54,7 +54,7 @@ def _sampling(reps: int, multi: bool, dtype: torch.dtype, device: torch.device) 
     """
     if multi:
         points = torch.tensor(list(itertools.product(range(3), repeat=reps)), dtype=torch.float64) * (2 * math.pi / 3)
-        args = points @ frequency_vectors(reps).double().T  # (S, K): m . t
+        args = points @ frequency_vectors.__wrapped__(reps).double().T  # (S, K): m . t
     else:
         x = torch.arange(2 * reps + 1, dtype=torch.float64) * (2 * math.pi / (2 * reps + 1))
         points = x.unsqueeze(1).expand(-1, reps)
@@ -98,14 +98,48 @@ def sampled_coefficients(
 ) -> torch.Tensor:
     """compile_coefficients' torch path as one tensor (1 + 2K, *edge) = [a0; a_1..a_K; b_1..b_K]:
     the SU(2) edge values at the sample points, then the real DFT."""
-    points, D = _sampling(reps, multi, theta.dtype, theta.device)
+    sampling = _sampling.__wrapped__ if torch.compiler.is_compiling() else _sampling  # traced tensors must not be cached
+    points, D = sampling(reps, multi, theta.dtype, theta.device)
     edge_dims = [1] * (theta.dim() - 2)
     angles = []
     for l in range(reps):
         t = points[:, l].reshape(-1, *edge_dims)  # (S, 1, ..., 1)
         angles.append(t if enc_bias is None else t + enc_bias[..., l])
-    f = su2.run(su2.prepare(ansatz, theta, reps, "z"), angles, False, "z")  # (S, *edge)
+    if torch.compiler.is_exporting():  # real arithmetic only: exported graphs (ONNX) take no complex tensors
+        f = _bloch_z(ansatz, theta, reps, angles)
+    else:
+        f = su2.run(su2.prepare(ansatz, theta, reps, "z"), angles, False, "z")  # (S, *edge)
     return torch.tensordot(D, f, dims=1)
+
+
+def _rotate(r: tuple, gate: str, angle) -> tuple:
+    """The Bloch vector r = (x, y, z) after gate ("RX", "RY", "RZ" by `angle`; "H", "X", "Z")."""
+    x, y, z = r
+    if gate == "H":
+        return z, -y, x
+    if gate == "X":
+        return x, -y, -z
+    if gate == "Z":
+        return -x, -y, z
+    c, s = torch.cos(angle), torch.sin(angle)
+    if gate == "RZ":
+        return x * c - y * s, x * s + y * c, z
+    if gate == "RY":
+        return x * c + z * s, y, z * c - x * s
+    return x, y * c - z * s, y * s + z * c  # RX
+
+
+def _bloch_z(ansatz: Ansatz, theta: torch.Tensor, reps: int, angles: list) -> torch.Tensor:
+    """<Z> of every edge at every sample by real rotations of the Bloch vector of H|0> (+x):
+    theta (*edge, n_slots, k), R angles broadcasting to (S, *edge) -> (S, *edge)."""
+    one = torch.ones_like(angles[0] + theta[..., 0, 0])
+    r = (one, 0 * one, 0 * one)
+    for slot in range(ansatz.n_slots(reps)):
+        for gate in ansatz.rep_gates if slot < reps else ansatz.final_gates:
+            r = _rotate(r, gate.name, None if gate.param is None else theta[..., slot, gate.param])
+        if slot < reps:
+            r = _rotate(r, ansatz.encoding_gate, angles[slot])
+    return r[2]
 
 
 def compile_matrix(ansatz: Ansatz, theta: torch.Tensor, reps: int) -> torch.Tensor:
@@ -197,7 +231,8 @@ class FourierEvaluator(Evaluator):
         shape = (layer.out_dim, layer.in_dim)
         ab = torch.cat([a, b], dim=-1).expand(*shape, -1).movedim(-1, 1)  # (O, 2K, I)
         if multi:
-            m = frequency_vectors(layer.reps).to(layer.theta)  # (K, R)
+            vectors = frequency_vectors.__wrapped__ if torch.compiler.is_compiling() else frequency_vectors
+            m = vectors(layer.reps).to(layer.theta)  # (K, R)
             freq = m @ layer.enc_weight[0].T  # (K, I): Omega_m for input i
         else:
             freq = torch.arange(1, layer.reps + 1, dtype=layer.theta.dtype, device=layer.theta.device)
