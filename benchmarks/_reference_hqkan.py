@@ -16,8 +16,9 @@ import math
 import os
 import statistics
 import sys
-import tempfile
 import time
+
+from _reference_qkan import write_result  # same folder: the script's own directory is on sys.path
 
 
 def build(torch, QKAN, cfg: dict, solver: str):
@@ -107,10 +108,7 @@ def main(config_path: str, out_path: str) -> None:
         result = run(torch, QKAN, json.load(open(config_path)))
     except Exception as err:  # reported to the caller, which skips the column
         result = {"error": f"{type(err).__name__}: {err}"}
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(out_path)), suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(result, fh)
-    os.replace(tmp, out_path)
+    write_result(out_path, result)
 
 
 if __name__ == "__main__":

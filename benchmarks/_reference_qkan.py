@@ -52,6 +52,11 @@ def main(jobs_path: str, out_path: str) -> None:
         result = {"results": [run_job(torch, QKAN, job) for job in jobs]}
     except Exception as err:  # reported to reproduce.py, which skips the column
         result = {"error": f"{type(err).__name__}: {err}"}
+    write_result(out_path, result)
+
+
+def write_result(out_path: str, result: dict) -> None:
+    """result as JSON at out_path, atomically (a temp file in the same folder, then os.replace)."""
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(out_path)), suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         json.dump(result, fh)

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         rows += [_gpt2_step(args.quick, repeats, d) for d in ("float32", "bfloat16")]
     except ImportError:
-        print('note: the GPT-2 rows need transformers (pip install "qkan[hf]")')
+        print('note: the GPT-2 rows need transformers (pip install "qkan-daruan[hf]")')
     ref = h.reference_python(args.reference_python)
     if ref:
         layers, width, heads, seq = (2, 64, 2, 32) if args.quick else (12, 768, 12, 1024)

@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         import transformers  # noqa: F401
     except ImportError:
-        print('skipped: Hugging Face transformers is not installed (pip install "qkan[hf]")')
+        print('skipped: Hugging Face transformers is not installed (pip install "qkan-daruan[hf]")')
         return h.save(args, "hqkan_gpt2", [dict(model="skipped", note="transformers is not installed")])
     if args.quick:
         args.seq, args.batch = 16, 2
@@ -203,23 +203,7 @@ def main(argv: list[str] | None = None) -> dict:
                                 ("train_loss", "train loss", ".4f"), ("val_loss", "val loss", ".4f"),
                                 ("train_cpu_s", "train CPU s", ".1f")],
                       f"character LM on examples/corpus.txt, lr {args.lm_lr:g} (uniform loss {lm_rows[0]['uniform_loss']:.3f})")
-    return h.save(args, "hqkan_gpt2", [dict(model="skipped", note="transformers is not installed")])
-    if args.quick:
-        args.seq, args.batch = 16, 2
-    step_rows = _step_rows(args, args.device) if "step" in args.parts else []
-    lm_rows = _lm_rows(args) if "lm" in args.parts else []
-    if step_rows:
-        h.print_table(step_rows, [("model", "model", ""), ("params", "params", ","), ("memory_mb", "memory MB", ".1f"),
-                              ("step_cpu_ms", "step CPU ms", ".1f"), ("step_wall_ms", "step wall ms", ".1f"),
-                              ("cpu_speedup_vs_mlp", "CPU speedup", ".2f"), ("wall_speedup_vs_mlp", "wall speedup", ".2f")],
-                      f"forward+backward step, batch {args.batch} x seq {args.seq}, {args.threads} thread(s), {args.device}")
-    if lm_rows:
-        h.print_table(lm_rows, [("model", "model", ""), ("params", "params", ","), ("steps", "steps", ""),
-                            ("train_loss", "train loss", ".4f"), ("val_loss", "val loss", ".4f"),
-                            ("train_cpu_s", "train CPU s", ".1f")],
-                  f"character LM on examples/corpus.txt (uniform loss {lm_rows[0]['uniform_loss']:.3f})")
     return h.save(args, "hqkan_gpt2", [dict(part="step", **r) for r in step_rows] + [dict(part="lm", **r) for r in lm_rows])
-
 
 if __name__ == "__main__":
     main()

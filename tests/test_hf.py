@@ -12,7 +12,7 @@ from torch import nn
 
 from qkan.hqkan import HQKAN, replace_ffn
 
-transformers = pytest.importorskip("transformers", reason='Hugging Face transformers is not installed: pip install "qkan[hf]"')
+transformers = pytest.importorskip("transformers", reason='Hugging Face transformers is not installed: pip install "qkan-daruan[hf]"')
 
 VOCAB = 48
 CORPUS = Path(__file__).resolve().parent.parent / "examples" / "corpus.txt"

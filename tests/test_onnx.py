@@ -15,8 +15,8 @@ from torch import nn
 from qkan import QKAN, QKANLayer
 from qkan.hqkan import HQKAN
 
-pytest.importorskip("onnxscript", reason='the ONNX exporter needs onnxscript: pip install "qkan[onnx]"')
-ort = pytest.importorskip("onnxruntime", reason='onnxruntime is not installed: pip install "qkan[onnx]"')
+pytest.importorskip("onnxscript", reason='the ONNX exporter needs onnxscript: pip install "qkan-daruan[onnx]"')
+ort = pytest.importorskip("onnxruntime", reason='onnxruntime is not installed: pip install "qkan-daruan[onnx]"')
 
 
 def _perturbed(model: nn.Module) -> nn.Module:
