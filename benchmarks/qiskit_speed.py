@@ -3,7 +3,7 @@
 Modes, measured side by side in one run:
 
 - BackendEstimatorV2 (before): qiskit's generic estimator on Aer with `--shots`, one circuit
-  per parameter set (the shots path before issue 14), through qkan's estimator route,
+  per parameter set (the shots path before the binomial route), through qkan's estimator route,
 - aer circuits + binomial: Aer computes exact values of packed circuits (64 edge circuits per
   circuit, matrix_product_state), binomial shots drawn from them (product_simulation=False),
 - qubit by qubit + binomial (the default): the packed circuit's qubits simulated one by one from

@@ -21,7 +21,7 @@ defaults (fit's default optimizer, the layers' default theta_init, <Z> readout):
   "ours default (fixed)"   encoding="fixed", this package's default;
   "ours recipe (edge)"     encoding="edge", the like-for-like translation of their
                            preact_trainable=True.
-RMSE and MSE are on the test split. The targets (issue 15) are judged per row and column and
+RMSE and MSE are on the test split. The targets are judged per row and column and
 printed as met or MISSED: quickstart and Feynman, ours <= published; extension to reps 5, ours
 <= the authors' stored 9.65e-7; digits, QKAN accuracy >= MLP accuracy - 1 point.
 
@@ -261,7 +261,7 @@ EXTENSION_TARGET = "reps 5"
 
 
 def judge(row: dict) -> dict:
-    """{column: "met" | "MISSED"} for our columns of a summary row that has a target (issue 15).
+    """{column: "met" | "MISSED"} for our columns of a summary row that has a target.
 
     A diverged run (NaN) misses; a row without the value it is compared with gets no verdict.
     """

@@ -148,7 +148,7 @@ def test_search_without_kanqas_says_how_to_install_whatever_the_arguments(monkey
     assert err.count("\n") == 1
 
 
-# --------------------------------------------------------------------------- issue 16: robustness
+# --------------------------------------------------------------------------- robustness
 def test_fit_px_runs_without_extension_stage(tmp_path, capsys):
     code = cli.main(["fit", "--ansatz", "px", "--out", str(tmp_path / "px"), *TINY])
     assert code == 0
@@ -302,7 +302,7 @@ def test_bench_ctrl_c_is_one_line_exit_130(monkeypatch, tmp_path, capsys):
     assert capsys.readouterr().err == "qkan bench: interrupted during 'slow'\n"
 
 
-# ------------------------------------------------------------------- issue 27: a findable package
+# ------------------------------------------------------------------- a findable package
 def test_version_names_the_distribution(capsys):
     import qkan
 

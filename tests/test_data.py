@@ -264,7 +264,7 @@ def test_load_csv_missing_and_binary(tmp_path):
         qdata.load_csv(path)
 
 
-# ------------------------------------------------------------------------- validation (issue 16)
+# ------------------------------------------------------------------------- validation
 @pytest.mark.parametrize(
     "f, error, match",
     [
@@ -346,7 +346,7 @@ def test_load_csv_argument_errors(tmp_path, kwargs, error, match):
         qdata.load_csv(3)
 
 
-# ------------------------------------------------------------------------ issue 25: odd files
+# ------------------------------------------------------------------------ odd files
 def test_load_csv_with_a_byte_order_mark(tmp_path):
     bom = "\ufeff"  # Excel's "CSV UTF-8" starts with it
     plain = tmp_path / "plain.csv"

@@ -1,4 +1,4 @@
-"""Hardware paths of the Qiskit evaluator (issue 14): binomial shots, packing, calibrated
+"""Hardware paths of the Qiskit evaluator: binomial shots, packing, calibrated
 qubits, mitigation, jobs.
 
 References are independent of the code under test: the closed form (fourier/su2 evaluators),
@@ -457,7 +457,7 @@ def test_zne_on_an_ideal_simulator_is_exact_for_every_ansatz(ansatz):
     torch.testing.assert_close(layer.edge_outputs(x), ref, rtol=0, atol=1e-10)
 
 
-# ------------------------------------------------------------------------------ calibrated "auto" qubits (issue 28)
+# ------------------------------------------------------------------------------ calibrated "auto" qubits
 def test_pack_auto_on_sherbrooke_uses_the_better_half_of_the_chip():
     """4->4, reps 3, 16 samples: >= 50x fewer executed parameter sets than unpacked, on qubits whose
     mean readout error is below the chip median (the "auto" rule: readout <= median, no sx/x outlier)."""
@@ -514,7 +514,7 @@ def test_pack_and_layout_larger_than_the_device(options, match):
         QiskitEvaluator(FakeManilaV2(), **options)
 
 
-# ------------------------------------------------------------------------------ qubit-by-qubit simulation (issue 28)
+# ------------------------------------------------------------------------------ qubit-by-qubit simulation
 @pytest.mark.parametrize("mitigation", [None, {"zne": [1, 3]}])
 def test_qubit_by_qubit_equals_aer_density_matrix(mitigation):
     """Exact noisy values: the Pauli-transfer simulation equals Aer's density matrix (float64) on
@@ -596,7 +596,7 @@ def test_multi_qubit_noise_falls_back_to_aer():
     assert layer.get_evaluator().simulated_by == "backend"
 
 
-# ------------------------------------------------------------------------------ job faults (issue 25)
+# ------------------------------------------------------------------------------ job faults
 class _StubEstimator:
     """An EstimatorV2 stand-in whose jobs return given values (or hang / fail), recording cancels."""
 
@@ -698,7 +698,7 @@ def test_a_singular_readout_calibration_raises():
         layer.edge_outputs(_inputs(1, 1))
 
 
-# ------------------------------------------------------------------------------ tiling general circuits (issue 28)
+# ------------------------------------------------------------------------------ tiling general circuits
 def _bell():
     from qiskit import QuantumCircuit
 

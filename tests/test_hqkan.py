@@ -1,4 +1,4 @@
-"""HQKAN blocks, replace_ffn and the character-level GPT (issue 7)."""
+"""HQKAN blocks, replace_ffn and the character-level GPT."""
 
 from __future__ import annotations
 

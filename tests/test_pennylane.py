@@ -370,7 +370,7 @@ def test_device_object_with_custom_wire_label():
     assert "q" in qml.draw(qnode)(0.1)
 
 
-# ------------------------------------------------------------------------------ routes (issue 14)
+# ------------------------------------------------------------------------------ routes
 def test_default_route_broadcasts_natively_with_backprop():
     from qkan.simulators.pennylane import broadcasts_natively
 

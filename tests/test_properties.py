@@ -1,9 +1,9 @@
-"""Property-based checks of the public constructors and forwards (hypothesis, issue 16).
+"""Property-based checks of the public constructors and forwards (hypothesis).
 
 For random sizes, options, dtypes and inputs: a constructor either builds or raises TypeError /
 ValueError whose message names an argument it was given; a forward on finite inputs in the
 documented range returns finite values of the input's dtype with the leading dimensions kept;
-any other input raises TypeError / ValueError naming `x`. Checkpoints (issue 25): any content
+any other input raises TypeError / ValueError naming `x`. Checkpoints: any content
 survives a save and load with the same SHA-256, and any flipped bit or cut is an error naming
 the file or loads exactly what was saved. Example counts are bounded so the module runs in
 well under a minute.

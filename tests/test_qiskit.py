@@ -1,4 +1,4 @@
-"""Qiskit evaluator and circuit converter (issue 5).
+"""Qiskit evaluator and circuit converter.
 
 Exact paths are checked in float64 against the closed form / SU(2) evaluators and the
 independent numpy reference (qkan.testing); shot paths against several-sigma bounds with

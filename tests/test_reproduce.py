@@ -1,4 +1,4 @@
-"""benchmarks/reproduce.py: how each summary row's target (issue 15) is judged."""
+"""benchmarks/reproduce.py: how each summary row's target is judged."""
 
 import math
 import sys

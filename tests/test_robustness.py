@@ -264,7 +264,7 @@ def test_hqkan_input_errors():
 
 
 def test_half_precision_parameters_compute_and_other_dtypes_are_refused_clearly():
-    assert QKAN([2, 1], dtype="float16").layers[0].theta.dtype == torch.float16  # issue 18: bf16/fp16 parameters
+    assert QKAN([2, 1], dtype="float16").layers[0].theta.dtype == torch.float16  # bf16/fp16 parameters
     model = QKAN([2, 3, 1], seed=0).to(torch.bfloat16)  # converted after construction
     y = model(torch.rand(3, 2, dtype=torch.bfloat16))
     assert y.dtype == torch.bfloat16 and torch.isfinite(y).all()
@@ -341,7 +341,7 @@ def test_atomic_writes_give_ordinary_file_modes(tmp_path):
         os.umask(umask)
 
 
-# ------------------------------------------------------------- issue 25: checkpoints on disk
+# ------------------------------------------------------------- checkpoints on disk
 def _flip(path, offset: int, bit: int = 0) -> None:
     data = bytearray(path.read_bytes())
     data[offset] ^= 1 << bit
@@ -574,7 +574,7 @@ def test_numpy_integer_seeds_and_sizes():
         QKANLayer(2, 3, seed=np.float64(3))
 
 
-# ------------------------------------------------------------------ issue 25: `qkan fit` files
+# ------------------------------------------------------------------ `qkan fit` files
 TINY_FIT = ["--steps", "2", "--extend-steps", "2", "--train-num", "64", "--test-num", "32", "--no-progress"]
 
 
