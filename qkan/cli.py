@@ -16,14 +16,14 @@ import json
 import math
 import os
 import re
-import signal
 import subprocess
 import sys
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from qkan._shell import Terminated, fail, signals_deferred, sigterm_as_interrupt
 
 __all__ = ["main", "build_parser"]
 
@@ -162,12 +162,6 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def fail(message: str) -> int:
-    """Print `message` to stderr on one line (multi-line messages from torch folded) and return exit code 2."""
-    print(" ".join(message.split()), file=sys.stderr)
-    return 2
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `qkan`; returns the exit code (2 for bad flags and files)."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -183,42 +177,6 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # stdout closed by the reader (`| head`) of a command that does not use _out
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes it
         return 141  # 128 + SIGPIPE, as a shell reports it
-
-
-# ------------------------------------------------------------------------------------ signals
-class Terminated(KeyboardInterrupt):
-    """SIGTERM turned into an interrupt, so `kill PID` saves like Ctrl-C does."""
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Inside: SIGTERM raises Terminated (a KeyboardInterrupt) in the main thread; no-op in other threads."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_sigterm(signum, frame):
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Inside: Ctrl-C and SIGTERM are ignored (main thread only), so files written there are complete."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 # ------------------------------------------------------------------------------------------- fit

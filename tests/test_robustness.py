@@ -624,7 +624,7 @@ def test_sigterm_saves_like_ctrl_c(tmp_path):
 def test_sigterm_context_turns_the_signal_into_an_interrupt():
     import signal
 
-    from qkan.cli import Terminated, sigterm_as_interrupt, signals_deferred
+    from qkan._shell import Terminated, sigterm_as_interrupt, signals_deferred
 
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(Terminated), sigterm_as_interrupt():

@@ -11,45 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from qkan.cli import fail
+from qkan._shell import Terminated, fail, interrupt_code, sigterm_as_interrupt
 
 __all__ = ["add_parser", "run"]
 
 #: where Ctrl-C / SIGTERM save the agent when --checkpoint is not given
 INTERRUPT_CHECKPOINT = "qkan-search-interrupted.pt"
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C (saving on the way)."""
-
-
-@contextmanager
-def sigterm_as_interrupt():
-    """While inside, SIGTERM raises Terminated (a KeyboardInterrupt) instead of killing the process."""
-    def handler(signum, frame):
-        raise Terminated()
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave SIGTERM alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _exit_code(err: KeyboardInterrupt) -> int:
-    return 143 if isinstance(err, Terminated) else 130
 
 
 def _noise(text: str) -> tuple[float, float]:
@@ -157,7 +130,7 @@ def _run_one(args, out: Path) -> int:
             saved = f"could not save a checkpoint: {save_err}"
         what = "terminated" if isinstance(err, Terminated) else "interrupted"
         print(f"qkan search: {what} after {agent.episode} episodes; {saved}", file=sys.stderr)
-        return _exit_code(err)
+        return interrupt_code(err)
     history, best, task = agent.history, agent.best, env.task
     n = len(history["success"])
     print(f"task {args.task}  q-network {args.q_network}  episodes {n}  successes: {sum(history['success'])}/{n} "
@@ -227,7 +200,7 @@ def _run_seeds(args, out: Path) -> int:
         what = "terminated" if isinstance(err, Terminated) else "interrupted"
         print(f"qkan search: {what}; {len(finished)} of {len(seeds)} seeds finished, their circuits are in {out}",
               file=sys.stderr)
-        code = _exit_code(err)
+        code = interrupt_code(err)
     _summarise(args, out, finished, time.perf_counter() - wall)
     failed = [r for r in finished if not r["ok"]]
     return code or (1 if failed else 0)

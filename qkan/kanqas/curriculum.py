@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from qkan._checks import check_int, check_interval
-from qkan.kanqas.ground_state import CHEMICAL_ACCURACY
 
-__all__ = ["MovingThreshold"]
+__all__ = ["MovingThreshold", "CHEMICAL_ACCURACY"]
+
+#: |E - E_exact| below this (Hartree) is chemical accuracy: the curriculum's final threshold
+CHEMICAL_ACCURACY = 1.6e-3
 
 
 class MovingThreshold:

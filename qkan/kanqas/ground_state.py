@@ -17,13 +17,11 @@ import torch
 
 from qkan._checks import check_choice, check_int, check_interval
 from qkan.kanqas.circuit import ROTATIONS, Circuit, Instruction
+from qkan.kanqas.curriculum import CHEMICAL_ACCURACY, MovingThreshold
 from qkan.kanqas.statevector import MAX_QUBITS, AdjointEnergy, Noise, expectation, run
 from qkan.kanqas.tasks import Task
 
 __all__ = ["GroundState", "Molecule", "molecule_hamiltonian", "MOLECULES", "CHEMICAL_ACCURACY"]
-
-#: |E - E_exact| below this (Hartree) is chemical accuracy
-CHEMICAL_ACCURACY = 1.6e-3
 
 
 class Molecule(NamedTuple):
@@ -210,8 +208,6 @@ class GroundState(Task):
 
     def default_curriculum(self, noise: Noise | None):
         """MovingThreshold starting at half the initial state's error (at least 2x chemical accuracy)."""
-        from qkan.kanqas.curriculum import MovingThreshold  # curriculum imports this module
-
         start = self.start(Circuit(self.n_qubits, initial_bits=self.initial_bits), noise)
         return MovingThreshold(max(2 * CHEMICAL_ACCURACY, 0.5 * self.error(start)))
 
