@@ -111,8 +111,18 @@ def register_task(name: str, factory: Callable[[], Task]) -> None:
     _TASKS[name] = factory
 
 
+def _add_plugins() -> None:
+    """Tasks of installed packages: entry points in the group "qkan.tasks", each
+    ``name = "module:factory"`` (a callable returning a Task); registered names win."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="qkan.tasks"):
+        _TASKS.setdefault(ep.name, lambda ep=ep: ep.load()())
+
+
 def available_tasks() -> list[str]:
-    """Registered task names."""
+    """Registered task names, installed plugins included."""
+    _add_plugins()
     return list(_TASKS)
 
 
@@ -120,6 +130,8 @@ def make_task(name: str | Task) -> Task:
     """A task from a registered name ("bell", "ghz3", "h2", "lih", ...) or a Task, its fields checked."""
     if isinstance(name, Task):
         return check_task(name)
+    if isinstance(name, str) and name not in _TASKS:
+        _add_plugins()
     if isinstance(name, str) and name in _TASKS:
         task = _TASKS[name]()
         if not isinstance(task, Task):

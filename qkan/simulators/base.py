@@ -106,8 +106,18 @@ def register_evaluator(name: str, factory: Callable[..., Evaluator]) -> None:
     _REGISTRY[name] = factory
 
 
+def _add_plugins() -> None:
+    """Evaluators of installed packages: entry points in the group "qkan.evaluators", each
+    ``name = "module:Class"``; names registered here (built-in or by register_evaluator) win."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="qkan.evaluators"):
+        _REGISTRY.setdefault(ep.name, ep.value)
+
+
 def available_evaluators() -> list[str]:
-    """Registered evaluator names, sorted (``"auto"`` is always accepted as well)."""
+    """Registered evaluator names, sorted, installed plugins included (``"auto"`` is always accepted as well)."""
+    _add_plugins()
     return sorted(_REGISTRY)
 
 
@@ -120,6 +130,8 @@ def make_evaluator(name: str, **options) -> Evaluator:
     """
     if not isinstance(name, str):
         raise TypeError(f"`evaluator` must be a str, one of {['auto', *available_evaluators()]}; got {name!r}")
+    if name not in _REGISTRY:
+        _add_plugins()
     if name not in _REGISTRY:
         raise ValueError(f"`evaluator` must be 'auto' or one of {available_evaluators()}; got {name!r}")
     factory = _REGISTRY[name]
