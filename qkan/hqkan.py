@@ -20,7 +20,7 @@ from torch import nn
 
 from qkan._checks import check_choice, check_device, check_int, check_number
 from qkan.circuits.ansatz import get_ansatz
-from qkan.layer_guards import PARAM_DTYPES
+from qkan.layers import PARAM_DTYPES
 from qkan.models import QKAN
 
 __all__ = ["HQKAN", "FFNReport", "replace_ffn", "SQUASHES"]

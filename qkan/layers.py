@@ -23,7 +23,7 @@ from qkan.circuits.ansatz import get_ansatz
 from qkan.layer_guards import PARAM_DTYPES
 from qkan.simulators.base import Evaluator, check_transformable, make_evaluator
 
-__all__ = ["QKANLayer", "BASES", "ENCODINGS", "GROUPS", "MEASURES", "THETA_INITS", "MAX_REPS"]
+__all__ = ["QKANLayer", "BASES", "ENCODINGS", "GROUPS", "MEASURES", "THETA_INITS", "MAX_REPS", "PARAM_DTYPES"]
 
 BASES: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
     "silu": F.silu,

@@ -234,8 +234,9 @@ class QKAN(nn.Module):
         """
         from qkan.training import fit
 
-        return fit(self, dataset, steps, optimizer, lr, batch, loss, progress, reg, reg_options, log, seed,
-                   scheduler, callbacks, **foreign)  # fmt: skip
+        return fit(self, dataset, steps=steps, optimizer=optimizer, lr=lr, batch=batch, loss=loss, progress=progress,
+                   reg=reg, reg_options=reg_options, log=log, seed=seed, scheduler=scheduler, callbacks=callbacks,
+                   **foreign)  # fmt: skip
 
 
     # ------------------------------------------------------------------------------- extension

@@ -19,7 +19,7 @@ import torch
 
 from qkan._checks import check_interval
 from qkan.kanqas.circuit import MAX_QUBITS, Circuit
-from qkan.simulators.gates import complex_dtype, fixed_gate, rotation
+from qkan.circuits.gates import complex_dtype, fixed_gate, rotation
 
 __all__ = ["Noise", "MAX_QUBITS", "initial_state", "apply_gate", "run", "fidelity", "expectation",
            "energy_and_gradient", "AdjointEnergy"]

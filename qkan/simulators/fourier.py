@@ -1,7 +1,7 @@
 """Closed-form DARUAN evaluation: compile circuit parameters into Fourier coefficients.
 
 In the eigenframe of its Pauli, every data rotation is diag(1, v) with v = e^{i phi}, up to a
-global phase (qkan.simulators.gates.encoding_frame). The amplitudes are polynomials in v, and
+global phase (qkan.circuits.gates.encoding_frame). The amplitudes are polynomials in v, and
 pairing them in <Z> gives
 
     fixed encoding (w_l = 1):        f(x) = a_0 + sum_{n=1..R} a_n cos(n x) + b_n sin(n x)

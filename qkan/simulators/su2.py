@@ -24,7 +24,7 @@ from torch.utils.checkpoint import checkpoint
 from qkan._checks import check_type
 from qkan.circuits.ansatz import Ansatz
 from qkan.simulators.base import Evaluator, transformed
-from qkan.simulators.gates import encoding_frame, z_observable
+from qkan.circuits.gates import encoding_frame, z_observable
 
 __all__ = ["Prepared", "prepare", "run", "sin_arccos", "SU2Evaluator"]
 

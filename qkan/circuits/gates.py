@@ -1,6 +1,7 @@
 """Single-qubit gates in torch and the per-edge unitaries of an ansatz.
 
-Shared by the closed-form compiler and the SU(2) evaluator so both read the same circuit.
+Spec semantics: the closed-form compiler, the SU(2) evaluator and KANQAS's statevector
+simulator all read their gates here.
 Layout: matrices are (2, 2, *batch) and states (2, *batch), matrix indices first, so every
 operation is a broadcast over contiguous edge/sample dimensions (tiny trailing 2x2 dimensions
 make CPU kernels tens of times slower).
