@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
 import sys
@@ -16,8 +17,19 @@ from qkan.hqkan import HQKAN, FFNReport, replace_ffn
 from qkan.testing import reference_layer
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "examples"))  # the character GPT demo lives outside the package
-from char_gpt import CharGPT, CharTokenizer, evaluate_lm, lm_batch, load_corpus, train_lm  # noqa: E402
+
+def _load_example(name: str):
+    """A module of examples/ (the character GPT demo lives outside the package), without touching sys.path."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look modules up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+_char_gpt = _load_example("char_gpt")
+CharGPT, CharTokenizer, evaluate_lm = _char_gpt.CharGPT, _char_gpt.CharTokenizer, _char_gpt.evaluate_lm
+lm_batch, load_corpus, train_lm = _char_gpt.lm_batch, _char_gpt.load_corpus, _char_gpt.train_lm
 
 
 def _n(module: nn.Module) -> int:

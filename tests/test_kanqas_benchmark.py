@@ -2,7 +2,6 @@
 
 import json
 import runpy
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,8 +9,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_kanqas_benchmark_quick(tmp_path, capsys):
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # the shared _harness
+def test_kanqas_benchmark_quick(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # the shared _harness, for this test only
     bench = runpy.run_path(str(ROOT / "benchmarks" / "kanqas.py"), run_name="kanqas_benchmark")
     out = bench["main"](["--quick", "--tasks", "bell", "--json", str(tmp_path / "k.json")])
     saved = json.loads((tmp_path / "k.json").read_text())
@@ -24,8 +23,8 @@ def test_kanqas_benchmark_quick(tmp_path, capsys):
     assert "Search (per task and policy" in text and "Speed (Bell" in text
 
 
-def test_kanqas_paper_benchmark_quick(tmp_path, capsys):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+def test_kanqas_paper_benchmark_quick(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     bench = runpy.run_path(str(ROOT / "benchmarks" / "kanqas_paper.py"), run_name="kanqas_paper_benchmark")
     assert bench["eps_decay_for"](10_000) == 0.99995
     assert bench["eps_decay_for"](300) ** 300 == pytest.approx(0.99995 ** 10_000)  # the same curve per episode fraction
