@@ -511,6 +511,13 @@ class QKANLayer(nn.Module):
         Parameters are copied (a dimension shared by grouping stays shared); the mask is
         `mask` (O, I) (default this layer's) restricted to rows and cols. Same settings.
         """
+        for arg, index, size in (("rows", rows, self.out_dim), ("cols", cols, self.in_dim)):
+            if not isinstance(index, torch.Tensor) or index.dtype != torch.int64 or index.dim() != 1:
+                raise TypeError(f"`{arg}` must be a 1-d int64 tensor of indices; got {index!r}")
+            if index.numel() == 0 or bool((index < 0).any()) or bool((index >= size).any()):
+                raise ValueError(f"`{arg}` must hold at least one index in [0, {size}); got {index.tolist()}")
+        if mask is not None and (not isinstance(mask, torch.Tensor) or mask.shape != self.mask.shape):
+            raise ValueError(f"`mask` must be None or a tensor of shape {tuple(self.mask.shape)}; got {mask!r}")
         new = self.derived(in_dim=len(cols), out_dim=len(rows))
         mask = self.mask if mask is None else mask
         with torch.no_grad():

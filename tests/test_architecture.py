@@ -112,3 +112,25 @@ def test_extension_rule_is_a_field_of_the_spec(name):
 def test_register_evaluator_is_public():
     assert qkan.register_evaluator is qkan.simulators.register_evaluator
     assert "register_evaluator" in qkan.__all__
+
+
+def test_sliced_keeps_the_chosen_edges_and_checks_its_indices():
+    layer = QKANLayer(3, 4, 2, bias=True, seed=0, dtype=torch.float64)
+    rows, cols = torch.tensor([0, 2]), torch.tensor([1, 2])
+    small = layer.sliced(rows, cols)
+    x = torch.rand(5, 3, dtype=torch.float64)
+    expected = layer.edge_outputs(x)[:, rows][:, :, cols]
+    torch.testing.assert_close(small.edge_outputs(x[:, cols]), expected, rtol=0, atol=1e-12)
+    with pytest.raises(TypeError, match="`rows` must be a 1-d int64 tensor"):
+        layer.sliced([0, 2], cols)
+    with pytest.raises(ValueError, match=r"`cols` must hold at least one index in \[0, 3\); got \[3\]"):
+        layer.sliced(rows, torch.tensor([3]))
+    with pytest.raises(ValueError, match="`mask` must be None or a tensor of shape"):
+        layer.sliced(rows, cols, torch.ones(2, 2))
+
+
+def test_extended_refuses_fewer_reps():
+    layer = QKANLayer(2, 2, 2, seed=0)
+    with pytest.raises(ValueError, match=r"`reps` must be greater than the current reps \(2\); got 2"):
+        layer.extended(2)
+    assert layer.extended(4).reps == 4
