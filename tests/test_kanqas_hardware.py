@@ -147,3 +147,30 @@ def test_singular_readout_calibration_raises():
         estimate_observable(Circuit(1), np.diag([1.0, -1.0]), AerSimulator(noise_model=model), shots=500, seed=0)
     assert math.isfinite(estimate_observable(Circuit(1), np.diag([1.0, -1.0]), AerSimulator(noise_model=model),
                                              shots=500, seed=0, readout_mitigation=False).value)
+
+
+def test_noise_from_a_backend_matches_its_calibration():
+    """Noise-aware search: the env's channels carry the backend's median gate infidelities."""
+    import numpy as np
+    from qiskit_ibm_runtime.fake_provider import FakeManilaV2
+
+    from qkan.kanqas import CircuitEnv
+    from qkan.kanqas.statevector import Noise
+
+    backend = FakeManilaV2()
+    target = backend.target
+    r1 = np.median([p.error for name in ("sx", "x") for q, p in target[name].items() if p is not None and p.error is not None])
+    r2 = np.median([p.error for q, p in target["cx"].items() if p is not None and p.error is not None])
+    noise = Noise.from_backend(backend)
+    assert noise.p1 == pytest.approx(1.5 * r1) and noise.p2 == pytest.approx(4 / 3 * r2)
+    assert 0 < noise.p1 < 0.01 and 0 < noise.p2 < 0.1
+    env = CircuitEnv("bell", noise=backend)
+    assert env.noise == noise
+    env.reset(seed=0)
+    for gate in (("H", (0,)), ("CNOT", (0, 1))):  # the textbook Bell circuit, under the backend's channels
+        env.step(env.actions.index(gate))
+    assert 0.9 < 1 - env.error < 1  # noisy, and close to the backend's own Bell fidelity
+    with pytest.raises(TypeError, match="`backend` must be a Qiskit backend with a `target`"):
+        Noise.from_backend(object())
+    with pytest.raises(ValueError, match="no calibrated"):
+        Noise.from_backend(backend, qubits=[99])

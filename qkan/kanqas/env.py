@@ -21,14 +21,16 @@ MASKS = ("previous", "qubit")
 
 
 def as_noise(noise) -> Noise | None:
-    """None | Noise | (p1, p2) | {"p1": .., "p2": ..} -> Noise or None."""
+    """None | Noise | (p1, p2) | {"p1": .., "p2": ..} | a Qiskit backend -> Noise or None."""
     if noise is None or isinstance(noise, Noise):
         return noise
     if isinstance(noise, dict):
         return Noise(**noise)
     if isinstance(noise, (tuple, list)) and len(noise) == 2:
         return Noise(*noise)
-    raise ValueError(f"`noise` must be None, a Noise, (p1, p2) or a dict; got {noise!r}")
+    if getattr(noise, "target", None) is not None:  # a Qiskit backend: its calibration (Noise.from_backend)
+        return Noise.from_backend(noise)
+    raise ValueError(f"`noise` must be None, a Noise, (p1, p2), a dict or a Qiskit backend; got {noise!r}")
 
 
 class CircuitEnv(gym.Env):
@@ -67,8 +69,9 @@ class CircuitEnv(gym.Env):
     Args:
         task: a Task or a registered name ("bell", "ghz3", "h2", "lih", ...).
         max_depth: steps per episode D (default the task's).
-        noise: None, Noise, (p1, p2) or a dict: bit flip p1 after single-qubit gates and
-            depolarising p2 after CNOTs, on density matrices.
+        noise: None, Noise, (p1, p2), a dict, or a Qiskit backend (noise-aware search: the
+            channels of its calibration, ``Noise.from_backend``): bit flip p1 after
+            single-qubit gates and depolarising p2 after CNOTs, on density matrices.
         threshold: success threshold in the task's units (default the task's: e.g. 0.98 times
             the fidelity the textbook circuit reaches under `noise`; 1.6e-3 Ha for ground
             states); refused when it can never be met.

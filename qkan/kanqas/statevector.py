@@ -40,6 +40,40 @@ class Noise:
     def is_zero(self) -> bool:
         return self.p1 == 0 and self.p2 == 0
 
+    @classmethod
+    def from_backend(cls, backend, qubits: list[int] | None = None) -> Noise:
+        """The channels that match a backend's calibration, for noise-aware search.
+
+        From ``backend.target``: the median error r1 of its single-qubit gates (sx, x) and r2 of
+        its two-qubit gates (cx, ecr, cz) over `qubits` (default all), turned into channels of
+        the same average gate infidelity: a bit flip p1 = 3 r1 / 2 (its infidelity is 2 p / 3)
+        and a two-qubit depolarising channel p2 = 4 r2 / 3 (infidelity 3 p / 4). Readout errors
+        and relaxation are not part of these channels.
+
+        Raises:
+            TypeError: `backend` has no ``target``. ValueError: no calibrated gate of a kind.
+        """
+        target = getattr(backend, "target", None)
+        if target is None:
+            raise TypeError(f"`backend` must be a Qiskit backend with a `target`; got {type(backend).__name__}")
+        keep = None if qubits is None else set(qubits)
+
+        def median_error(names: tuple[str, ...], arity: int) -> float:
+            errors = [
+                props.error
+                for name in names if name in target.operation_names
+                for qargs, props in target[name].items()
+                if props is not None and props.error is not None and qargs is not None and len(qargs) == arity
+                and (keep is None or set(qargs) <= keep)
+            ]
+            if not errors:
+                raise ValueError(f"`backend` has no calibrated {'/'.join(names)} gates on the chosen qubits")
+            return float(np.median(errors))
+
+        p1 = min(1.0, 1.5 * median_error(("sx", "x"), 1))
+        p2 = min(1.0, 4 / 3 * median_error(("cx", "ecr", "cz"), 2))
+        return cls(p1, p2)
+
 
 def _gate_matrix(name: str, angle: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
     """(2, 2) for fixed gates, (B, 2, 2) for rotations with angle (B,)."""
