@@ -763,3 +763,15 @@ def test_tiled_counts_are_distributed_as_separate_runs():
         pooled = (a + b) / (2 * shots)
         chi2 = sum(((x - shots * pooled) ** 2 / (shots * pooled)).sum() for x in (a, b))
         assert chi2 < 25, (counts, alone)  # chi2(3) exceeds 25 with probability 2e-5
+
+
+def test_local_jobs_are_split_so_the_progress_bar_moves():
+    """Without max_circuits_per_job a local simulation runs in ~20 jobs of >= 32 packed rows when the
+    bar is on (one job when it is off, and real backends always get one)."""
+    layer = _layer(4, 4, 3, encoding="fixed")
+    x = _inputs(640, 4)  # 10,240 edge values: 160 packed rows of 64
+    for progress, jobs in ((True, 5), (False, 1)):
+        layer.set_evaluator("qiskit", shots=256, seed=1, threads=1, pack="auto", product_simulation=False, progress=progress)
+        layer.edge_outputs(x)
+        ev = layer.get_evaluator()
+        assert ev.jobs_submitted == jobs and ev.circuits_submitted == 160

@@ -49,6 +49,9 @@ from qkan.simulators.hardware.product import ProductExecutor
 __all__ = ["QiskitEvaluator", "QiskitJobError"]
 
 _SHIFT = math.pi / 2
+#: a local simulation without max_circuits_per_job runs in about this many jobs, each of at least
+#: PROGRESS_MIN_ROWS packed rows, so its progress bar advances while it runs (real backends: one job)
+PROGRESS_STEPS, PROGRESS_MIN_ROWS = 20, 32
 _AER_PACK = 64  # pack="auto" without a device: Aer's per-row overhead is amortised by then
 _WIDE = 16  # fake backends switch to matrix_product_state above this many packed qubits
 _MAX_SHOTS = 10**9  # shots per value; a precision of about 3.2e-5
@@ -369,10 +372,13 @@ class QiskitEvaluator(Evaluator):
         packed = self._compiled(layer.ansatz, layer.reps, M)
         self.physical_qubits = list(packed.physical)
         rows = pack_rows(np.asarray(values, dtype=np.float64), packed.k)  # (n, k P)
-        per_job = self.max_circuits_per_job or len(rows)
         m = self.mitigation
         product = self._product is not None and all(self._product.unsupported(packed, s) is None for s in m.scales)
         executor = self._product if product else self._executor
+        per_job = self.max_circuits_per_job or len(rows)
+        if self.max_circuits_per_job is None and self._seedable and not product and self.progress:
+            # a local simulator gains nothing from one big job: split it so the bar moves in ~5% steps
+            per_job = max(PROGRESS_MIN_ROWS, math.ceil(len(rows) / PROGRESS_STEPS))
         self.simulated_by = "qubit by qubit" if product else "backend"
         tasks = [executor.task(packed, scale, rows[a : a + per_job], m.repeats)
                  for scale in m.scales for a in range(0, len(rows), per_job)]
