@@ -214,11 +214,13 @@ class FourierEvaluator(Evaluator):
         route of changing parameters (optimizer steps, ``.data``, ``copy_``, load_state_dict,
         functional_call) can be served stale coefficients. The comparison costs 2-23 us where a
         recompile costs 60-180 us (no-grad calls of 84->16 to 64->64 layers, reps 3; the "cache"
-        rows of benchmarks/layer_speed.py).
+        rows of benchmarks/layer_speed.py). On CUDA the cache is not used: a comparison would
+        synchronise with the host on every call.
         """
         bias = layer.enc_bias if multi else None
         tensors = (layer.theta,) if bias is None else (layer.theta, bias)
-        if (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)) or transformed():
+        if (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)) or transformed() or layer.theta.device.type != "cpu":
+            # off the CPU comparing values would synchronise with the host on every call: recompile (asynchronous)
             return compile_coefficients(layer.ansatz, layer.theta, layer.reps, bias, multi)
         if self._cache is None or not all(map(_same_values, self._cache[0], tensors)):
             self._cache = (tuple(t.detach().clone() for t in tensors), compile_coefficients(layer.ansatz, layer.theta, layer.reps, bias, multi))
