@@ -12,7 +12,7 @@ import torch
 
 __all__ = [
     "reference_edge", "reference_layer", "assert_matches_reference", "check_evaluator", "CONFORMANCE_CASES",
-    "random_layer",
+    "random_layer", "check_graph_gradients", "second_derivative",
 ]
 
 _H = np.array([[1, 1], [1, -1]], dtype=complex) / np.sqrt(2)
@@ -186,22 +186,30 @@ def check_evaluator(name: str, *, gradcheck: bool = True, gradgradcheck: bool = 
             xg = x[:2].clone().requires_grad_(True)
             assert torch.autograd.gradcheck(fn, (xg, *params), atol=1e-6), f"{name}: gradcheck failed for {case}"
             if gradgradcheck:
-                # gradgradcheck differences the create_graph gradients against themselves: check them against the plain ones
-                plain = torch.autograd.grad(fn(xg, *params).pow(2).sum(), (xg, *params), allow_unused=True)
-                graph = torch.autograd.grad(fn(xg, *params).pow(2).sum(), (xg, *params), create_graph=True, allow_unused=True)
-                for a, b in zip(plain, graph):
-                    assert (a is None) == (b is None) and (a is None or torch.allclose(a, b, atol=1e-12, rtol=1e-12)), (
-                        f"{name}: gradients with create_graph=True differ from the plain ones for {case}"
-                    )
+                check_graph_gradients(fn, (xg, *params), f"{name} {case}", allow_unused=True)
                 ok = torch.autograd.gradgradcheck(fn, (xg, *params), atol=1e-6)
                 assert ok, f"{name}: gradgradcheck failed for {case}"
-                _check_float32_second_derivative(layer, x, f"{name} {case}")
+                _check_float32second_derivative(layer, x, f"{name} {case}")
         checked.append(case)
     assert checked, f"evaluator {name!r} supports none of the conformance cases"
     return checked
 
 
-def _second_derivative(layer, x: torch.Tensor) -> torch.Tensor:
+def check_graph_gradients(fn, inputs: tuple, what: str, allow_unused: bool = False) -> None:
+    """The gradients of sum(fn(*inputs)^2) taken with create_graph=True equal the plain ones (1e-12).
+
+    gradgradcheck differences the create_graph gradients against themselves, so a first derivative
+    that is wrong only when a graph is requested passes it; this check catches that.
+    """
+    plain = torch.autograd.grad(fn(*inputs).pow(2).sum(), inputs, allow_unused=allow_unused)
+    graph = torch.autograd.grad(fn(*inputs).pow(2).sum(), inputs, create_graph=True, allow_unused=allow_unused)
+    for a, b in zip(plain, graph):
+        assert (a is None) == (b is None) and (a is None or torch.allclose(a, b, atol=1e-12, rtol=1e-12)), (
+            f"{what}: gradients with create_graph=True differ from the plain ones"
+        )
+
+
+def second_derivative(layer, x: torch.Tensor) -> torch.Tensor:
     """d2/dx2 of sum(layer(x)) per input value (the Laplacian terms), through create_graph."""
     x = x.detach().requires_grad_(True)
     (g,) = torch.autograd.grad(layer(x).sum(), x, create_graph=True)
@@ -209,13 +217,13 @@ def _second_derivative(layer, x: torch.Tensor) -> torch.Tensor:
     return h
 
 
-def _check_float32_second_derivative(layer, x: torch.Tensor, what: str) -> None:
+def _check_float32second_derivative(layer, x: torch.Tensor, what: str) -> None:
     """The float32 copy of the layer gives the float64 second derivatives to float32 accuracy."""
     import copy
 
-    expected = _second_derivative(layer, x)
+    expected = second_derivative(layer, x)
     single = copy.deepcopy(layer).float()
-    got = _second_derivative(single, x.float()).double()
+    got = second_derivative(single, x.float()).double()
     assert torch.allclose(got, expected, atol=2e-3, rtol=2e-3), f"{what}: float32 second derivatives {got} vs float64 {expected}"
 
 

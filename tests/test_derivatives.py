@@ -19,11 +19,10 @@ import pytest
 import torch
 from torch.autograd import gradcheck, gradgradcheck
 
-import qkan
 from qkan import QKAN, QKANLayer
 from qkan.circuits.ansatz import ANSATZE
 from qkan.simulators import native
-from qkan.testing import random_layer
+from qkan.testing import check_graph_gradients, random_layer, second_derivative
 
 needs_native = pytest.mark.skipif(not native.available(), reason=f"native kernels unavailable: {native.unavailable_reason()}")
 
@@ -38,24 +37,16 @@ def _moved(layer: QKANLayer, seed: int = 0) -> QKANLayer:
     return layer
 
 
-def _second(layer, x: torch.Tensor) -> torch.Tensor:
-    """sum over samples and outputs of d2y/dx2 per input: (N, I)."""
-    x = x.detach().requires_grad_(True)
-    (g,) = torch.autograd.grad(layer(x).sum(), x, create_graph=True)
-    (h,) = torch.autograd.grad(g.sum(), x)
-    return h
-
-
 @needs_native
 def test_issue_example_second_derivative_matches_the_torch_path(monkeypatch):
     """QKANLayer(2, 2, reps=2, float64), su2 + silu: the native path gave -0.909 where 0.572 is right."""
     layer = QKANLayer(2, 2, reps=2, dtype=torch.float64, seed=0, evaluator="su2")
     x = torch.rand(16, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 2 - 1
     assert layer.get_evaluator().backend == "native"
-    native_h = _second(layer, x)
+    native_h = second_derivative(layer, x)
     monkeypatch.setenv("QKAN_NATIVE", "0")
     torch_layer = copy.deepcopy(layer).set_evaluator("su2", native=False)
-    torch.testing.assert_close(native_h, _second(torch_layer, x), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(native_h, second_derivative(torch_layer, x), rtol=1e-12, atol=1e-12)
 
 
 CASES = [(a, e, "silu") for a, e in itertools.product(sorted(ANSATZE), ("fixed", "edge", "input"))]
@@ -74,11 +65,7 @@ def test_gradgradcheck_on_the_default_path(ansatz, encoding, base):
     x = (torch.rand(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 1.6 - 0.8).requires_grad_(True)
     assert gradcheck(fn, (x, *params))
     assert gradgradcheck(fn, (x, *params))
-    # gradgradcheck differences the create_graph gradients against themselves: hold them to the plain ones
-    plain = torch.autograd.grad(fn(x, *params).pow(2).sum(), (x, *params))
-    graph = torch.autograd.grad(fn(x, *params).pow(2).sum(), (x, *params), create_graph=True)
-    for a, b in zip(plain, graph):
-        torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
+    check_graph_gradients(fn, (x, *params), f"{ansatz} {encoding} {base}")
 
 
 @pytest.mark.parametrize("evaluator,encoding", [("fourier", "fixed"), ("fourier", "input"), ("su2", "edge")])
@@ -246,12 +233,12 @@ def test_pennylane_second_derivatives_exact_or_refused():
     pytest.importorskip("pennylane")
     layer = QKANLayer(2, 1, reps=1, seed=0, dtype=torch.float64)
     x = torch.rand(2, 2, dtype=torch.float64)
-    expected = _second(layer, x)
+    expected = second_derivative(layer, x)
     layer.set_evaluator("pennylane", diff_method="parameter-shift")
-    torch.testing.assert_close(_second(layer, x), expected, rtol=0, atol=1e-10)
+    torch.testing.assert_close(second_derivative(layer, x), expected, rtol=0, atol=1e-10)
     layer.set_evaluator("pennylane", diff_method="finite-diff")
     with pytest.raises(RuntimeError, match="'finite-diff' gives first derivatives only"):
-        _second(layer, x)
+        second_derivative(layer, x)
 
 
 class _nothing:
