@@ -85,7 +85,7 @@ def check_domain(layer, x: torch.Tensor) -> None:
 
 
 def in_compute_precision(layer, fn: Callable[..., torch.Tensor], *args) -> torch.Tensor:
-    """fn(*args) -> tensor, with this layer's parameters, buffers and tensor args in a precision evaluators compute in.
+    """fn(*args) -> tensor (or a tuple of tensors), with this layer's parameters, buffers and tensor args in a precision evaluators compute in.
 
     bfloat16 and float16 parameters are read as float32 copies for the call (gradients flow
     back to them) and the result is cast back to the parameters' dtype; other dtypes run fn
@@ -103,7 +103,8 @@ def in_compute_precision(layer, fn: Callable[..., torch.Tensor], *args) -> torch
             wide[f"layer.{name}"] = w if w.requires_grad or not isinstance(t, nn.Parameter) else w.requires_grad_()
         args = [a.float() if isinstance(a, torch.Tensor) and a.dtype in LOW_PRECISION else a for a in args]
         out = torch.func.functional_call(_Call(layer), wide, (fn, *args))
-    return out.to(dtype) if grad else out.detach().to(dtype)
+    cast = lambda t: t.to(dtype) if grad else t.detach().to(dtype)  # noqa: E731
+    return type(out)(*map(cast, out)) if isinstance(out, tuple) else cast(out)
 
 def check_output(layer, y: torch.Tensor) -> torch.Tensor:
     """y itself; FloatingPointError when it holds NaN or infinities (the inputs were checked finite).

@@ -10,36 +10,29 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from qkan import layer_guards as guards
-from qkan._checks import check_bool, check_choice, check_device, check_int, check_number
+from qkan._checks import check_device, check_int
 from qkan._foreign import reject_foreign
-from qkan.circuits.ansatz import get_ansatz
 from qkan.layer_guards import PARAM_DTYPES
+from qkan.layer_settings import BASES, ENCODINGS, GROUPS, MAX_REPS, MEASURES, POST_INITS, THETA_INITS, LayerSettings
 from qkan.simulators.base import Evaluator, check_transformable, make_evaluator
 
-__all__ = ["QKANLayer", "BASES", "ENCODINGS", "GROUPS", "MEASURES", "THETA_INITS", "MAX_REPS", "PARAM_DTYPES"]
+__all__ = ["QKANLayer", "FourierSeries", "LayerSettings", "BASES", "ENCODINGS", "GROUPS", "MEASURES", "THETA_INITS", "POST_INITS", "MAX_REPS", "PARAM_DTYPES"]
 
-BASES: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
-    "silu": F.silu,
-    "identity": lambda x: x,
-    "tanh": torch.tanh,
-    "gelu": F.gelu,
-    "relu": F.relu,
-    "none": None,
-}
-ENCODINGS = ("fixed", "edge", "input")
-GROUPS = (None, "input", "output", "all")
-MEASURES = ("z", "amplitude")
-#: theta initialisations (reset_parameters); the default was chosen by benchmarks/reproduce.py
-THETA_INITS = ("xavier", "normal", "uniform")
-#: largest `reps` accepted (the Fourier degree of an edge; beyond it a typo would ask for gigabytes)
-MAX_REPS = 1000
+
+class FourierSeries(NamedTuple):
+    """f(x) = a0 + sum_k a_k cos(omega_k x) + b_k sin(omega_k x) for each edge (QKANLayer.fourier_series)."""
+
+    a0: torch.Tensor  # (*edge)
+    a: torch.Tensor  # (*edge, K)
+    b: torch.Tensor  # (*edge, K)
+    omega: torch.Tensor  # (*edge, K)
 
 
 class QKANLayer(nn.Module):
@@ -68,6 +61,9 @@ class QKANLayer(nn.Module):
             package's default) | "normal" (N(0, 1/reps)) | "uniform" (U[-pi, pi), std 1.8).
         base_init: "uniform" (base weights uniform in [-1, 1] / sqrt(in_dim), the default) or a
             number every base weight starts at (the published package uses 0.5).
+        post_init: "ones" (edge weights c = 1, the default) | "fan_in" (c = 1 / sqrt(in_dim),
+            as torch.nn.Linear scales its weights: a layer summing many edges then starts with
+            outputs of order 1, which matters where they feed another DARUAN as angles).
 
     Shape:
         (*, in_dim) -> (*, out_dim)
@@ -89,7 +85,7 @@ class QKANLayer(nn.Module):
     Attributes:
         theta: (O', I', n_slots, k) angles drawn as `theta_init` says; O', I' are 1 where grouped.
         enc_weight, enc_bias: (O, I, R) for encoding="edge", (1, I, R) for "input"; init 1, 0.
-        post_weight (c), post_bias (d): (O, I), init 1 and 0.
+        post_weight (c), post_bias (d): (O, I), init as `post_init` says and 0.
         base_weight (beta): (O, I), as `base_init` says; None when base is "none". (The
             published package's constant 0.5 trains I.12.11 and the layer extension better but
             I.6.20b and I.12.4 worse, so it is an option, not the default: README, "Training
@@ -119,65 +115,63 @@ class QKANLayer(nn.Module):
         seed: int | None = None,
         theta_init: str = "xavier",
         base_init: str | float = "uniform",
+        post_init: str = "ones",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         **foreign,
     ) -> None:
         super().__init__()
         reject_foreign("QKANLayer", foreign)
-        check_int("in_dim", in_dim)
-        check_int("out_dim", out_dim)
-        check_int("reps", reps, high=MAX_REPS)
-        self.ansatz = get_ansatz(ansatz)
-        check_choice("encoding", encoding, ENCODINGS)
-        check_choice("group", group, GROUPS)
-        check_choice("measure", measure, MEASURES)
-        check_choice("theta_init", theta_init, THETA_INITS)
-        if isinstance(base_init, str):
-            check_choice("base_init", base_init, ("uniform",))
-        else:
-            base_init = check_number("base_init", base_init, low=-math.inf)
-        check_bool("bias", bias)
-        seed = check_int("seed", seed, low=0, high=2**63 - 1, allow_none=True)
+        self._settings = LayerSettings(
+            in_dim, out_dim, reps, ansatz=ansatz, encoding=encoding, base=base, group=group, measure=measure,
+            bias=bias, seed=seed, theta_init=theta_init, base_init=base_init, post_init=post_init,
+        )
         if dtype is not None and dtype not in PARAM_DTYPES:
             raise (ValueError if isinstance(dtype, torch.dtype) else TypeError)(
                 f"`dtype` must be torch.float32, torch.float64, torch.bfloat16, torch.float16 or None; got {dtype!r}"
             )
         device = check_device(device)
-        if base is None:
-            base = "none"
-        if not callable(base):
-            check_choice("base", base, list(BASES))
-        self.in_dim, self.out_dim, self.reps = in_dim, out_dim, reps
-        self.encoding, self.group, self.measure, self.seed = encoding, group, measure, seed
-        self.theta_init, self.base_init = theta_init, base_init
-        self.base = base
-        self._base_fn = base if callable(base) else BASES[base]
         factory = {"device": device, "dtype": dtype}
-        O, I = out_dim, in_dim
-        tO = 1 if group in ("input", "all") else O
-        tI = 1 if group in ("output", "all") else I
-        self.theta = nn.Parameter(torch.empty(tO, tI, *self.ansatz.theta_shape(reps), **factory))
-        if encoding == "fixed":
+        s = self._settings
+        O, I, R = s.out_dim, s.in_dim, s.reps
+        tO = 1 if s.group in ("input", "all") else O
+        tI = 1 if s.group in ("output", "all") else I
+        self.theta = nn.Parameter(torch.empty(tO, tI, *s.spec.theta_shape(R), **factory))
+        if s.encoding == "fixed":
             self.register_parameter("enc_weight", None)
             self.register_parameter("enc_bias", None)
         else:
-            eO = O if encoding == "edge" else 1
-            self.enc_weight = nn.Parameter(torch.empty(eO, I, reps, **factory))
-            self.enc_bias = nn.Parameter(torch.empty(eO, I, reps, **factory))
+            eO = O if s.encoding == "edge" else 1
+            self.enc_weight = nn.Parameter(torch.empty(eO, I, R, **factory))
+            self.enc_bias = nn.Parameter(torch.empty(eO, I, R, **factory))
         self.post_weight = nn.Parameter(torch.empty(O, I, **factory))
         self.post_bias = nn.Parameter(torch.empty(O, I, **factory))
-        if self._base_fn is None:
+        if s.base_fn is None:
             self.register_parameter("base_weight", None)
         else:
             self.base_weight = nn.Parameter(torch.empty(O, I, **factory))
-        self.register_parameter("bias", nn.Parameter(torch.empty(O, **factory)) if bias else None)
+        self.register_parameter("bias", nn.Parameter(torch.empty(O, **factory)) if s.bias else None)
         self.register_buffer("mask", torch.ones(O, I, **factory))
         self.set_evaluator(evaluator, **(evaluator_options or {}))
         self.reset_parameters()
 
+    # ------------------------------------------------------------------------------- settings
+    in_dim = property(lambda self: self._settings.in_dim, doc="number of inputs I")
+    out_dim = property(lambda self: self._settings.out_dim, doc="number of outputs O")
+    reps = property(lambda self: self._settings.reps, doc="data re-uploading repetitions R")
+    ansatz = property(lambda self: self._settings.spec, doc="the ansatz's spec (qkan.circuits.ansatz.Ansatz)")
+    encoding = property(lambda self: self._settings.encoding, doc='"fixed" | "edge" | "input"')
+    base = property(lambda self: self._settings.base, doc="the residual activation's name, or the callable given")
+    group = property(lambda self: self._settings.group, doc='None | "input" | "output" | "all"')
+    measure = property(lambda self: self._settings.measure, doc='"z" | "amplitude"')
+    seed = property(lambda self: self._settings.seed, doc="the initialisation's seed (None: torch's global generator)")
+    theta_init = property(lambda self: self._settings.theta_init, doc="how reset_parameters draws theta")
+    base_init = property(lambda self: self._settings.base_init, doc="how reset_parameters sets the base weights")
+    post_init = property(lambda self: self._settings.post_init, doc="how reset_parameters sets the edge weights c")
+
     def reset_parameters(self) -> None:
-        """Re-draw theta (as `theta_init` says) and the base weights (as `base_init` says); encodings to w=1, b=0; c=1, d=0, mask=1."""
+        """Re-draw theta (as `theta_init` says) and the base weights (as `base_init` says); edge weights c
+        as `post_init` says (1 or 1 / sqrt(in_dim)); encodings to w=1, b=0; d=0, mask=1."""
         gen = None
         if self.seed is not None:
             gen = torch.Generator().manual_seed(self.seed)
@@ -193,7 +187,7 @@ class QKANLayer(nn.Module):
             if self.enc_weight is not None:
                 self.enc_weight.fill_(1.0)
                 self.enc_bias.zero_()
-            self.post_weight.fill_(1.0)
+            self.post_weight.fill_(1.0 if self.post_init == "ones" else self.in_dim**-0.5)
             self.post_bias.zero_()
             if self.base_weight is not None:
                 if self.base_init == "uniform":
@@ -333,13 +327,13 @@ class QKANLayer(nn.Module):
     def base_parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(base(x) (N, I), m * beta (O, I)), whose product is base_term(x); None without a base.
         For evaluators that fold the base term into their own matrix product."""
-        if self._base_fn is None:
+        if self._settings.base_fn is None:
             return None
-        return self._base_fn(x), self.base_weights()
+        return self._settings.base_fn(x), self.base_weights()
 
     def base_weights(self) -> torch.Tensor | None:
         """m * beta (O, I), the base term's weights (see base_parts); None without a base."""
-        return None if self._base_fn is None else self.mask * self.base_weight
+        return None if self._settings.base_fn is None else self.mask * self.base_weight
 
     def combine_edges(self, f: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The layer formula from edge values: f (N, O, I), x (N, I) -> (N, O)."""
@@ -413,20 +407,78 @@ class QKANLayer(nn.Module):
         """Exact Fourier series of every edge: (O, I, 2R+1) = [a_0, a_1..a_R, b_1..b_R].
 
         f_ji(x) = a_0 + sum_n a_n cos(n x) + b_n sin(n x). Needs a closed-form ansatz, the fixed
-        encoding and measure "z".
+        encoding and measure "z" (``fourier_series`` covers trainable encodings and px as well).
         """
-        from qkan.simulators.fourier import compile_coefficients
-
         if not self.ansatz.closed_form or self.encoding != "fixed" or self.measure != "z":
             raise ValueError(
                 "fourier_coefficients() needs a closed-form ansatz (pz, rpz, real, mix), encoding='fixed' "
                 f"and measure='z'; got ansatz={self.ansatz.name!r}, encoding={self.encoding!r}, measure={self.measure!r}"
             )
-        def compiled() -> torch.Tensor:
-            a0, a, b = compile_coefficients(self.ansatz, self.theta, self.reps)
-            return torch.cat([a0.unsqueeze(-1), a, b], dim=-1)
+        a0, a, b, _ = self.fourier_series()
+        return torch.cat([a0.unsqueeze(-1), a, b], dim=-1)
 
-        return self.in_compute_precision(compiled).expand(self.out_dim, self.in_dim, -1)
+    def fourier_frequencies(self) -> torch.Tensor:
+        """The frequencies Omega of every edge's series: (O'', I, K), O'' = O for encoding "edge", else 1.
+
+        Fixed encoding: 1..R (K = R). Trainable encodings: Omega_m = sum_l m_l w_l over the
+        frequency vectors m in {-1, 0, 1}^R with first nonzero entry 1 (K = (3^R - 1) / 2).
+        """
+        from qkan.simulators.fourier import frequency_vectors
+
+        w, _ = self.encoding_parameters()
+        if w is None:
+            return torch.arange(1, self.reps + 1, dtype=self.theta.dtype, device=self.theta.device).expand(1, self.in_dim, -1)
+        vectors = frequency_vectors.__wrapped__ if torch.compiler.is_compiling() else frequency_vectors
+        return w @ vectors(self.reps).to(w).T  # (O'', I, R) @ (R, K)
+
+    def fourier_series(self, edge: tuple[int, int] | None = None) -> FourierSeries:
+        """The exact series f_ji(x) = a0 + sum_k a_k cos(Omega_k x) + b_k sin(Omega_k x) of the edges.
+
+        For px (fixed encoding only) x is the RX angle arccos(phi), so f = a0 + sum_k a_k T_k(phi)
+        + b_k sqrt(1 - phi^2) U_{k-1}(phi) in the encoded angle phi. Differentiable in every parameter.
+
+        Args:
+            edge: (j, i) for one edge, None for all of them.
+        Returns:
+            FourierSeries(a0, a, b, omega): a0 (O, I), a, b, omega (O, I, K) (expanded views where
+            edges share parameters), or a0 (), a, b, omega (K,) for one edge. K = R for the fixed
+            encoding, (3^R - 1) / 2 for trainable ones (see fourier_frequencies).
+        Raises:
+            ValueError: measure "amplitude", px with a trainable encoding, or a trainable encoding
+                with reps > qkan.simulators.fourier.MAX_INPUT_REPS (3^R sample points per edge).
+        """
+        from qkan.simulators.fourier import MAX_INPUT_REPS, compile_coefficients, sampled_coefficients
+
+        if self.measure != "z":
+            raise ValueError(f"measure {self.measure!r} is not a trigonometric polynomial; only 'z' has a Fourier series")
+        trainable = self.encoding != "fixed"
+        if self.ansatz.arccos and trainable:
+            raise ValueError("a px layer with trainable encodings has no exact formula (each rep has its own arccos angle)")
+        if trainable and self.reps > MAX_INPUT_REPS:
+            raise ValueError(
+                f"this layer has no exact trigonometric formula: per-{self.encoding} encodings compile in O(R 3^R); "
+                f"reps={self.reps} > {MAX_INPUT_REPS}"
+            )
+        if edge is not None:
+            edge = self.check_edge(edge)
+
+        def series() -> FourierSeries:
+            theta, (_, bias), omega = self.theta, self.encoding_parameters(), self.fourier_frequencies()
+            if edge is not None:  # only this edge's circuit is compiled
+                j, i = edge
+                theta, omega = self.edge_theta()[j, i], omega.expand(self.out_dim, -1, -1)[j, i]
+                bias = None if bias is None else bias.expand(self.out_dim, -1, -1)[j, i]
+            if self.ansatz.arccos:
+                coeffs = sampled_coefficients(self.ansatz, theta, self.reps).movedim(0, -1)  # (*edge, 2R+1)
+                a0, a, b = coeffs[..., 0], coeffs[..., 1 : self.reps + 1], coeffs[..., self.reps + 1 :]
+            else:
+                a0, a, b = compile_coefficients(self.ansatz, theta, self.reps, bias, multi=trainable)
+            if edge is None:
+                shape = (self.out_dim, self.in_dim)
+                a0, a, b, omega = a0.expand(shape), a.expand(*shape, -1), b.expand(*shape, -1), omega.expand(*shape, -1)
+            return FourierSeries(a0, a, b, omega)
+
+        return self.in_compute_precision(series)
 
     def to_pennylane(self, edge: tuple[int, int] = (0, 0), device="default.qubit", **qnode_options):
         """One edge (j, i) as a PennyLane QNode of the input x: qnode(x) -> <Z>.
@@ -445,20 +497,7 @@ class QKANLayer(nn.Module):
 
     def settings(self) -> dict:
         """Constructor arguments of this layer (base may be a callable), without placement or evaluator."""
-        return dict(
-            in_dim=self.in_dim,
-            out_dim=self.out_dim,
-            reps=self.reps,
-            ansatz=self.ansatz.name,
-            encoding=self.encoding,
-            base=self.base,
-            group=self.group,
-            measure=self.measure,
-            bias=self.bias is not None,
-            seed=self.seed,
-            theta_init=self.theta_init,
-            base_init=self.base_init,
-        )
+        return self._settings.as_dict()
 
     def config(self) -> dict:
         """Plain-typed constructor arguments that rebuild this layer (settings() with a named base)."""
@@ -472,7 +511,8 @@ class QKANLayer(nn.Module):
         Parameters are freshly initialised (the caller copies what it keeps). This is the one rule
         for what carries over to layers made from this one (QKAN.extend, prune).
         """
-        new = QKANLayer(**{**self.settings(), **changes}, device=self.theta.device, dtype=self.theta.dtype)
+        settings = self._settings.replace(**changes)
+        new = QKANLayer(**settings.as_dict(), device=self.theta.device, dtype=self.theta.dtype)
         name, options = self.evaluator_choice()
         return new.set_evaluator(name, **options)
 

@@ -62,43 +62,21 @@ def _terms(values: list[tuple[float, sympy.Expr]], tol: float) -> sympy.Expr:
 
 
 def _edge_series(layer: QKANLayer, j: int, i: int) -> tuple[float, list, list, list]:
-    """(a_0, [a_k], [b_k], [Omega_k]) with f_ji(x) = a_0 + sum_k a_k cos(Omega_k x) + b_k sin(Omega_k x).
-
-    Fixed encoding: Omega_k = k (integers, from ``layer.fourier_coefficients()``). Per-input
-    encoding: Omega_m = sum_l m_l w_il over the frequency vectors m (qkan.simulators.fourier).
-    px (fixed encoding): the series is in the RX angle arccos(x), Omega_k = k.
-    """
+    """(a_0, [a_k], [b_k], [Omega_k]) of edge (j, i) as Python numbers and sympy frequencies
+    (integers for the fixed encoding and px, floats for trainable encodings); QKANLayer.fourier_series."""
     import sympy
 
-    if layer.ansatz.arccos:  # px: f = F(arccos(phi)) with F of degree R in the RX angle
-        if layer.encoding != "fixed":
-            raise ValueError("a px layer with trainable encodings has no exact formula (each rep has its own arccos angle)")
-        from qkan.simulators.fourier import sampled_coefficients
-
-        coeffs = sampled_coefficients(layer.ansatz, layer.edge_theta()[j, i].detach().double(), layer.reps).tolist()
-        R = layer.reps
-        return coeffs[0], coeffs[1 : R + 1], coeffs[R + 1 :], [sympy.Integer(n) for n in range(1, R + 1)]
-    if layer.encoding != "input":
-        coeffs = layer.fourier_coefficients()[j, i].detach().double().tolist()  # [a_0, a_1..a_R, b_1..b_R]
-        R = layer.reps
-        return coeffs[0], coeffs[1 : R + 1], coeffs[R + 1 :], [sympy.Integer(n) for n in range(1, R + 1)]
-    from qkan.simulators.fourier import FourierEvaluator, compile_coefficients, frequency_vectors
-
-    reason = FourierEvaluator().unsupported(layer)
-    if reason:
-        raise ValueError(f"this layer has no exact trigonometric formula: {reason}")
-    theta, w, bias = (t.detach().double() for t in layer.edge_parameters((j, i)))  # (n_slots, k), (R,), (R,)
-    a0, a, b = compile_coefficients(layer.ansatz, theta, layer.reps, bias, multi=True)
-    freq = frequency_vectors(layer.reps).double() @ w  # (K,)
-    return a0.item(), a.tolist(), b.tolist(), [sympy.Float(w) for w in freq.tolist()]
+    a0, a, b, omega = (t.detach().double().tolist() for t in layer.fourier_series((j, i)))
+    exact = layer.encoding == "fixed"
+    return a0, a, b, [sympy.Integer(round(w)) if exact else sympy.Float(w) for w in omega]
 
 
 def edge_formula(layer: QKANLayer, j: int, i: int, tol: float = 1e-8, x: sympy.Expr | None = None) -> sympy.Expr:
     """Exact contribution phi_ji(x) of edge (j, i) of a layer, coefficients below `tol` dropped.
 
     Args:
-        layer: a QKANLayer with measure "z" and a closed-form ansatz with encoding "fixed" or
-            "input", or px with encoding "fixed".
+        layer: a QKANLayer with measure "z" (any encoding of a closed-form ansatz with reps <= 5
+            where trainable, px with encoding "fixed"; QKANLayer.fourier_series).
         j, i: output and input index of the edge.
         tol: coefficients (after multiplying by c) with absolute value below `tol` are dropped.
         x: the edge's input expression; default the symbol ``x``.

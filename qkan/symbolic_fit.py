@@ -128,14 +128,17 @@ def _outer(g: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return a, y.mean() - a * g.mean(-1), r2
 
 
-def fit_curve(x: np.ndarray, y: np.ndarray, prim: Primitive, grid: int = 41, steps: int = 30) -> CurveFit:
+def fit_curve(x: np.ndarray, y: np.ndarray, prim: Primitive, grid: int = 41, steps: int = 300) -> CurveFit:
     """Best a f(b x + c) + d for one library function.
 
     Args:
         x, y: (n,) samples of the curve (y not constant).
         prim: the library function f.
         grid: grid points per inner constant (b in [-grid_b, grid_b], c in [-3, 3] on scaled x).
-        steps: damped Gauss-Newton steps refining (a, b, c, d) from the best grid point.
+        steps: most damped Gauss-Newton steps refining (a, b, c, d) from the best grid point; they
+            stop early once a step lowers the squared error by less than 1e-12 of it. (A curve
+            that is exactly a sin(x + c) + d between grid frequencies took 100-300 steps from
+            its best grid point; 30 left 3 of 12 random samplings at max error 4e-3.)
     """
     mid, half = (x.max() + x.min()) / 2, max((x.max() - x.min()) / 2, 1e-12)
     s = (x - mid) / half  # in [-1, 1]
@@ -182,10 +185,13 @@ def _refine(s: np.ndarray, y: np.ndarray, f, p: np.ndarray, steps: int) -> np.nd
             rq = residual(q)
             cq = (rq**2).sum() if np.isfinite(rq).all() else np.inf
             if cq < cost:
+                converged = cost - cq <= 1e-12 * cost
                 p, r, cost, damping = q, rq, cq, max(damping / 10, 1e-12)
                 break
             damping *= 10
         else:
+            break
+        if converged:
             break
     return p
 

@@ -139,6 +139,40 @@ def test_fourier_coefficients_reproduce_edges():
     assert torch.allclose(series, layer.edge_outputs(x), atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "ansatz, encoding, group",
+    [("pz", "fixed", None), ("mix", "input", "output"), ("rpz", "edge", None), ("real", "edge", "all"), ("px", "fixed", "input")],
+)
+def test_fourier_series_reproduces_edges(ansatz, encoding, group):
+    layer = _layer(ansatz, encoding, group=group, reps=2)
+    x = _inputs(ansatz, n=9)
+    a0, a, b, omega = layer.fourier_series()  # (O, I), (O, I, K) x 3
+    K = 2 if encoding == "fixed" else 4
+    assert a0.shape == (2, 3) and a.shape == b.shape == omega.shape == (2, 3, K)
+    t = torch.arccos(x) if ansatz == "px" else x  # px: the series is in the RX angle
+    angles = t[:, None, :, None] * omega  # (N, O, I, K)
+    series = a0 + (a * torch.cos(angles)).sum(-1) + (b * torch.sin(angles)).sum(-1)
+    torch.testing.assert_close(series, layer.edge_outputs(x), rtol=0, atol=1e-12)
+    for edge in [(0, 0), (1, 2)]:  # one edge's series is that edge of the layer's
+        for got, want in zip(layer.fourier_series(edge), (a0, a, b, omega)):
+            torch.testing.assert_close(got, want[edge], rtol=0, atol=1e-14)
+
+
+def test_fourier_series_is_differentiable_and_checks():
+    layer = _layer("pz", "input", reps=2)
+    a0, a, b, omega = layer.fourier_series((0, 1))
+    (a0 + a.sum() + b.sum() + omega.sum()).backward()
+    assert layer.theta.grad.abs().sum() > 0 and layer.enc_weight.grad.abs().sum() > 0 and layer.enc_bias.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="'amplitude' is not a trigonometric polynomial"):
+        QKANLayer(2, 2, measure="amplitude").fourier_series()
+    with pytest.raises(ValueError, match="px layer with trainable encodings"):
+        QKANLayer(2, 2, ansatz="px", encoding="input").fourier_series()
+    with pytest.raises(ValueError, match="per-edge encodings compile in O"):
+        QKANLayer(2, 2, reps=6, encoding="edge").fourier_series()
+    with pytest.raises(ValueError, match="`edge` must be a pair"):
+        layer.fourier_series((0, 3))
+
+
 def test_fourier_coefficients_need_closed_form():
     with pytest.raises(ValueError, match="fourier_coefficients.*encoding='fixed'"):
         QKANLayer(2, 2, encoding="edge").fourier_coefficients()

@@ -29,6 +29,8 @@ def _lambdified(exprs, n):
         dict(base="relu"),
         dict(encoding="input", group="output", reps=2),  # 4 frequencies per edge instead of 13
         dict(ansatz="mix", encoding="input", bias=True, reps=2),
+        dict(encoding="edge", reps=2),
+        dict(ansatz="rpz", encoding="edge", group="input", reps=2),
     ],
 )
 def test_model_formula_equals_model(options):
@@ -111,8 +113,8 @@ def test_masked_edge_and_errors():
         layer_formulas(layer, [x[0]])
     with pytest.raises(ValueError, match="px layer with trainable encodings has no exact formula"):
         model_formulas(QKAN([1, 1], reps=1, ansatz="px", encoding="edge"))
-    with pytest.raises(ValueError, match="fourier_coefficients"):
-        model_formulas(QKAN([1, 1], reps=1, encoding="edge"))
+    with pytest.raises(ValueError, match="'amplitude' is not a trigonometric polynomial"):
+        model_formulas(QKAN([1, 1], reps=1, measure="amplitude"))
     with pytest.raises(ValueError, match="no exact trigonometric formula: per-input encodings compile"):
         model_formulas(QKAN([1, 1], reps=6, encoding="input"))
     with pytest.raises(ValueError, match="custom callable `base`"):
@@ -159,7 +161,7 @@ def test_auto_symbolic_names_constant_and_library_edges():
         layer.theta[0, 1, :, 1] = 0  # RY(0): the state stays on the equator, <Z> = 0 for every x_2
         layer.post_bias[0, 1] = 0.25
     model = QKAN.from_layers([layer])
-    x = torch.rand(50, 2, dtype=torch.float64) * 2 - 1
+    x = torch.rand(50, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * 2 - 1
     result = model.auto_symbolic(x=x, lib=["sin", "x"])
     choice = {(e.j, e.i): e for e in result.edges}
     assert choice[(0, 1)].name == "const" and choice[(0, 0)].name == "sin"  # reps=1: a0 + a cos x + b sin x

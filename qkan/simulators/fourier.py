@@ -206,39 +206,31 @@ class FourierEvaluator(Evaluator):
             return f"per-input encodings compile in O(R 3^R); reps={layer.reps} > {MAX_INPUT_REPS}"
         return None
 
-    def _coefficients(self, layer, multi: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """compile_coefficients for the layer; reused while no gradient is needed and the angles'
-        values are unchanged (inference, acting in RL).
+    def _series(self, layer):
+        """layer.fourier_series(), reused while no gradient is needed and the parameters' values are
+        unchanged (inference, acting in RL).
 
-        The cache keeps a copy of the angles it was compiled from and compares values, so no
+        The cache keeps a copy of the parameters it was compiled from and compares values, so no
         route of changing parameters (optimizer steps, ``.data``, ``copy_``, load_state_dict,
         functional_call) can be served stale coefficients. The comparison costs 2-23 us where a
         recompile costs 60-180 us (no-grad calls of 84->16 to 64->64 layers, reps 3; the "cache"
         rows of benchmarks/layer_speed.py). On CUDA the cache is not used: a comparison would
         synchronise with the host on every call.
         """
-        bias = layer.enc_bias if multi else None
-        tensors = (layer.theta,) if bias is None else (layer.theta, bias)
+        tensors = tuple(t for t in (layer.theta, layer.enc_weight, layer.enc_bias) if t is not None)
         if (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)) or transformed() or layer.theta.device.type != "cpu":
             # off the CPU comparing values would synchronise with the host on every call: recompile (asynchronous)
-            return compile_coefficients(layer.ansatz, layer.theta, layer.reps, bias, multi)
-        if self._cache is None or not all(map(_same_values, self._cache[0], tensors)):
-            self._cache = (tuple(t.detach().clone() for t in tensors), compile_coefficients(layer.ansatz, layer.theta, layer.reps, bias, multi))
+            return layer.fourier_series()
+        if self._cache is None or len(self._cache[0]) != len(tensors) or not all(map(_same_values, self._cache[0], tensors)):
+            self._cache = (tuple(t.detach().clone() for t in tensors), layer.fourier_series())
         return self._cache[1]
 
     def _compiled(self, layer) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(a0 (O, I), ab (O, 2K, I), freq (K,) or (K, I)) for the layer's parameters."""
-        multi = layer.encoding == "input"
-        a0, a, b = self._coefficients(layer, multi)
-        shape = (layer.out_dim, layer.in_dim)
-        ab = torch.cat([a, b], dim=-1).expand(*shape, -1).movedim(-1, 1)  # (O, 2K, I)
-        if multi:
-            vectors = frequency_vectors.__wrapped__ if torch.compiler.is_compiling() else frequency_vectors
-            m = vectors(layer.reps).to(layer.theta)  # (K, R)
-            freq = m @ layer.enc_weight[0].T  # (K, I): Omega_m for input i
-        else:
-            freq = torch.arange(1, layer.reps + 1, dtype=layer.theta.dtype, device=layer.theta.device)
-        return a0.expand(shape), ab, freq
+        a0, a, b, omega = self._series(layer)  # (O, I), (O, I, K) x 3
+        ab = torch.cat([a, b], dim=-1).movedim(-1, 1)  # (O, 2K, I)
+        freq = omega[0].T if layer.encoding == "input" else omega[0, 0]  # (K, I) or (K,): one row per input
+        return a0, ab, freq
 
     def edge_outputs(self, layer, x: torch.Tensor) -> torch.Tensor:
         """(N, I) -> (N, O, I): f_ji(x_i)."""
@@ -256,8 +248,8 @@ class FourierEvaluator(Evaluator):
             base = ("silu", layer.base_weights()) if layer.base == "silu" else layer.base_parts(x)  # silu: computed natively
             if torch.is_grad_enabled() and layer.theta.requires_grad:  # the compile runs inside the same node
                 return closed_form_layer(x, scale, const, base, ansatz=layer.ansatz, theta=layer.theta)
-            a0, a, b = self._coefficients(layer, False)  # the cached compile
-            coeffs = torch.cat([a0.unsqueeze(-1), a, b], dim=-1).movedim(-1, 0)
+            a0, a, b, _ = self._series(layer)  # the cached compile
+            coeffs = torch.cat([a0.unsqueeze(-1), a, b], dim=-1).movedim(-1, 0)  # (1 + 2R, O, I)
             return closed_form_layer(x, scale, const, base, coeffs=coeffs)
         a0, ab, freq = self._compiled(layer)
         scale, const = layer.edge_weights()  # (O, I), (O,)
