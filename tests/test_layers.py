@@ -1,5 +1,6 @@
 """QKANLayer: every evaluator against the reference statevector, gradients, validation, nn.Module behaviour."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 import qkan
+from qkan import QKAN
 from qkan.layers import QKANLayer
 from qkan.simulators import su2 as su2_module
 from qkan.testing import assert_matches_reference, reference_edge
@@ -464,3 +466,30 @@ def test_px_input_outside_unit_interval():
     edge(torch.tensor([[1.0, -1.0]]))
     with pytest.raises(ValueError, match=r"outside \[-1, 1\]"):
         edge(torch.tensor([[0.6, 1.5]]))
+
+
+# ----------------------------------------------------------------------------------------- settings
+def test_settings_are_checked_once_and_frozen():
+    layer = QKANLayer(4, 2, reps=2, post_init="fan_in", base=None, seed=3)
+    assert layer.settings() == dict(
+        in_dim=4, out_dim=2, reps=2, ansatz="pz", encoding="fixed", base="none", group=None, measure="z",
+        bias=False, seed=3, theta_init="xavier", base_init="uniform", post_init="fan_in",
+    )
+    with pytest.raises(AttributeError):
+        layer.reps = 5  # a layer's shape follows its settings; derived() makes a changed layer
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        layer._settings.reps = 5
+    with pytest.raises(ValueError, match="`post_init` must be one of \\['ones', 'fan_in'\\]"):
+        QKANLayer(2, 2, post_init="zeros")
+    with pytest.raises(ValueError, match="`reps` must be an int <= 1000"):
+        layer.derived(reps=1001)
+
+
+def test_fan_in_post_init_scales_edge_weights_and_survives_derivation(tmp_path):
+    layer = QKANLayer(9, 2, post_init="fan_in", seed=0)
+    assert torch.equal(layer.post_weight, torch.full((2, 9), 1 / 3))
+    assert torch.equal(layer.derived(reps=4).post_weight, torch.full((2, 9), 1 / 3))
+    model = QKAN([9, 4, 1], post_init="fan_in", seed=0)
+    assert torch.equal(model.layers[1].post_weight, torch.full((1, 4), 0.5))
+    model.save(tmp_path / "m.pt")
+    assert QKAN.load(tmp_path / "m.pt").layers[0].post_init == "fan_in"
