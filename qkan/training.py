@@ -213,6 +213,102 @@ def _record(history: dict, step: int, record: dict, row: dict) -> None:
             history[key].append(record[key])
 
 
+def _check_callables(loss, scheduler, callbacks) -> list:
+    """TypeError naming the argument for a loss, scheduler or callback that is not callable; the callbacks as a list."""
+    if loss is not None and not callable(loss):
+        raise TypeError(f"`loss` must be a callable (prediction, label) -> scalar or None; got {loss!r}")
+    if scheduler is not None and not callable(scheduler):
+        raise TypeError(f"`scheduler` must be a callable optimizer -> LR scheduler or None; got {scheduler!r}")
+    callbacks = list(callbacks or [])
+    for k, cb in enumerate(callbacks):
+        if not callable(cb):
+            raise TypeError(f"`callbacks[{k}]` must be a callable (step, model, record) -> bool | None; got {cb!r}")
+    return callbacks
+
+
+def _batches(x: torch.Tensor, y: torch.Tensor, batch: int | None, seed: int | None):
+    """Endless (x, y) minibatches: the whole set when `batch` is None or >= N, else `batch` rows drawn
+    without replacement per step from a generator seeded with `seed` (torch's global one for None)."""
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    n = x.shape[0]
+    while True:
+        if batch is None or batch >= n:
+            yield x, y
+        else:
+            idx = torch.randperm(n, generator=gen)[:batch].to(x.device)
+            yield x[idx], y[idx]
+
+
+class _Objective:
+    """The training objective loss(model(x), y) + reg * regularization on a batch."""
+
+    def __init__(self, model: nn.Module, loss_fn, reg: float, reg_options: dict | None) -> None:
+        self.model, self.loss_fn, self.reg, self.reg_options = model, loss_fn, reg, reg_options or {}
+        self.regularization = None
+        if reg > 0:
+            from qkan.interpret import regularization
+
+            self.regularization = regularization
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        value = self.loss_fn(self.model(x), y)
+        if self.regularization is not None:
+            value = value + self.reg * self.regularization(self.model, x, **self.reg_options)
+        return value
+
+
+class _Stage:
+    """One optimizer stage: its optimizer and scheduler, the LBFGS guard, the loss scale and the rollback.
+
+    The guard (stage "lbfgs" only): a step that does not lower the objective is undone and the
+    stage continues with "lbfgs-wolfe". The scale: an LBFGS sees the objective times `scale`,
+    raised whenever the scaled objective falls below RESCALE_BELOW (_rescale_lbfgs). The
+    rollback: a step after which the loss or a parameter is not finite is undone and raises.
+    """
+
+    def __init__(self, params: list[nn.Parameter], optimizer, lr: float | None, scheduler) -> None:
+        self.params, self.scheduler_factory = params, scheduler
+        self.guarded = isinstance(optimizer, str) and optimizer.lower() == "lbfgs"
+        self._use(make_optimizer(params, optimizer, lr))
+        self.scale = 1.0
+
+    def _use(self, opt: torch.optim.Optimizer) -> None:
+        self.opt = opt
+        self.scheduler = self.scheduler_factory(opt) if self.scheduler_factory is not None else None
+
+    def step(self, objective: _Objective, x: torch.Tensor, y: torch.Tensor, model: nn.Module, step: int) -> float:
+        """One step on the batch (x, y); returns the objective at its start (unscaled)."""
+
+        def closure():
+            self.opt.zero_grad()
+            value = objective(x, y) * self.scale
+            value.backward()
+            return value
+
+        last_good = [p.detach().clone() for p in self.params]
+        value = _step(self.opt, closure, self.params, last_good)
+        if self.guarded and not _lowered(closure, value):  # roll back; line search from here on
+            _restore(self.params, last_good)
+            self.guarded = False
+            self._use(make_optimizer(self.params, "lbfgs-wolfe", None))
+            value = _step(self.opt, closure, self.params, last_good)
+        value, scaled = value / self.scale, value
+        if isinstance(self.opt, torch.optim.LBFGS) and 0 < scaled < RESCALE_BELOW:
+            _rescale_lbfgs(self.opt, 1 / scaled)
+            self.scale /= scaled
+        bad = "the training loss" if not math.isfinite(value) else _non_finite(model)
+        if bad:
+            _restore(self.params, last_good)
+            raise FloatingPointError(
+                f"step {step}: {bad} became NaN or infinite (loss {value:.4g}); the model keeps the parameters "
+                f"from before step {step}. Try a smaller `lr` or optimizer='lbfgs-wolfe'"
+            )
+        if self.scheduler is not None:
+            plateau = isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+            self.scheduler.step(value) if plateau else self.scheduler.step()
+        return value
+
+
 def fit(
     model: nn.Module,
     dataset: dict,
@@ -230,7 +326,12 @@ def fit(
     callbacks: list[Callable[[int, nn.Module, dict], bool | None]] | None = None,
     **foreign,
 ) -> dict:
-    """Train `model` (a QKAN) on a pykan-style dataset dict: the body of ``QKAN.fit``."""
+    """Train `model` (a QKAN) on a pykan-style dataset dict: the body of ``QKAN.fit``.
+
+    Stages: the arguments are checked; each optimizer stage (_stages) runs its steps through a
+    _Stage (guard, loss scale, rollback, scheduler) on minibatches (_batches); metrics are
+    recorded every `log` steps; callbacks may stop the run after any step.
+    """
     reject_foreign("fit", foreign)
     check_int("log", log)
     check_int("batch", batch, allow_none=True)
@@ -239,87 +340,33 @@ def fit(
     check_bool("progress", progress)
     reg = check_number("reg", reg)
     check_number("lr", lr, low=0.0, allow_none=True)
-    if loss is not None and not callable(loss):
-        raise TypeError(f"`loss` must be a callable (prediction, label) -> scalar or None; got {loss!r}")
-    if scheduler is not None and not callable(scheduler):
-        raise TypeError(f"`scheduler` must be a callable optimizer -> LR scheduler or None; got {scheduler!r}")
-    callbacks = list(callbacks or [])
-    for k, cb in enumerate(callbacks):
-        if not callable(cb):
-            raise TypeError(f"`callbacks[{k}]` must be a callable (step, model, record) -> bool | None; got {cb!r}")
+    callbacks = _check_callables(loss, scheduler, callbacks)
     stages = _stages(optimizer, steps, lr)
     total = sum(s[1] for s in stages)
     p0 = next(model.parameters())
     data = prepare_dataset(dataset, model.width, {"device": p0.device, "dtype": p0.dtype})
     classify = not data["train_label"].is_floating_point()
     loss_fn = loss if loss is not None else (F.cross_entropy if classify else F.mse_loss)
-    regularization = None
-    if reg > 0:
-        from qkan.interpret import regularization
+    objective = _Objective(model, loss_fn, reg, reg_options)
     params = [p for p in model.parameters() if p.requires_grad]
-    x_train, y_train = data["train_input"], data["train_label"]
-    model.reference_input = x_train[:1024].detach().clone()
-    gen = torch.Generator().manual_seed(seed) if seed is not None else None
-    n = x_train.shape[0]
+    model.reference_input = data["train_input"][:1024].detach().clone()
+    batches = _batches(data["train_input"], data["train_label"], batch, seed)
     metric = "acc" if classify else "rmse"
     history = {"step": [], "loss": [], "train_loss": [], "test_loss": [], f"train_{metric}": [], f"test_{metric}": []}
 
-    bar = progress_bar(None, progress, total=total, desc="fit", dynamic_ncols=True)
-    step, stop = 0, False
-    for stage_opt, stage_steps, stage_lr in stages:
-        opt = make_optimizer(params, stage_opt, stage_lr)
-        guarded = isinstance(stage_opt, str) and stage_opt.lower() == "lbfgs"  # the fallback applies
-        sched = scheduler(opt) if scheduler is not None else None
-        scale = 1.0  # the objective the optimizer sees is the loss times `scale` (see _rescale_lbfgs)
-        for _ in range(stage_steps):
-            step += 1
-            if batch is None or batch >= n:
-                xb, yb = x_train, y_train
-            else:
-                idx = torch.randperm(n, generator=gen)[:batch].to(x_train.device)
-                xb, yb = x_train[idx], y_train[idx]
-
-            def closure(xb=xb, yb=yb):
-                opt.zero_grad()
-                objective = loss_fn(model(xb), yb)
-                if regularization is not None:
-                    objective = objective + reg * regularization(model, xb, **(reg_options or {}))
-                objective = objective * scale
-                objective.backward()
-                return objective
-
-            last_good = [p.detach().clone() for p in params]
-            value = _step(opt, closure, params, last_good)
-            if guarded and not _lowered(closure, value):  # roll back; line search from here on
-                _restore(params, last_good)
-                opt, guarded = make_optimizer(params, "lbfgs-wolfe", None), False
-                sched = scheduler(opt) if scheduler is not None else None
-                value = _step(opt, closure, params, last_good)
-            value, scaled = value / scale, value
-            if isinstance(opt, torch.optim.LBFGS) and 0 < scaled < RESCALE_BELOW:
-                _rescale_lbfgs(opt, 1 / scaled)
-                scale /= scaled
-            bad = "the training loss" if not math.isfinite(value) else _non_finite(model)
-            if bad:
-                _restore(params, last_good)
-                bar.close()
-                raise FloatingPointError(
-                    f"step {step}: {bad} became NaN or infinite (loss {value:.4g}); the model keeps the parameters "
-                    f"from before step {step}. Try a smaller `lr` or optimizer='lbfgs-wolfe'"
-                )
-            if sched is not None:
-                sched.step(value) if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau) else sched.step()
-            record = {"loss": value}
-            if step % log == 0 or step == total:
-                _record(history, step, record, metrics(model, data, loss_fn, classify))
-                bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k.endswith(metric)})
-            bar.update()
-            stop = any([bool(cb(step, model, record)) for cb in callbacks])  # every callback sees every step
-            if stop:
-                if history["step"][-1:] != [step]:  # the last step is always in the history
+    with progress_bar(None, progress, total=total, desc="fit", dynamic_ncols=True) as bar:
+        step = 0
+        for stage_opt, stage_steps, stage_lr in stages:
+            stage = _Stage(params, stage_opt, stage_lr, scheduler)
+            for _ in range(stage_steps):
+                step += 1
+                record = {"loss": stage.step(objective, *next(batches), model, step)}
+                if step % log == 0 or step == total:
                     _record(history, step, record, metrics(model, data, loss_fn, classify))
-                break
-        if stop:
-            break
-    bar.close()
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k.endswith(metric)})
+                bar.update()
+                if any([bool(cb(step, model, record)) for cb in callbacks]):  # every callback sees every step
+                    if history["step"][-1:] != [step]:  # the last step is always in the history
+                        _record(history, step, record, metrics(model, data, loss_fn, classify))
+                    return history
     return history
