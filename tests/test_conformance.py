@@ -35,9 +35,10 @@ qkan.register_evaluator("toy-reference", ToyReferenceEvaluator)
 NO_GRADCHECK = {"toy-reference"}
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("name", available_evaluators())
-def test_registered_evaluator_conforms(name):
-    checked = check_evaluator(name, gradcheck=name not in NO_GRADCHECK)
+def test_registered_evaluator_conforms(name, dtype):
+    checked = check_evaluator(name, dtype=dtype, gradcheck=name not in NO_GRADCHECK)
     assert checked
 
 
@@ -148,3 +149,20 @@ def test_register_ansatz_errors():
         qkan.register_ansatz("x", Ansatz("x", (Gate("RY", 1),), "RZ", False, (), 1))
     with pytest.raises(ValueError, match="`spec.encoding_gate` must be 'RX', 'RY' or 'RZ'"):
         qkan.register_ansatz("x", Ansatz("x", (Gate("RY", 0),), "H", False, (), 1))
+
+
+class _BFloat16Rounding(ToyReferenceEvaluator):
+    """The toy evaluator with its values rounded to bfloat16: about 3 digits, not float32's 7."""
+
+    name = "bf16-rounding"
+
+    def edge_outputs(self, layer, x: torch.Tensor) -> torch.Tensor:
+        return super().edge_outputs(layer, x).to(torch.bfloat16).to(x.dtype)
+
+
+def test_float32_conformance_catches_lost_precision(monkeypatch):
+    from qkan.simulators import base
+
+    monkeypatch.setitem(base._REGISTRY, "bf16-rounding", _BFloat16Rounding)
+    with pytest.raises(AssertionError, match="edge outputs, evaluator bf16-rounding"):
+        check_evaluator("bf16-rounding", dtype=torch.float32, gradcheck=False)
