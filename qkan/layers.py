@@ -378,9 +378,16 @@ class QKANLayer(nn.Module):
         FloatingPointError when the output is not finite (an evaluator returning NaN, e.g. a failed
         estimator, or non-finite parameters): no NaN leaves a layer whose input was finite.
         """
-        check_transformable(self.get_evaluator())
+        return self._run("forward", x)
+
+    def _run(self, method: str, x: torch.Tensor) -> torch.Tensor:
+        """The evaluator's `method` ("forward" or "edge_outputs") on validated x (N, I), with the checks
+        around every layer call: traceable evaluator, encoded angles in the domain, compute precision,
+        finite output."""
+        evaluator = self.get_evaluator()
+        check_transformable(evaluator)
         guards.check_domain(self, x)
-        return guards.check_output(self, self.in_compute_precision(lambda xc: self.get_evaluator().forward(self, xc), x))
+        return guards.check_output(self, self.in_compute_precision(lambda xc: getattr(evaluator, method)(self, xc), x))
 
     def check_input(self, x) -> torch.Tensor:
         """Validate x (*, I) and flatten it to (N, I): the public entry's one check (layer_guards.check_input)."""
@@ -397,10 +404,7 @@ class QKANLayer(nn.Module):
 
     def edge_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """f_ji(x_i) before any weights: (*, in_dim) -> (*, out_dim, in_dim)."""
-        x2 = self.check_input(x)
-        check_transformable(self.get_evaluator())
-        guards.check_domain(self, x2)
-        f = guards.check_output(self, self.in_compute_precision(lambda xc: self.get_evaluator().edge_outputs(self, xc), x2))
+        f = self._run("edge_outputs", self.check_input(x))
         return f.reshape(*x.shape[:-1], self.out_dim, self.in_dim)
 
     def fourier_coefficients(self) -> torch.Tensor:
