@@ -142,7 +142,7 @@ class _ClosedFormLayer(torch.autograd.Function):
             inputs = (x, theta, coeffs, scale, const, base_x, base_w, ctx.config)
             return reference_backward(ctx, _ClosedFormLayer.reference, inputs, grad)
         K, S, prog, silu, threads = ctx.args
-        (N, I), O = x.shape, scale.shape[0]
+        N, I = x.shape
         needs = ctx.needs_input_grad
         g_x = g_theta = g_coeffs = g_scale = g_base_x = g_base_w = None
         g_const = grad.sum(0)
