@@ -249,6 +249,7 @@ def _open(path: Path) -> ctypes.CDLL:
         version = lib.qkan_abi_version()
         lib.qkan_su2.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_void_p)]
         lib.qkan_su2.restype = ctypes.c_int
+        lib.qkan_table_width.argtypes, lib.qkan_table_width.restype = [ctypes.c_int64, ctypes.c_int64], ctypes.c_int64
         p64 = ctypes.POINTER(ctypes.c_int64)
         lib.qkan_prepare.argtypes = [ctypes.c_int, p64, p64, ctypes.POINTER(ctypes.c_void_p)]
         lib.qkan_prepare.restype = ctypes.c_int

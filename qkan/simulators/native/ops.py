@@ -1,7 +1,7 @@
 """Torch side of the native SU(2) kernels: autograd Functions around the C ABI.
 
 The batch-independent part of every edge (qkan.simulators.su2.prepare) becomes a real table
-(P per edge, layout in su2_kernel.cpp) by qkan_prepare, whose backward returns
+(P per edge, layout in su2_kernel.cpp, width qkan_table_width) by qkan_prepare, whose backward returns
 gradients to theta; qkan_su2 does the per-sample part and returns gradients to the table, the
 encodings, the edge scales and x.
 
@@ -102,8 +102,8 @@ class _PrepareNative(torch.autograd.Function):
 
 
 def table_width(reps: int, measure: int) -> int:
-    """P: reals per prepared edge (measure 0 "z", 1 "amplitude")."""
-    return 4 + 8 * (reps - 1) + (3 if measure == 0 else 8)
+    """P: reals per prepared edge (measure 0 "z", 1 "amplitude"), as the kernels lay it out (qkan_table_width)."""
+    return native.load().qkan_table_width(reps, measure)
 
 
 def prepare_call(theta, table, g_table, g_theta, program, reps: int, measure: int, threads: int) -> None:
@@ -136,8 +136,8 @@ def prepared_table(prepared: su2.Prepared, measure: str) -> torch.Tensor:
 def _unpack_table(table: torch.Tensor, reps: int, measure: str) -> su2.Prepared:
     """prepared_table's inverse: (*edge, P) -> Prepared (differentiable)."""
     pairs = lambda t: [torch.complex(t[..., 2 * k], t[..., 2 * k + 1]) for k in range(t.shape[-1] // 2)]  # noqa: E731
-    head = pairs(table[..., : 4 + 8 * (reps - 1)])
-    tail = table[..., 4 + 8 * (reps - 1) :]
+    readout = 3 if measure == "z" else 8  # reals after the gates
+    head, tail = pairs(table[..., :-readout]), table[..., -readout:]
     if measure == "z":
         M = (torch.complex(tail[..., 0], torch.zeros_like(tail[..., 0])), torch.complex(tail[..., 1], tail[..., 2]), None, None)
     else:

@@ -80,7 +80,6 @@ template <class T> struct Job {
   T* table;
   const T* g_table;
   T* g_theta;
-  int64_t P() const { return 4 + 8 * (R - 1) + (measure == 0 ? 3 : 8); }
 };
 
 // Frame change W for the data rotation (W^dag P W = Z).
@@ -149,7 +148,7 @@ template <class T> QKAN_INLINE typename Alg<T>::C load_c(const Job<T>& J, int64_
 template <class T, bool Checked> QKAN_INLINE void prepare_impl(const Job<T>& J, int64_t e0, typename Vec<T>::V* gtheta) {
   using A = Alg<T>;
   using Mx = typename A::M;
-  const int64_t R = J.R, vrow = 4, mrow = 4 + 8 * (R - 1);
+  const int64_t R = J.R, mrow = readout_row(R);
   const Program& p = J.prog;
   const Mx Wf = frame<T>(p.encoding), Wd = A::dagger(Wf);
   const bool rz = p.encoding == 2;  // W = I: skip the frame products
@@ -164,7 +163,7 @@ template <class T, bool Checked> QKAN_INLINE void prepare_impl(const Job<T>& J, 
     store_c(J, 2, e0, A::scl(A::add(U0.m[1][0], U0.m[1][1]), h));
     for (int64_t l = 1; l < R; ++l) {
       const Mx Vl = right(left(product<T, Checked>(J, p.rep, p.n_rep, l, e0)));
-      for (int r = 0; r < 4; ++r) store_c(J, vrow + 8 * (l - 1) + 2 * r, e0, Vl.m[r / 2][r % 2]);
+      for (int r = 0; r < 4; ++r) store_c(J, gate_row(l) + 2 * r, e0, Vl.m[r / 2][r % 2]);
     }
     if (J.measure == 0) {
       const typename A::C a = Fw.m[0][0], b = Fw.m[1][0], c = Fw.m[0][1], d = Fw.m[1][1];
@@ -183,7 +182,7 @@ template <class T, bool Checked> QKAN_INLINE void prepare_impl(const Job<T>& J, 
   slot_backward<T, Checked>(J, p.rep, p.n_rep, 0, e0, GU0, gtheta);
   for (int64_t l = 1; l < R; ++l) {  // V_l = W^dag U_l W: G_U = W G_V W^dag
     Mx GV;
-    for (int r = 0; r < 4; ++r) GV.m[r / 2][r % 2] = load_c(J, vrow + 8 * (l - 1) + 2 * r, e0);
+    for (int r = 0; r < 4; ++r) GV.m[r / 2][r % 2] = load_c(J, gate_row(l) + 2 * r, e0);
     slot_backward<T, Checked>(J, p.rep, p.n_rep, l, e0, rz ? GV : A::matmul(A::matmul(Wf, GV), Wd), gtheta);
   }
   if (p.n_fin) {

@@ -28,7 +28,6 @@ using namespace qkan;
 
 struct Dims {
   int64_t N, O, I, R, measure, enc, arccos, mode, threads, backward;
-  int64_t P() const { return 4 + 8 * (R - 1) + (measure == 0 ? 3 : 8); }
 };
 
 template <class T> struct Args {
@@ -47,7 +46,7 @@ template <class T> struct Step {
 };
 
 // Number of accumulators per edge in backward: table entries, then w and b per rep, then scale.
-inline int64_t n_acc(const Dims& d) { return d.P() + 2 * d.R + 1; }
+inline int64_t n_acc(const Dims& d) { return table_width(d.R, d.measure) + 2 * d.R + 1; }
 
 // The phase of rep l for W samples: e = cos phi + i sin phi, or phi + i sqrt(1 - phi^2)
 template <class T, bool Checked> QKAN_INLINE void phase(const Dims& d, typename Vec<T>::V phi, typename Vec<T>::V& er, typename Vec<T>::V& ei) {
@@ -85,11 +84,11 @@ QKAN_INLINE void edge_impl(const Dims& d, const Args<T>& a, int64_t j, int64_t i
                            Step<T>* st, T* partial, T* gx) {
   using V = typename Vec<T>::V;
   constexpr int W = Vec<T>::W;
-  const int64_t N = d.N, I = d.I, R = d.R, P = d.P(), NA = n_acc(d);
+  const int64_t N = d.N, I = d.I, R = d.R, P = table_width(R, d.measure), NA = n_acc(d);
   const bool bwd = d.backward != 0, amp = d.measure == 1;
   const int64_t e = j * I + i;
   const T* p = a.table + e * P;
-  const T* Mp = p + 4 + 8 * (R - 1);
+  const T* Mp = p + readout_row(R);
   const T scale = d.mode == 0 ? a.scale[e] : T(1);
   const T* ew = d.enc == 2 ? a.w + e * R : d.enc == 1 ? a.w + i * R : nullptr;
   const T* eb = d.enc == 2 ? a.b + e * R : nullptr;
@@ -99,7 +98,7 @@ QKAN_INLINE void edge_impl(const Dims& d, const Args<T>& a, int64_t j, int64_t i
     const V x = load(a.x + i * N, n0, N);
     Qubit<V> q = {splat<T>(p[0]), splat<T>(p[1]), splat<T>(p[2]), splat<T>(p[3])};
     for (int64_t l = 0; l < R; ++l) {
-      if (l) q = apply(p + 4 + 8 * (l - 1), q);
+      if (l) q = apply(p + gate_row(l), q);
       V er, ei;
       if (d.enc == 2) {
         phase<T, Checked>(d, x * ew[l] + eb[l], er, ei);
@@ -128,7 +127,7 @@ QKAN_INLINE void edge_impl(const Dims& d, const Args<T>& a, int64_t j, int64_t i
     } else {
       g = load_zero(a.gout + e * N, n0, N);
     }
-    Qubit<V> G = readout_backward<T>(Mp, amp, q, g, acc + 4 + 8 * (R - 1));
+    Qubit<V> G = readout_backward<T>(Mp, amp, q, g, acc + readout_row(R));
     V dx = splat<T>(0);
     for (int64_t l = R - 1; l >= 0; --l) {
       const V dphi = rotate_backward(G, st[l].q, st[l].er, st[l].ei, d.arccos);
@@ -136,8 +135,8 @@ QKAN_INLINE void edge_impl(const Dims& d, const Args<T>& a, int64_t j, int64_t i
       acc[P + R + l] += dphi;  // b_l
       dx += (ew ? ew[l] : T(1)) * dphi;
       if (l) {
-        outer_acc(acc + 4 + 8 * (l - 1), G, st[l - 1].q);
-        G = apply_dagger(p + 4 + 8 * (l - 1), G);
+        outer_acc(acc + gate_row(l), G, st[l - 1].q);
+        G = apply_dagger(p + gate_row(l), G);
       }
     }
     acc[0] += G.ar, acc[1] += G.ai, acc[2] += G.br, acc[3] += G.bi;
@@ -201,7 +200,7 @@ inline void item(const Dims& d, const Args<float>& a, int64_t j, int64_t n0, int
 template <class T> void run(const Dims& d, Args<T> a) {
   using V = typename Vec<T>::V;
   constexpr int W = Vec<T>::W;
-  const int64_t N = d.N, O = d.O, I = d.I, R = d.R, P = d.P(), NA = n_acc(d);
+  const int64_t N = d.N, O = d.O, I = d.I, R = d.R, P = table_width(R, d.measure), NA = n_acc(d);
   const int64_t T_ = useful_threads(d.threads, O * I * N * R, 1 << 15);  // units: rotations
   std::vector<T> xmax(I, T(0));
   for (int64_t i = 0; i < I; ++i)
@@ -296,3 +295,5 @@ extern "C" int qkan_su2(int double_precision, const int64_t* dims, void* const* 
 }
 
 extern "C" int qkan_abi_version() { return 4; }
+
+extern "C" int64_t qkan_table_width(int64_t R, int64_t measure) { return table_width(R, measure); }
