@@ -7,6 +7,7 @@
 // (fourier_kernel.cpp: lanes are edges). Gradients use the convention G = dL/dRe + i dL/dIm.
 #pragma once
 
+#include "abi.h"
 #include "simd.h"
 
 namespace qkan {

@@ -12,13 +12,7 @@
 // chosen at run time. Results do not depend on the thread count beyond rounding: every y[n, j]
 // is summed in one fixed order; only parameter and dx partial sums are split across threads.
 //
-// C ABI (ctypes): qkan_su2(double_precision, dims[10], ptrs[12]) -> 0, or 1 on allocation failure.
-//   dims: N, O, I, R, measure (0 z, 1 amplitude), enc (0 phi = x, 1 per input w, b (I, R),
-//         2 per edge (O, I, R)), arccos, mode (0: y (O, N) = sum_i scale f, 1: edges (O, I, N)),
-//         threads, backward.
-//   ptrs: x (I, N), table (O, I, P), w, b, scale (O, I), out, gout (like out),
-//         g_table (O, I, P), g_w (O, I, R), g_b (O, I, R), g_scale (O, I), g_x (I, N).
-//   Inputs are contiguous and transposed so that samples are the innermost dimension.
+// C ABI: qkan_su2(double_precision, const SU2Args*) (abi.h).
 
 #include "circuit.h"
 
@@ -26,9 +20,7 @@ namespace {
 
 using namespace qkan;
 
-struct Dims {
-  int64_t N, O, I, R, measure, enc, arccos, mode, threads, backward;
-};
+using Dims = SU2Args;  // sizes and flags; the data pointers are read typed, through Args
 
 template <class T> struct Args {
   const T *x, *table, *w, *b, *scale;
@@ -259,33 +251,32 @@ template <class T> void run(const Dims& d, Args<T> a) {
   }
 }
 
-template <class T> Args<T> unpack(void* const* p) {
+template <class T> Args<T> unpack(const SU2Args& s) {
   Args<T> a;
-  a.x = static_cast<const T*>(p[0]);
-  a.table = static_cast<const T*>(p[1]);
-  a.w = static_cast<const T*>(p[2]);
-  a.b = static_cast<const T*>(p[3]);
-  a.scale = static_cast<const T*>(p[4]);
-  a.out = static_cast<T*>(p[5]);
-  a.gout = static_cast<const T*>(p[6]);
-  a.g_table = static_cast<T*>(p[7]);
-  a.g_w = static_cast<T*>(p[8]);
-  a.g_b = static_cast<T*>(p[9]);
-  a.g_scale = static_cast<T*>(p[10]);
-  a.g_x = static_cast<T*>(p[11]);
+  a.x = static_cast<const T*>(s.x);
+  a.table = static_cast<const T*>(s.table);
+  a.w = static_cast<const T*>(s.w);
+  a.b = static_cast<const T*>(s.b);
+  a.scale = static_cast<const T*>(s.scale);
+  a.out = static_cast<T*>(s.out);
+  a.gout = static_cast<const T*>(s.g_out);
+  a.g_table = static_cast<T*>(s.g_table);
+  a.g_w = static_cast<T*>(s.g_w);
+  a.g_b = static_cast<T*>(s.g_b);
+  a.g_scale = static_cast<T*>(s.g_scale);
+  a.g_x = static_cast<T*>(s.g_x);
   a.er = a.ei = nullptr;
   return a;
 }
 
 }  // namespace
 
-extern "C" int qkan_su2(int double_precision, const int64_t* dims, void* const* ptrs) {
-  Dims d{dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9]};
+extern "C" int qkan_su2(int double_precision, const SU2Args* args) {
   try {
     if (double_precision)
-      run<double>(d, unpack<double>(ptrs));
+      run<double>(*args, unpack<double>(*args));
     else
-      run<float>(d, unpack<float>(ptrs));
+      run<float>(*args, unpack<float>(*args));
   } catch (const std::bad_alloc&) {
     return 1;
   } catch (const std::system_error&) {
@@ -293,7 +284,3 @@ extern "C" int qkan_su2(int double_precision, const int64_t* dims, void* const* 
   }
   return 0;
 }
-
-extern "C" int qkan_abi_version() { return 4; }
-
-extern "C" int64_t qkan_table_width(int64_t R, int64_t measure) { return table_width(R, measure); }
