@@ -8,8 +8,10 @@ stand-in's libraries never collide with the real cache.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -22,6 +24,7 @@ import torch
 
 from qkan import QKANLayer
 from qkan.simulators import native
+from qkan.simulators.native import abi
 from qkan.testing import reference_layer
 
 
@@ -175,6 +178,57 @@ def test_foreign_library_falls_back_to_torch(cache, tmp_path, planted_library, m
     assert layer.get_evaluator().backend == "torch"
     x = torch.rand(4, 3, dtype=torch.float64) - 0.5
     torch.testing.assert_close(layer.edge_outputs(x), torch.as_tensor(reference_layer(layer, x)), rtol=0, atol=1e-12)
+
+
+# -------------------------------------------------------------------------------- the C ABI
+def _header_structs() -> dict[str, list[tuple[str, str]]]:
+    """abi.h's structs: name -> [(field, "int" | "program" | "pointer")] in order."""
+    text = re.sub(r"//[^\n]*", "", (Path(native.__file__).parent / "abi.h").read_text())
+    structs = {}
+    for name, body in re.findall(r"struct (\w+) \{(.*?)\};", text, re.S):
+        fields = []
+        for decl in filter(str.strip, body.split(";")):
+            kind, names = re.fullmatch(r"\s*(?:const )?(int64_t|void)(.*)", decl, re.S).groups()
+            for field in names.split(","):
+                pointer = "*" in field
+                fields.append((field.replace("*", "").strip(), ("program" if kind == "int64_t" else "pointer") if pointer else "int"))
+        structs[name] = fields
+    return structs
+
+
+def test_structures_mirror_the_header():
+    kinds = {ctypes.c_int64: "int", ctypes.POINTER(ctypes.c_int64): "program", ctypes.c_void_p: "pointer"}
+    header = _header_structs()
+    assert sorted(header) == sorted(args.__name__ for args in abi.ENTRY_POINTS.values())
+    for args in abi.ENTRY_POINTS.values():
+        assert [(name, kinds[kind]) for name, kind in args._fields_] == header[args.__name__], args.__name__
+    source = (Path(native.__file__).parent / "abi.h").read_text()
+    assert f"#define QKAN_ABI_VERSION {abi.VERSION}\n" in source
+    for name, args in abi.ENTRY_POINTS.items():
+        assert f"int {name}(int double_precision, const qkan::{args.__name__}* args);" in source
+
+
+def test_arguments_name_every_field():
+    with pytest.raises(TypeError, match=r"FourierFeaturesArgs takes every field of abi.h by name: missing \[.*'sig'.*\], unknown \['sigma'\]"):
+        abi.FourierFeaturesArgs(N=1, I=1, K=1, slots=2, base=0, backward=0, threads=1, x=None, phi=None, g_phi=None, g_x=None, sigma=None)
+
+
+def test_library_whose_structs_differ_from_abi_py_is_refused(cache, monkeypatch):
+    class Short(ctypes.Structure):  # abi.py with a field of SU2Args forgotten
+        _fields_ = abi.SU2Args._fields_[:-1]
+
+    monkeypatch.setitem(abi.ENTRY_POINTS, "qkan_su2", Short)
+    full, short = ctypes.sizeof(abi.SU2Args), ctypes.sizeof(Short)
+    with pytest.warns(RuntimeWarning, match=rf"pure-torch path: .*: the arguments of qkan_su2 take {full} bytes there \(abi.h\) but {short} in abi.py \(Short\)"):
+        assert native.load() is None
+    assert "qkan_su2" in native.unavailable_reason()
+    assert QKANLayer(2, 2, evaluator="su2").get_evaluator().backend == "torch"
+
+
+def test_library_of_another_abi_version_is_refused(cache, monkeypatch):
+    monkeypatch.setattr(abi, "VERSION", abi.VERSION + 1)
+    with pytest.warns(RuntimeWarning, match=rf"has ABI {abi.VERSION - 1}, expected {abi.VERSION}"):
+        assert native.load() is None
 
 
 # ---------------------------------------------------------------------------- the compiler

@@ -1,12 +1,16 @@
 """Native CPU kernels, built on first use with the system C++ compiler and called through ctypes.
 
 The C++ sources (su2_kernel.cpp: the per-sample part; prepare_kernel.cpp: theta -> the
-prepared circuit table; fourier_kernel.cpp: the closed-form compile and features) have a plain C ABI and needs no torch headers, so a build takes
-seconds. The shared library is cached under ``$QKAN_CACHE_DIR``, else ``$XDG_CACHE_HOME/qkan``,
-else ``~/.cache/qkan``, named by a hash of the source, the compiler and the flags; a build
-writes a temporary file and renames it into place, so concurrent processes never load a half
-written library. Portable flags only (no -march=native); on x86-64 an AVX2+FMA version of the
-hot loops is chosen at run time.
+prepared circuit table; fourier_kernel.cpp: the closed-form compile and features) need no torch
+headers, so a build takes seconds. Their C ABI is one header, abi.h: every entry point takes one
+struct of named fields, mirrored by the ctypes Structures of abi.py; a library whose ABI version
+or struct sizes differ from abi.py's is not used (the torch path runs, with a warning).
+
+The shared library is cached under ``$QKAN_CACHE_DIR``, else ``$XDG_CACHE_HOME/qkan``, else
+``~/.cache/qkan``, named by a hash of the source, the compiler and the flags; a build writes a
+temporary file and renames it into place, so concurrent processes never load a half written
+library. Portable flags only (no -march=native); on x86-64 an AVX2+FMA version of the hot loops
+is chosen at run time.
 
 Loading a library runs code, so a cached one is loaded only when it is a regular file owned by
 the current user, not writable by others, in a folder that nobody else can write to, and its
@@ -38,16 +42,15 @@ from pathlib import Path
 
 from qkan._io import atomic_path, atomic_write_text
 from qkan._warn import warn
+from qkan.simulators.native import abi
 
 __all__ = ["SOURCES", "FLAGS", "cache_dir", "library_path", "build", "load", "available", "unavailable_reason", "enabled"]
 
 _HERE = Path(__file__).parent
-#: compiled together into one library; the header is part of the hash
-SOURCES = (_HERE / "su2_kernel.cpp", _HERE / "prepare_kernel.cpp", _HERE / "fourier_kernel.cpp")
-_HEADERS = (_HERE / "simd.h", _HERE / "circuit.h")
+#: compiled together into one library; the headers are part of the hash
+SOURCES = (_HERE / "su2_kernel.cpp", _HERE / "prepare_kernel.cpp", _HERE / "fourier_kernel.cpp", _HERE / "abi.cpp")
+_HEADERS = (_HERE / "simd.h", _HERE / "circuit.h", _HERE / "abi.h")
 FLAGS = ("-O3", "-std=gnu++17", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=fast", "-pthread", "-Wno-psabi")
-#: bumped with the C ABI; checked after loading
-ABI_VERSION = 4
 #: seconds a build may take before the compiler is killed (override: $QKAN_BUILD_TIMEOUT)
 BUILD_TIMEOUT_S = 120.0
 
@@ -247,20 +250,20 @@ def _open(path: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(path))
     try:
         version = lib.qkan_abi_version()
-        lib.qkan_su2.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_void_p)]
-        lib.qkan_su2.restype = ctypes.c_int
-        p64 = ctypes.POINTER(ctypes.c_int64)
-        lib.qkan_prepare.argtypes = [ctypes.c_int, p64, p64, ctypes.POINTER(ctypes.c_void_p)]
-        lib.qkan_prepare.restype = ctypes.c_int
-        lib.qkan_fourier_compile.argtypes = [ctypes.c_int, p64, p64, ctypes.POINTER(ctypes.c_void_p)]
-        for fn in (lib.qkan_fourier_features, lib.qkan_fourier_weights):
-            fn.argtypes = [ctypes.c_int, p64, ctypes.POINTER(ctypes.c_void_p)]
-        for fn in (lib.qkan_fourier_compile, lib.qkan_fourier_features, lib.qkan_fourier_weights):
-            fn.restype = ctypes.c_int
+        lib.qkan_args_size.argtypes, lib.qkan_args_size.restype = [ctypes.c_char_p], ctypes.c_int64
+        lib.qkan_table_width.argtypes, lib.qkan_table_width.restype = [ctypes.c_int64, ctypes.c_int64], ctypes.c_int64
+        for name, args in abi.ENTRY_POINTS.items():
+            fn = getattr(lib, name)
+            fn.argtypes, fn.restype = [ctypes.c_int, ctypes.POINTER(args)], ctypes.c_int
     except AttributeError as err:
         raise RuntimeError(f"{path} is not a qkan kernel library ({err})") from None
-    if version != ABI_VERSION:
-        raise RuntimeError(f"{path} has ABI {version}, expected {ABI_VERSION}")
+    if version != abi.VERSION:
+        raise RuntimeError(f"{path} has ABI {version}, expected {abi.VERSION}")
+    for name, args in abi.ENTRY_POINTS.items():  # the two sides of the ABI declare the same fields
+        size, expected = lib.qkan_args_size(name.encode()), ctypes.sizeof(args)
+        if size != expected:
+            raise RuntimeError(f"{path}: the arguments of {name} take {size} bytes there (abi.h) but {expected} in "
+                               f"abi.py ({args.__name__}): the two declare different fields")
     return lib
 
 

@@ -7,9 +7,16 @@
 // (fourier_kernel.cpp: lanes are edges). Gradients use the convention G = dL/dRe + i dL/dIm.
 #pragma once
 
+#include "abi.h"
 #include "simd.h"
 
 namespace qkan {
+
+// Rows of the prepared table of one edge: psi at 0, V_l at gate_row(l), the readout at
+// readout_row(R); table_width reals in all (exported as qkan_table_width, which ops.py allocates by).
+constexpr int64_t gate_row(int64_t l) { return 4 + 8 * (l - 1); }
+constexpr int64_t readout_row(int64_t R) { return gate_row(R); }
+constexpr int64_t table_width(int64_t R, int64_t measure) { return readout_row(R) + (measure == 0 ? 3 : 8); }
 
 // most gates per slot (scratch sizes); longer programs are refused (return code 3)
 constexpr int64_t kMaxGates = 8;

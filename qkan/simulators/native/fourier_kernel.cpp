@@ -6,21 +6,17 @@
 //   by x, which shifts their Fourier coefficients by one (see encode); f = <Z> = r_z. Real 3-vectors
 //   of coefficient arrays, O(R^2) per edge, exact; backward runs the steps in reverse from the
 //   final state kept by the forward, inverting the state as it goes (nothing per step is stored).
-//   dims: E, R, n_slots, k, backward, threads. program: see Program in circuit.h.
-//   ptrs: theta, coeffs (1 + 2R, E) = [a0; a_1..a_R; b_1..b_R], g_coeffs, g_theta, saved (see
-//   Compile::saved, 32-byte aligned; null to recompute the forward in backward).
+//   Arguments: FourierCompileArgs (abi.h); saved: see Compile::saved (null: the backward recomputes the forward).
 //
 // qkan_fourier_features: x (N, I) -> phi (N, slots, I) with phi[:, k-1] = cos(k x), phi[:, K+k-1] =
 //   sin(k x) (k = 1..K; slots >= 2K, further slots untouched), by one sin/cos and the angle
 //   addition recurrence; backward dx = sum_k k (g_sin cos(k x) - g_cos sin(k x)), recomputed the same way.
 //   With base 1 slot 2K holds silu(x) (the layer's base term, folded into the same product).
-//   dims: N, I, K, slots, base, backward, threads. ptrs: x, phi, g_phi, g_x, sig (N, I) (the sigmoid
-//   of x, written forward and read backward; with base 1 only).
+//   Arguments: FourierFeaturesArgs (abi.h).
 //
 // qkan_fourier_weights: coefficients (1 + 2K, O', I') and the edge weights -> the layer's matrix
 //   W (O, S, I) and bias (O) (see Weights below); backward to the coefficients and weights.
-//   dims: O, I, O', I', K, S, backward. ptrs: coeffs, scale (O, I), const (O), base_w (O, I) or
-//   null, W, bias, gW, g_const, g_coeffs, g_scale, g_base_w.
+//   Arguments: FourierWeightsArgs (abi.h).
 
 #include "circuit.h"
 
@@ -342,23 +338,23 @@ QKAN_CLONES void weights_f32(const Weights<float>& J) { J.Ig == 1 ? weights_run<
 inline void weights_range(const Weights<double>& J) { weights_f64(J); }
 inline void weights_range(const Weights<float>& J) { weights_f32(J); }
 
-template <class T> int compile_run(const int64_t* dims, const int64_t* program, void* const* ptrs) {
+template <class T> int compile_run(const FourierCompileArgs& a) {
   using V = typename Vec<T>::V;
   constexpr int W = Vec<T>::W;
   Compile<T> J;
-  J.E = dims[0], J.R = dims[1], J.n_slots = dims[2], J.k = dims[3], J.backward = dims[4];
-  J.prog = Program::parse(program);
+  J.E = a.E, J.R = a.R, J.n_slots = a.n_slots, J.k = a.k, J.backward = a.backward;
+  J.prog = Program::parse(a.program);
   if (J.prog.n_rep > kMaxGates || J.prog.n_fin > kMaxGates) return 3;
-  J.theta = static_cast<const T*>(ptrs[0]);
-  J.coeffs = static_cast<T*>(ptrs[1]);
-  J.g_coeffs = static_cast<const T*>(ptrs[2]);
-  J.g_theta = static_cast<T*>(ptrs[3]);
-  J.saved = static_cast<T*>(ptrs[4]);
+  J.theta = static_cast<const T*>(a.theta);
+  J.coeffs = static_cast<T*>(a.coeffs);
+  J.g_coeffs = static_cast<const T*>(a.g_coeffs);
+  J.g_theta = static_cast<T*>(a.g_theta);
+  J.saved = static_cast<T*>(a.saved);
   if (reinterpret_cast<uintptr_t>(J.saved) % sizeof(V)) J.saved = nullptr;  // blocks are read as vectors: recompute instead
   const int64_t L = J.R + 2, chunks = (J.E + W - 1) / W;
   const int64_t n_scratch = 16 * L + 2 * J.n_slots * kMaxGates + J.n_slots * J.k + 1;
   // a thread per 256 edge vectors at least (~50 us forward for R = 3): starting one costs tens of us
-  parallel(useful_threads(dims[5], chunks * L * L, 256 * 25), chunks, [&](int64_t, int64_t c0, int64_t c1) {
+  parallel(useful_threads(a.threads, chunks * L * L, 256 * 25), chunks, [&](int64_t, int64_t c0, int64_t c1) {
     std::vector<char> raw(n_scratch * sizeof(V));  // aligned by hand, as in su2_kernel.cpp
     V* scratch = reinterpret_cast<V*>((reinterpret_cast<uintptr_t>(raw.data()) + sizeof(V) - 1) / sizeof(V) * sizeof(V));
     compile_range(J, c0 * W, std::min(J.E, c1 * W), scratch);
@@ -366,27 +362,27 @@ template <class T> int compile_run(const int64_t* dims, const int64_t* program, 
   return 0;
 }
 
-template <class T> int features_run(const int64_t* dims, void* const* ptrs) {
+template <class T> int features_run(const FourierFeaturesArgs& a) {
   Features<T> J;
-  J.N = dims[0], J.I = dims[1], J.K = dims[2], J.slots = dims[3], J.base = dims[4], J.backward = dims[5];
-  J.x = static_cast<const T*>(ptrs[0]);
-  J.phi = static_cast<T*>(ptrs[1]);
-  J.g_phi = static_cast<const T*>(ptrs[2]);
-  J.g_x = static_cast<T*>(ptrs[3]);
-  J.sig = static_cast<T*>(ptrs[4]);
+  J.N = a.N, J.I = a.I, J.K = a.K, J.slots = a.slots, J.base = a.base, J.backward = a.backward;
+  J.x = static_cast<const T*>(a.x);
+  J.phi = static_cast<T*>(a.phi);
+  J.g_phi = static_cast<const T*>(a.g_phi);
+  J.g_x = static_cast<T*>(a.g_x);
+  J.sig = static_cast<T*>(a.sig);
   const int64_t per_row = std::max<int64_t>(1, J.I * (J.K + J.base));
   // a thread per ~2^16 features at least (~50 us)
-  parallel(useful_threads(dims[6], J.N, 1 + (1 << 16) / per_row), J.N, [&](int64_t, int64_t n0, int64_t n1) { features_range(J, n0, n1); });
+  parallel(useful_threads(a.threads, J.N, 1 + (1 << 16) / per_row), J.N, [&](int64_t, int64_t n0, int64_t n1) { features_range(J, n0, n1); });
   return 0;
 }
 
-template <class T> int weights_call(const int64_t* dims, void* const* ptrs) {
+template <class T> int weights_call(const FourierWeightsArgs& a) {
   Weights<T> J;
-  J.O = dims[0], J.I = dims[1], J.Og = dims[2], J.Ig = dims[3], J.K = dims[4], J.S = dims[5], J.backward = dims[6];
-  auto in = [&](int m) { return static_cast<const T*>(ptrs[m]); };
-  auto out = [&](int m) { return static_cast<T*>(ptrs[m]); };
-  J.coeffs = in(0), J.scale = in(1), J.cnst = in(2), J.base_w = in(3), J.W = out(4), J.bias = out(5);
-  J.gW = in(6), J.g_const = in(7), J.g_coeffs = out(8), J.g_scale = out(9), J.g_base_w = out(10);
+  J.O = a.O, J.I = a.I, J.Og = a.Og, J.Ig = a.Ig, J.K = a.K, J.S = a.S, J.backward = a.backward;
+  J.coeffs = static_cast<const T*>(a.coeffs), J.scale = static_cast<const T*>(a.scale), J.cnst = static_cast<const T*>(a.cnst);
+  J.base_w = static_cast<const T*>(a.base_w), J.W = static_cast<T*>(a.W), J.bias = static_cast<T*>(a.bias);
+  J.gW = static_cast<const T*>(a.g_W), J.g_const = static_cast<const T*>(a.g_const), J.g_coeffs = static_cast<T*>(a.g_coeffs);
+  J.g_scale = static_cast<T*>(a.g_scale), J.g_base_w = static_cast<T*>(a.g_base_w);
   weights_range(J);
   return 0;
 }
@@ -403,14 +399,14 @@ template <class F> int guarded(F f) {
 
 }  // namespace
 
-extern "C" int qkan_fourier_compile(int double_precision, const int64_t* dims, const int64_t* program, void* const* ptrs) {
-  return guarded([&] { return double_precision ? compile_run<double>(dims, program, ptrs) : compile_run<float>(dims, program, ptrs); });
+extern "C" int qkan_fourier_compile(int double_precision, const FourierCompileArgs* args) {
+  return guarded([&] { return double_precision ? compile_run<double>(*args) : compile_run<float>(*args); });
 }
 
-extern "C" int qkan_fourier_features(int double_precision, const int64_t* dims, void* const* ptrs) {
-  return guarded([&] { return double_precision ? features_run<double>(dims, ptrs) : features_run<float>(dims, ptrs); });
+extern "C" int qkan_fourier_features(int double_precision, const FourierFeaturesArgs* args) {
+  return guarded([&] { return double_precision ? features_run<double>(*args) : features_run<float>(*args); });
 }
 
-extern "C" int qkan_fourier_weights(int double_precision, const int64_t* dims, void* const* ptrs) {
-  return guarded([&] { return double_precision ? weights_call<double>(dims, ptrs) : weights_call<float>(dims, ptrs); });
+extern "C" int qkan_fourier_weights(int double_precision, const FourierWeightsArgs* args) {
+  return guarded([&] { return double_precision ? weights_call<double>(*args) : weights_call<float>(*args); });
 }

@@ -6,15 +6,12 @@ differentiable torch reference when a graph of the gradient is requested (refere
 
 from __future__ import annotations
 
-import ctypes
-import functools
-
 import torch
 import torch.nn.functional as F
 
 from qkan.circuits.ansatz import Ansatz
-from qkan.simulators import native
-from qkan.simulators.native.ops import check, program, ptr, reference_backward
+from qkan.simulators.native import abi
+from qkan.simulators.native.ops import call, program, program_array, ptr, reference_backward
 
 __all__ = ["fourier_compile", "closed_form_layer"]
 
@@ -47,12 +44,6 @@ class _FourierCompile(torch.autograd.Function):
         return g_theta, None, None, None
 
 
-@functools.lru_cache(maxsize=None)
-def _program_array(prog: tuple[int, ...]) -> ctypes.Array:
-    """The gate program as the C array qkan_fourier_compile reads (made once per ansatz)."""
-    return (ctypes.c_int64 * len(prog))(*prog)
-
-
 def _saved_buffer(theta: torch.Tensor, prog: tuple[int, ...], reps: int) -> torch.Tensor:
     """What the compile's forward keeps for its backward: per vector of W edges (32 bytes of lanes) a block
     (6 (R + 1) + 2 n_gates, W), n_gates = R n_rep + n_fin (torch's allocations are 64-byte aligned)."""
@@ -66,10 +57,11 @@ def _compile_call(theta, coeffs, g_coeffs, g_theta, saved, prog, reps, threads) 
     """qkan_fourier_compile: coeffs (1 + 2R, E) from theta (E, n_slots, k) contiguous, or (g_coeffs given) g_theta;
     saved (_saved_buffer) is written forward and read backward (None: the backward recomputes the forward)."""
     E, n_slots, k = theta.shape
-    dims = (ctypes.c_int64 * 6)(E, reps, n_slots, k, int(g_coeffs is not None), threads)
-    ptrs = (ctypes.c_void_p * 5)(ptr(theta), ptr(coeffs), ptr(g_coeffs), ptr(g_theta), ptr(saved))
-    lib = native.load()
-    check(lib.qkan_fourier_compile(int(theta.dtype == torch.float64), dims, _program_array(prog), ptrs), "fourier compile")
+    args = abi.FourierCompileArgs(
+        E=E, R=reps, n_slots=n_slots, k=k, backward=int(g_coeffs is not None), threads=threads, program=program_array(prog),
+        theta=ptr(theta), coeffs=ptr(coeffs), g_coeffs=ptr(g_coeffs), g_theta=ptr(g_theta), saved=ptr(saved),
+    )
+    call("qkan_fourier_compile", theta.dtype, args)
 
 
 def fourier_compile(ansatz: Ansatz, theta: torch.Tensor, reps: int) -> torch.Tensor:
@@ -142,7 +134,7 @@ class _ClosedFormLayer(torch.autograd.Function):
             inputs = (x, theta, coeffs, scale, const, base_x, base_w, ctx.config)
             return reference_backward(ctx, _ClosedFormLayer.reference, inputs, grad)
         K, S, prog, silu, threads = ctx.args
-        (N, I), O = x.shape, scale.shape[0]
+        N, I = x.shape
         needs = ctx.needs_input_grad
         g_x = g_theta = g_coeffs = g_scale = g_base_x = g_base_w = None
         g_const = grad.sum(0)
@@ -170,19 +162,23 @@ def _features_call(x, phi, g_phi, g_x, sig, K, silu, threads) -> None:
     """qkan_fourier_features on phi (N, S, I) (slot 2K: silu(x) when `silu`, else untouched;
     sig (N, I): the sigmoid of x, kept for backward); backward when g_phi (N, S, I) is given."""
     N, I = x.shape
-    dims = (ctypes.c_int64 * 7)(N, I, K, phi.numel() // max(1, N * I), int(silu), int(g_phi is not None), threads)
-    ptrs = (ctypes.c_void_p * 5)(ptr(x), ptr(phi), ptr(g_phi), ptr(g_x), ptr(sig))
-    check(native.load().qkan_fourier_features(int(x.dtype == torch.float64), dims, ptrs), "fourier features")
+    args = abi.FourierFeaturesArgs(
+        N=N, I=I, K=K, slots=phi.numel() // max(1, N * I), base=int(silu), backward=int(g_phi is not None), threads=threads,
+        x=ptr(x), phi=ptr(phi), g_phi=ptr(g_phi), g_x=ptr(g_x), sig=ptr(sig),
+    )
+    call("qkan_fourier_features", x.dtype, args)
 
 
 def _weights_call(coeffs, scale, const, base_w, W, bias, gW, g_const, g_coeffs, g_scale, g_base_w) -> None:
     """qkan_fourier_weights: W (O, S, I) and bias (O,) from coeffs (C, O', I'), or (gW given) the backward."""
     (O, I), (C, Og, Ig) = scale.shape, coeffs.shape
     S = (W if W is not None else gW).numel() // max(1, O * I)
-    dims = (ctypes.c_int64 * 7)(O, I, Og, Ig, (C - 1) // 2, S, int(gW is not None))
-    tensors = (coeffs, scale, const, base_w, W, bias, gW, g_const, g_coeffs, g_scale, g_base_w)
-    ptrs = (ctypes.c_void_p * 11)(*[ptr(t) for t in tensors])
-    check(native.load().qkan_fourier_weights(int(scale.dtype == torch.float64), dims, ptrs), "fourier weights")
+    args = abi.FourierWeightsArgs(
+        O=O, I=I, Og=Og, Ig=Ig, K=(C - 1) // 2, S=S, backward=int(gW is not None),
+        coeffs=ptr(coeffs), scale=ptr(scale), cnst=ptr(const), base_w=ptr(base_w), W=ptr(W), bias=ptr(bias),
+        g_W=ptr(gW), g_const=ptr(g_const), g_coeffs=ptr(g_coeffs), g_scale=ptr(g_scale), g_base_w=ptr(g_base_w),
+    )
+    call("qkan_fourier_weights", scale.dtype, args)
 
 
 def closed_form_layer(

@@ -1,7 +1,7 @@
 """Torch side of the native SU(2) kernels: autograd Functions around the C ABI.
 
 The batch-independent part of every edge (qkan.simulators.su2.prepare) becomes a real table
-(P per edge, layout in su2_kernel.cpp) by qkan_prepare, whose backward returns
+(P per edge, layout in su2_kernel.cpp, width qkan_table_width) by qkan_prepare, whose backward returns
 gradients to theta; qkan_su2 does the per-sample part and returns gradients to the table, the
 encodings, the edge scales and x.
 
@@ -22,11 +22,12 @@ import torch
 
 from qkan.circuits.ansatz import Ansatz
 from qkan.simulators import native, su2
+from qkan.simulators.native import abi
 from qkan.simulators.base import transformed
 
 __all__ = [
-    "native_table", "su2_native", "supports", "program", "prepare_call", "table_width", "check", "ptr",
-    "prepared_table", "reference_backward",
+    "native_table", "su2_native", "supports", "program", "program_array", "prepare_call", "table_width", "call",
+    "ptr", "prepared_table", "reference_backward",
 ]
 
 #: encoding codes of the C ABI
@@ -77,6 +78,12 @@ def program(ansatz: Ansatz) -> tuple[int, ...]:
     return (*out, _GATE_CODES[ansatz.encoding_gate])
 
 
+@functools.lru_cache(maxsize=None)
+def program_array(prog: tuple[int, ...]) -> ctypes.Array:
+    """A gate program as the C array the kernels read (made once per program)."""
+    return (ctypes.c_int64 * len(prog))(*prog)
+
+
 class _PrepareNative(torch.autograd.Function):
     """theta (E, n_slots, k) -> table (P, E) (qkan_prepare)."""
 
@@ -102,17 +109,18 @@ class _PrepareNative(torch.autograd.Function):
 
 
 def table_width(reps: int, measure: int) -> int:
-    """P: reals per prepared edge (measure 0 "z", 1 "amplitude")."""
-    return 4 + 8 * (reps - 1) + (3 if measure == 0 else 8)
+    """P: reals per prepared edge (measure 0 "z", 1 "amplitude"), as the kernels lay it out (qkan_table_width)."""
+    return native.load().qkan_table_width(reps, measure)
 
 
 def prepare_call(theta, table, g_table, g_theta, program, reps: int, measure: int, threads: int) -> None:
     """qkan_prepare: forward (table given) or backward (g_table, g_theta given); theta (E, n_slots, k) contiguous."""
     E, n_slots, k = theta.shape
-    dims = (ctypes.c_int64 * 7)(E, reps, n_slots, k, measure, int(g_table is not None), threads)
-    prog = (ctypes.c_int64 * len(program))(*program)
-    ptrs = (ctypes.c_void_p * 4)(*[ptr(t) for t in (theta, table, g_table, g_theta)])
-    check(native.load().qkan_prepare(int(theta.dtype == torch.float64), dims, prog, ptrs), "prepare")
+    args = abi.PrepareArgs(
+        E=E, R=reps, n_slots=n_slots, k=k, measure=measure, backward=int(g_table is not None), threads=threads,
+        program=program_array(program), theta=ptr(theta), table=ptr(table), g_table=ptr(g_table), g_theta=ptr(g_theta),
+    )
+    call("qkan_prepare", theta.dtype, args)
 
 
 def native_table(ansatz: Ansatz, theta: torch.Tensor, reps: int, measure: str) -> torch.Tensor:
@@ -136,8 +144,8 @@ def prepared_table(prepared: su2.Prepared, measure: str) -> torch.Tensor:
 def _unpack_table(table: torch.Tensor, reps: int, measure: str) -> su2.Prepared:
     """prepared_table's inverse: (*edge, P) -> Prepared (differentiable)."""
     pairs = lambda t: [torch.complex(t[..., 2 * k], t[..., 2 * k + 1]) for k in range(t.shape[-1] // 2)]  # noqa: E731
-    head = pairs(table[..., : 4 + 8 * (reps - 1)])
-    tail = table[..., 4 + 8 * (reps - 1) :]
+    readout = 3 if measure == "z" else 8  # reals after the gates
+    head, tail = pairs(table[..., :-readout]), table[..., -readout:]
     if measure == "z":
         M = (torch.complex(tail[..., 0], torch.zeros_like(tail[..., 0])), torch.complex(tail[..., 1], tail[..., 2]), None, None)
     else:
@@ -145,23 +153,18 @@ def _unpack_table(table: torch.Tensor, reps: int, measure: str) -> su2.Prepared:
     return su2.Prepared(tuple(head[:2]), [tuple(head[2 + 4 * l : 6 + 4 * l]) for l in range(reps - 1)], M)
 
 
-def check(code: int, what: str) -> None:
-    """Raise for a kernel's nonzero return code (1: allocation, 2: threads, 3: a gate list too long)."""
+def call(entry_point: str, dtype: torch.dtype, args: abi.Args) -> None:
+    """Run a kernel on its arguments in dtype's precision (float64 or float32); raise for a nonzero
+    return code (1: allocation, 2: threads, 3: a gate list too long)."""
+    code = getattr(native.load(), entry_point)(int(dtype == torch.float64), ctypes.byref(args))
     if code == 1:
-        raise MemoryError(f"qkan native {what}: out of memory")
+        raise MemoryError(f"qkan native kernel {entry_point}: out of memory")
     if code:
-        raise RuntimeError(f"qkan native {what} failed with code {code} ({'threads' if code == 2 else 'unsupported ansatz'})")
+        raise RuntimeError(f"qkan native kernel {entry_point} failed with code {code} ({'threads' if code == 2 else 'unsupported ansatz'})")
 
 
 def ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
-
-
-def _call(double: bool, dims: list[int], ptrs: list[torch.Tensor | None]) -> None:
-    lib = native.load()
-    c_dims = (ctypes.c_int64 * 10)(*dims)
-    c_ptrs = (ctypes.c_void_p * 12)(*[ptr(t) for t in ptrs])
-    check(lib.qkan_su2(int(double), c_dims, c_ptrs), "su2 kernel")
 
 
 class _SU2Native(torch.autograd.Function):
@@ -175,8 +178,12 @@ class _SU2Native(torch.autograd.Function):
         O = table.shape[0]
         xT = x.t().contiguous()
         out = torch.empty((O, N) if mode == 0 else (O, I, N), dtype=x.dtype)
-        dims = [N, O, I, R, measure, enc, arccos, mode, threads, 0]
-        _call(x.dtype == torch.float64, dims, [xT, table, w, b, scale, out, None, None, None, None, None, None])
+        args = abi.SU2Args(
+            N=N, O=O, I=I, R=R, measure=measure, enc=enc, arccos=arccos, mode=mode, threads=threads, backward=0,
+            x=ptr(xT), table=ptr(table), w=ptr(w), b=ptr(b), scale=ptr(scale), out=ptr(out),
+            g_out=None, g_table=None, g_w=None, g_b=None, g_scale=None, g_x=None,
+        )
+        call("qkan_su2", x.dtype, args)
         ctx.save_for_backward(x, table, w, b, scale)
         ctx.config = config
         return out.t() if mode == 0 else out.permute(2, 0, 1)
@@ -206,8 +213,12 @@ class _SU2Native(torch.autograd.Function):
         g_b = torch.empty_like(g_w) if g_w is not None else None
         g_scale = torch.empty(O, I, dtype=xT.dtype) if mode == 0 else None
         g_xT = torch.empty_like(xT)
-        dims = [N, O, I, R, measure, enc, arccos, mode, threads, 1]
-        _call(xT.dtype == torch.float64, dims, [xT, table, w, b, scale, None, gT, g_table, g_w, g_b, g_scale, g_xT])
+        args = abi.SU2Args(
+            N=N, O=O, I=I, R=R, measure=measure, enc=enc, arccos=arccos, mode=mode, threads=threads, backward=1,
+            x=ptr(xT), table=ptr(table), w=ptr(w), b=ptr(b), scale=ptr(scale), out=None,
+            g_out=ptr(gT), g_table=ptr(g_table), g_w=ptr(g_w), g_b=ptr(g_b), g_scale=ptr(g_scale), g_x=ptr(g_xT),
+        )
+        call("qkan_su2", xT.dtype, args)
         if enc == ENC_INPUT:
             g_w, g_b = g_w.sum(0), g_b.sum(0)
         return g_xT.t(), g_table, g_w, g_b, g_scale, None

@@ -8,11 +8,7 @@
 // (m00, m01) of M = (F W)^dag Z (F W) for measure "z", the entries of F W for "amplitude".
 // Backward: adjoints of those products back to every gate angle.
 //
-// C ABI: qkan_prepare(double_precision, dims[7], program, ptrs[4]) -> 0, or 1 / 2 on failure.
-//   dims: E (edges), R, n_slots, k, measure (0 z, 1 amplitude), backward, threads.
-//   program: n_rep, (code, param) * n_rep, n_final, (code, param) * n_final, encoding code;
-//            codes 0 RX, 1 RY, 2 RZ, 3 H, 4 X, 5 Z; param -1 for fixed gates.
-//   ptrs: theta (E, n_slots, k), table (P, E) (forward output), g_table (P, E), g_theta (E, n_slots, k).
+// C ABI: qkan_prepare(double_precision, const PrepareArgs*) (abi.h).
 
 #include "circuit.h"
 
@@ -80,7 +76,6 @@ template <class T> struct Job {
   T* table;
   const T* g_table;
   T* g_theta;
-  int64_t P() const { return 4 + 8 * (R - 1) + (measure == 0 ? 3 : 8); }
 };
 
 // Frame change W for the data rotation (W^dag P W = Z).
@@ -149,7 +144,7 @@ template <class T> QKAN_INLINE typename Alg<T>::C load_c(const Job<T>& J, int64_
 template <class T, bool Checked> QKAN_INLINE void prepare_impl(const Job<T>& J, int64_t e0, typename Vec<T>::V* gtheta) {
   using A = Alg<T>;
   using Mx = typename A::M;
-  const int64_t R = J.R, vrow = 4, mrow = 4 + 8 * (R - 1);
+  const int64_t R = J.R, mrow = readout_row(R);
   const Program& p = J.prog;
   const Mx Wf = frame<T>(p.encoding), Wd = A::dagger(Wf);
   const bool rz = p.encoding == 2;  // W = I: skip the frame products
@@ -164,7 +159,7 @@ template <class T, bool Checked> QKAN_INLINE void prepare_impl(const Job<T>& J, 
     store_c(J, 2, e0, A::scl(A::add(U0.m[1][0], U0.m[1][1]), h));
     for (int64_t l = 1; l < R; ++l) {
       const Mx Vl = right(left(product<T, Checked>(J, p.rep, p.n_rep, l, e0)));
-      for (int r = 0; r < 4; ++r) store_c(J, vrow + 8 * (l - 1) + 2 * r, e0, Vl.m[r / 2][r % 2]);
+      for (int r = 0; r < 4; ++r) store_c(J, gate_row(l) + 2 * r, e0, Vl.m[r / 2][r % 2]);
     }
     if (J.measure == 0) {
       const typename A::C a = Fw.m[0][0], b = Fw.m[1][0], c = Fw.m[0][1], d = Fw.m[1][1];
@@ -183,7 +178,7 @@ template <class T, bool Checked> QKAN_INLINE void prepare_impl(const Job<T>& J, 
   slot_backward<T, Checked>(J, p.rep, p.n_rep, 0, e0, GU0, gtheta);
   for (int64_t l = 1; l < R; ++l) {  // V_l = W^dag U_l W: G_U = W G_V W^dag
     Mx GV;
-    for (int r = 0; r < 4; ++r) GV.m[r / 2][r % 2] = load_c(J, vrow + 8 * (l - 1) + 2 * r, e0);
+    for (int r = 0; r < 4; ++r) GV.m[r / 2][r % 2] = load_c(J, gate_row(l) + 2 * r, e0);
     slot_backward<T, Checked>(J, p.rep, p.n_rep, l, e0, rz ? GV : A::matmul(A::matmul(Wf, GV), Wd), gtheta);
   }
   if (p.n_fin) {
@@ -212,20 +207,20 @@ QKAN_CLONES void prepare_f32(const Job<float>& J, int64_t e0, int64_t e1, Vec<fl
 inline void prepare_range(const Job<double>& J, int64_t e0, int64_t e1, Vec<double>::V* g) { prepare_f64(J, e0, e1, g); }
 inline void prepare_range(const Job<float>& J, int64_t e0, int64_t e1, Vec<float>::V* g) { prepare_f32(J, e0, e1, g); }
 
-template <class T> int run(const int64_t* dims, const int64_t* program, void* const* ptrs) {
+template <class T> int run(const PrepareArgs& a) {
   Job<T> J;
-  J.E = dims[0], J.R = dims[1], J.n_slots = dims[2], J.k = dims[3], J.measure = dims[4], J.backward = dims[5];
-  J.prog = Program::parse(program);
+  J.E = a.E, J.R = a.R, J.n_slots = a.n_slots, J.k = a.k, J.measure = a.measure, J.backward = a.backward;
+  J.prog = Program::parse(a.program);
   if (J.prog.n_rep > kMaxGates || J.prog.n_fin > kMaxGates) return 3;
-  J.theta = static_cast<const T*>(ptrs[0]);
-  J.table = static_cast<T*>(ptrs[1]);
-  J.g_table = static_cast<const T*>(ptrs[2]);
-  J.g_theta = static_cast<T*>(ptrs[3]);
+  J.theta = static_cast<const T*>(a.theta);
+  J.table = static_cast<T*>(a.table);
+  J.g_table = static_cast<const T*>(a.g_table);
+  J.g_theta = static_cast<T*>(a.g_theta);
   J.bounded = true;
   for (int64_t m = 0; m < J.E * J.n_slots * J.k; ++m) J.bounded &= std::fabs(J.theta[m]) <= T(1.9) * Traits<T>::limit;
   constexpr int W = Vec<T>::W;
   const int64_t chunks = (J.E + W - 1) / W;
-  parallel(useful_threads(dims[6], chunks, 32), chunks, [&](int64_t, int64_t c0, int64_t c1) {
+  parallel(useful_threads(a.threads, chunks, 32), chunks, [&](int64_t, int64_t c0, int64_t c1) {
     using V = typename Vec<T>::V;
     std::vector<char> raw((J.n_slots * J.k + 1) * sizeof(V));  // aligned by hand, as in su2_kernel.cpp
     V* g = reinterpret_cast<V*>((reinterpret_cast<uintptr_t>(raw.data()) + sizeof(V) - 1) / sizeof(V) * sizeof(V));
@@ -236,9 +231,9 @@ template <class T> int run(const int64_t* dims, const int64_t* program, void* co
 
 }  // namespace
 
-extern "C" int qkan_prepare(int double_precision, const int64_t* dims, const int64_t* program, void* const* ptrs) {
+extern "C" int qkan_prepare(int double_precision, const PrepareArgs* args) {
   try {
-    return double_precision ? run<double>(dims, program, ptrs) : run<float>(dims, program, ptrs);
+    return double_precision ? run<double>(*args) : run<float>(*args);
   } catch (const std::bad_alloc&) {
     return 1;
   } catch (const std::system_error&) {

@@ -12,13 +12,7 @@
 // chosen at run time. Results do not depend on the thread count beyond rounding: every y[n, j]
 // is summed in one fixed order; only parameter and dx partial sums are split across threads.
 //
-// C ABI (ctypes): qkan_su2(double_precision, dims[10], ptrs[12]) -> 0, or 1 on allocation failure.
-//   dims: N, O, I, R, measure (0 z, 1 amplitude), enc (0 phi = x, 1 per input w, b (I, R),
-//         2 per edge (O, I, R)), arccos, mode (0: y (O, N) = sum_i scale f, 1: edges (O, I, N)),
-//         threads, backward.
-//   ptrs: x (I, N), table (O, I, P), w, b, scale (O, I), out, gout (like out),
-//         g_table (O, I, P), g_w (O, I, R), g_b (O, I, R), g_scale (O, I), g_x (I, N).
-//   Inputs are contiguous and transposed so that samples are the innermost dimension.
+// C ABI: qkan_su2(double_precision, const SU2Args*) (abi.h).
 
 #include "circuit.h"
 
@@ -26,10 +20,7 @@ namespace {
 
 using namespace qkan;
 
-struct Dims {
-  int64_t N, O, I, R, measure, enc, arccos, mode, threads, backward;
-  int64_t P() const { return 4 + 8 * (R - 1) + (measure == 0 ? 3 : 8); }
-};
+using Dims = SU2Args;  // sizes and flags; the data pointers are read typed, through Args
 
 template <class T> struct Args {
   const T *x, *table, *w, *b, *scale;
@@ -47,7 +38,7 @@ template <class T> struct Step {
 };
 
 // Number of accumulators per edge in backward: table entries, then w and b per rep, then scale.
-inline int64_t n_acc(const Dims& d) { return d.P() + 2 * d.R + 1; }
+inline int64_t n_acc(const Dims& d) { return table_width(d.R, d.measure) + 2 * d.R + 1; }
 
 // The phase of rep l for W samples: e = cos phi + i sin phi, or phi + i sqrt(1 - phi^2)
 template <class T, bool Checked> QKAN_INLINE void phase(const Dims& d, typename Vec<T>::V phi, typename Vec<T>::V& er, typename Vec<T>::V& ei) {
@@ -85,11 +76,11 @@ QKAN_INLINE void edge_impl(const Dims& d, const Args<T>& a, int64_t j, int64_t i
                            Step<T>* st, T* partial, T* gx) {
   using V = typename Vec<T>::V;
   constexpr int W = Vec<T>::W;
-  const int64_t N = d.N, I = d.I, R = d.R, P = d.P(), NA = n_acc(d);
+  const int64_t N = d.N, I = d.I, R = d.R, P = table_width(R, d.measure), NA = n_acc(d);
   const bool bwd = d.backward != 0, amp = d.measure == 1;
   const int64_t e = j * I + i;
   const T* p = a.table + e * P;
-  const T* Mp = p + 4 + 8 * (R - 1);
+  const T* Mp = p + readout_row(R);
   const T scale = d.mode == 0 ? a.scale[e] : T(1);
   const T* ew = d.enc == 2 ? a.w + e * R : d.enc == 1 ? a.w + i * R : nullptr;
   const T* eb = d.enc == 2 ? a.b + e * R : nullptr;
@@ -99,7 +90,7 @@ QKAN_INLINE void edge_impl(const Dims& d, const Args<T>& a, int64_t j, int64_t i
     const V x = load(a.x + i * N, n0, N);
     Qubit<V> q = {splat<T>(p[0]), splat<T>(p[1]), splat<T>(p[2]), splat<T>(p[3])};
     for (int64_t l = 0; l < R; ++l) {
-      if (l) q = apply(p + 4 + 8 * (l - 1), q);
+      if (l) q = apply(p + gate_row(l), q);
       V er, ei;
       if (d.enc == 2) {
         phase<T, Checked>(d, x * ew[l] + eb[l], er, ei);
@@ -128,7 +119,7 @@ QKAN_INLINE void edge_impl(const Dims& d, const Args<T>& a, int64_t j, int64_t i
     } else {
       g = load_zero(a.gout + e * N, n0, N);
     }
-    Qubit<V> G = readout_backward<T>(Mp, amp, q, g, acc + 4 + 8 * (R - 1));
+    Qubit<V> G = readout_backward<T>(Mp, amp, q, g, acc + readout_row(R));
     V dx = splat<T>(0);
     for (int64_t l = R - 1; l >= 0; --l) {
       const V dphi = rotate_backward(G, st[l].q, st[l].er, st[l].ei, d.arccos);
@@ -136,8 +127,8 @@ QKAN_INLINE void edge_impl(const Dims& d, const Args<T>& a, int64_t j, int64_t i
       acc[P + R + l] += dphi;  // b_l
       dx += (ew ? ew[l] : T(1)) * dphi;
       if (l) {
-        outer_acc(acc + 4 + 8 * (l - 1), G, st[l - 1].q);
-        G = apply_dagger(p + 4 + 8 * (l - 1), G);
+        outer_acc(acc + gate_row(l), G, st[l - 1].q);
+        G = apply_dagger(p + gate_row(l), G);
       }
     }
     acc[0] += G.ar, acc[1] += G.ai, acc[2] += G.br, acc[3] += G.bi;
@@ -201,7 +192,7 @@ inline void item(const Dims& d, const Args<float>& a, int64_t j, int64_t n0, int
 template <class T> void run(const Dims& d, Args<T> a) {
   using V = typename Vec<T>::V;
   constexpr int W = Vec<T>::W;
-  const int64_t N = d.N, O = d.O, I = d.I, R = d.R, P = d.P(), NA = n_acc(d);
+  const int64_t N = d.N, O = d.O, I = d.I, R = d.R, P = table_width(R, d.measure), NA = n_acc(d);
   const int64_t T_ = useful_threads(d.threads, O * I * N * R, 1 << 15);  // units: rotations
   std::vector<T> xmax(I, T(0));
   for (int64_t i = 0; i < I; ++i)
@@ -260,33 +251,32 @@ template <class T> void run(const Dims& d, Args<T> a) {
   }
 }
 
-template <class T> Args<T> unpack(void* const* p) {
+template <class T> Args<T> unpack(const SU2Args& s) {
   Args<T> a;
-  a.x = static_cast<const T*>(p[0]);
-  a.table = static_cast<const T*>(p[1]);
-  a.w = static_cast<const T*>(p[2]);
-  a.b = static_cast<const T*>(p[3]);
-  a.scale = static_cast<const T*>(p[4]);
-  a.out = static_cast<T*>(p[5]);
-  a.gout = static_cast<const T*>(p[6]);
-  a.g_table = static_cast<T*>(p[7]);
-  a.g_w = static_cast<T*>(p[8]);
-  a.g_b = static_cast<T*>(p[9]);
-  a.g_scale = static_cast<T*>(p[10]);
-  a.g_x = static_cast<T*>(p[11]);
+  a.x = static_cast<const T*>(s.x);
+  a.table = static_cast<const T*>(s.table);
+  a.w = static_cast<const T*>(s.w);
+  a.b = static_cast<const T*>(s.b);
+  a.scale = static_cast<const T*>(s.scale);
+  a.out = static_cast<T*>(s.out);
+  a.gout = static_cast<const T*>(s.g_out);
+  a.g_table = static_cast<T*>(s.g_table);
+  a.g_w = static_cast<T*>(s.g_w);
+  a.g_b = static_cast<T*>(s.g_b);
+  a.g_scale = static_cast<T*>(s.g_scale);
+  a.g_x = static_cast<T*>(s.g_x);
   a.er = a.ei = nullptr;
   return a;
 }
 
 }  // namespace
 
-extern "C" int qkan_su2(int double_precision, const int64_t* dims, void* const* ptrs) {
-  Dims d{dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9]};
+extern "C" int qkan_su2(int double_precision, const SU2Args* args) {
   try {
     if (double_precision)
-      run<double>(d, unpack<double>(ptrs));
+      run<double>(*args, unpack<double>(*args));
     else
-      run<float>(d, unpack<float>(ptrs));
+      run<float>(*args, unpack<float>(*args));
   } catch (const std::bad_alloc&) {
     return 1;
   } catch (const std::system_error&) {
@@ -294,5 +284,3 @@ extern "C" int qkan_su2(int double_precision, const int64_t* dims, void* const* 
   }
   return 0;
 }
-
-extern "C" int qkan_abi_version() { return 4; }
