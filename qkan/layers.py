@@ -345,7 +345,8 @@ class QKANLayer(nn.Module):
 
         Summed over inputs (plus the output bias) it is combine_edges(f, x).
         """
-        phi = self.mask * self.post_weight * (f + self.post_bias)
+        scale, _ = self.edge_weights()
+        phi = scale * (f + self.post_bias)
         parts = self.base_parts(x)
         if parts is not None:
             values, weight = parts
@@ -427,7 +428,7 @@ class QKANLayer(nn.Module):
         Fixed encoding: 1..R (K = R). Trainable encodings: Omega_m = sum_l m_l w_l over the
         frequency vectors m in {-1, 0, 1}^R with first nonzero entry 1 (K = (3^R - 1) / 2).
         """
-        from qkan.simulators.fourier import frequency_vectors
+        from qkan.simulators.fourier_sampling import frequency_vectors
 
         w, _ = self.encoding_parameters()
         if w is None:
@@ -451,7 +452,8 @@ class QKANLayer(nn.Module):
             ValueError: measure "amplitude", px with a trainable encoding, or a trainable encoding
                 with reps > qkan.simulators.fourier.MAX_INPUT_REPS (3^R sample points per edge).
         """
-        from qkan.simulators.fourier import MAX_INPUT_REPS, compile_coefficients, sampled_coefficients
+        from qkan.simulators.fourier import MAX_INPUT_REPS, compile_coefficients
+        from qkan.simulators.fourier_sampling import sampled_coefficients
 
         if self.measure != "z":
             raise ValueError(f"measure {self.measure!r} is not a trigonometric polynomial; only 'z' has a Fourier series")

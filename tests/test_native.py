@@ -19,7 +19,7 @@ from qkan.circuits.ansatz import ANSATZE
 from qkan.simulators import native
 from qkan.simulators.fourier import compile_coefficients, compile_matrix
 from qkan.simulators.native.ops import native_table, prepared_table, supports
-from qkan.simulators.su2 import prepare
+from qkan.simulators.su2_torch import prepare
 from qkan.testing import reference_layer
 
 #: the fallback tests below run without a compiler too; everything else needs the kernels

@@ -80,7 +80,7 @@ template <class V> QKAN_INLINE V rotate_backward(Qubit<V>& G, const Qubit<V>& s_
   if (!arccos) {
     d = G.bi * s_out.br - G.br * s_out.bi;
   } else {  // G_e = conj(b_in) G_b with b_in = b_out conj(e); dL/dp = Re G_e - Im G_e p / sqrt(1 - p^2)
-    // At |p| = 1 (ei = 0) the derivative of sqrt(1 - p^2) is taken as 0, as in su2.sin_arccos.
+    // At |p| = 1 (ei = 0) the derivative of sqrt(1 - p^2) is taken as 0, as in su2_torch.sin_arccos.
     const V bir = s_out.br * er + s_out.bi * ei, bii = s_out.bi * er - s_out.br * ei;
     const V zero = ei - ei, ratio = ei > zero ? er / ei : zero;
     d = (bir * G.br + bii * G.bi) - (bir * G.bi - bii * G.br) * ratio;

@@ -34,7 +34,7 @@ class _FourierCompile(torch.autograd.Function):
         theta, saved = ctx.saved_tensors
         ansatz, reps, threads = ctx.args
         if torch.is_grad_enabled():  # a graph of the gradient is requested: differentiate the torch reference
-            from qkan.simulators.fourier import sampled_coefficients
+            from qkan.simulators.fourier_sampling import sampled_coefficients
 
             reference = lambda t, *_: sampled_coefficients(ansatz, t, reps)  # noqa: E731
             return reference_backward(ctx, reference, (theta, None, None, None), grad)

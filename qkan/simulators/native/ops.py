@@ -1,6 +1,6 @@
 """Torch side of the native SU(2) kernels: autograd Functions around the C ABI.
 
-The batch-independent part of every edge (qkan.simulators.su2.prepare) becomes a real table
+The batch-independent part of every edge (qkan.simulators.su2_torch.prepare) becomes a real table
 (P per edge, layout in su2_kernel.cpp, width qkan_table_width) by qkan_prepare, whose backward returns
 gradients to theta; qkan_su2 does the per-sample part and returns gradients to the table, the
 encodings, the edge scales and x.
@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 
 from qkan.circuits.ansatz import Ansatz
-from qkan.simulators import native, su2
+from qkan.simulators import native, su2_torch
 from qkan.simulators.native import abi
 from qkan.simulators.base import transformed
 
@@ -101,7 +101,7 @@ class _PrepareNative(torch.autograd.Function):
         ansatz, reps, measure, threads = ctx.args
         if torch.is_grad_enabled():  # a graph of the gradient is requested: differentiate the torch reference
             name = "z" if measure == 0 else "amplitude"
-            reference = lambda t, *_: prepared_table(su2.prepare(ansatz, t, reps, name), name).t()  # noqa: E731
+            reference = lambda t, *_: prepared_table(su2_torch.prepare(ansatz, t, reps, name), name).t()  # noqa: E731
             return reference_backward(ctx, reference, (theta, None, None, None, None), grad)
         g_theta = torch.empty_like(theta)
         prepare_call(theta, None, grad.contiguous(), g_theta, program(ansatz), reps, measure, threads)
@@ -131,7 +131,7 @@ def native_table(ansatz: Ansatz, theta: torch.Tensor, reps: int, measure: str) -
     return table.t().reshape(*theta.shape[:-2], -1)
 
 
-def prepared_table(prepared: su2.Prepared, measure: str) -> torch.Tensor:
+def prepared_table(prepared: su2_torch.Prepared, measure: str) -> torch.Tensor:
     """The kernels' table layout of a torch-prepared circuit: psi (a, b); per data rotation
     l = 1..R-1 the gate entries V00, V01, V10, V11; then m00 (real part), m01 for "z" or F00..F11
     for "amplitude"; each complex entry as (real, imag) -> (*edge, P)."""
@@ -141,7 +141,7 @@ def prepared_table(prepared: su2.Prepared, measure: str) -> torch.Tensor:
     return torch.stack([t for z in entries for t in (z.real, z.imag)] + readout, dim=-1)
 
 
-def _unpack_table(table: torch.Tensor, reps: int, measure: str) -> su2.Prepared:
+def _unpack_table(table: torch.Tensor, reps: int, measure: str) -> su2_torch.Prepared:
     """prepared_table's inverse: (*edge, P) -> Prepared (differentiable)."""
     pairs = lambda t: [torch.complex(t[..., 2 * k], t[..., 2 * k + 1]) for k in range(t.shape[-1] // 2)]  # noqa: E731
     readout = 3 if measure == "z" else 8  # reals after the gates
@@ -150,7 +150,7 @@ def _unpack_table(table: torch.Tensor, reps: int, measure: str) -> su2.Prepared:
         M = (torch.complex(tail[..., 0], torch.zeros_like(tail[..., 0])), torch.complex(tail[..., 1], tail[..., 2]), None, None)
     else:
         M = tuple(pairs(tail))
-    return su2.Prepared(tuple(head[:2]), [tuple(head[2 + 4 * l : 6 + 4 * l]) for l in range(reps - 1)], M)
+    return su2_torch.Prepared(tuple(head[:2]), [tuple(head[2 + 4 * l : 6 + 4 * l]) for l in range(reps - 1)], M)
 
 
 def call(entry_point: str, dtype: torch.dtype, args: abi.Args) -> None:
@@ -190,12 +190,12 @@ class _SU2Native(torch.autograd.Function):
 
     @staticmethod
     def reference(x, table, w, b, scale, config) -> torch.Tensor:
-        """The same function in torch operations (su2.run on the unpacked table)."""
+        """The same function in torch operations (su2_torch.run on the unpacked table)."""
         R, measure, enc, arccos, mode, _ = config
         name = "z" if measure == 0 else "amplitude"
         xs = x.unsqueeze(1)  # (N, 1, I)
         angles = [xs if w is None else torch.addcmul(b[..., l], w[..., l], xs) for l in range(R)]  # each (N, O'', I)
-        f = su2.run(_unpack_table(table, R, name), angles, bool(arccos), name)  # (N, O, I)
+        f = su2_torch.run(_unpack_table(table, R, name), angles, bool(arccos), name)  # (N, O, I)
         return (f * scale).sum(-1) if mode == 0 else f
 
     @staticmethod
