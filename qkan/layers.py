@@ -26,6 +26,11 @@ from qkan.simulators.base import Evaluator, check_transformable, make_evaluator
 __all__ = ["QKANLayer", "FourierSeries", "LayerSettings", "BASES", "ENCODINGS", "GROUPS", "MEASURES", "THETA_INITS", "POST_INITS", "MAX_REPS", "PARAM_DTYPES"]
 
 
+def _setting(name: str, doc: str) -> property:
+    """A read-only view of the layer's LayerSettings field `name`."""
+    return property(lambda self: getattr(self._settings, name), doc=doc)
+
+
 class FourierSeries(NamedTuple):
     """f(x) = a0 + sum_k a_k cos(omega_k x) + b_k sin(omega_k x) for each edge (QKANLayer.fourier_series)."""
 
@@ -156,18 +161,18 @@ class QKANLayer(nn.Module):
         self.reset_parameters()
 
     # ------------------------------------------------------------------------------- settings
-    in_dim = property(lambda self: self._settings.in_dim, doc="number of inputs I")
-    out_dim = property(lambda self: self._settings.out_dim, doc="number of outputs O")
-    reps = property(lambda self: self._settings.reps, doc="data re-uploading repetitions R")
-    ansatz = property(lambda self: self._settings.spec, doc="the ansatz's spec (qkan.circuits.ansatz.Ansatz)")
-    encoding = property(lambda self: self._settings.encoding, doc='"fixed" | "edge" | "input"')
-    base = property(lambda self: self._settings.base, doc="the residual activation's name, or the callable given")
-    group = property(lambda self: self._settings.group, doc='None | "input" | "output" | "all"')
-    measure = property(lambda self: self._settings.measure, doc='"z" | "amplitude"')
-    seed = property(lambda self: self._settings.seed, doc="the initialisation's seed (None: torch's global generator)")
-    theta_init = property(lambda self: self._settings.theta_init, doc="how reset_parameters draws theta")
-    base_init = property(lambda self: self._settings.base_init, doc="how reset_parameters sets the base weights")
-    post_init = property(lambda self: self._settings.post_init, doc="how reset_parameters sets the edge weights c")
+    in_dim = _setting("in_dim", "number of inputs I")
+    out_dim = _setting("out_dim", "number of outputs O")
+    reps = _setting("reps", "data re-uploading repetitions R")
+    ansatz = _setting("spec", "the ansatz's spec (qkan.circuits.ansatz.Ansatz)")
+    encoding = _setting("encoding", '"fixed" | "edge" | "input"')
+    base = _setting("base", "the residual activation's name, or the callable given")
+    group = _setting("group", 'None | "input" | "output" | "all"')
+    measure = _setting("measure", '"z" | "amplitude"')
+    seed = _setting("seed", "the initialisation's seed (None: torch's global generator)")
+    theta_init = _setting("theta_init", "how reset_parameters draws theta")
+    base_init = _setting("base_init", "how reset_parameters sets the base weights")
+    post_init = _setting("post_init", "how reset_parameters sets the edge weights c")
 
     def reset_parameters(self) -> None:
         """Re-draw theta (as `theta_init` says) and the base weights (as `base_init` says); edge weights c
