@@ -424,8 +424,8 @@ class QKANLayer(nn.Module):
                 "fourier_coefficients() needs a closed-form ansatz (pz, rpz, real, mix), encoding='fixed' "
                 f"and measure='z'; got ansatz={self.ansatz.name!r}, encoding={self.encoding!r}, measure={self.measure!r}"
             )
-        a0, a, b, _ = self.fourier_series()
-        return torch.cat([a0.unsqueeze(-1), a, b], dim=-1)
+        a0, a, b, _ = self.fourier_series(compact=True)  # (O', I'), (O', I', R) x 2
+        return torch.cat([a0.unsqueeze(-1), a, b], dim=-1).expand(self.out_dim, self.in_dim, -1)
 
     def fourier_frequencies(self) -> torch.Tensor:
         """The frequencies Omega of every edge's series: (O'', I, K), O'' = O for encoding "edge", else 1.
@@ -441,7 +441,7 @@ class QKANLayer(nn.Module):
         vectors = frequency_vectors.__wrapped__ if torch.compiler.is_compiling() else frequency_vectors
         return w @ vectors(self.reps).to(w).T  # (O'', I, R) @ (R, K)
 
-    def fourier_series(self, edge: tuple[int, int] | None = None) -> FourierSeries:
+    def fourier_series(self, edge: tuple[int, int] | None = None, *, compact: bool = False) -> FourierSeries:
         """The exact series f_ji(x) = a0 + sum_k a_k cos(Omega_k x) + b_k sin(Omega_k x) of the edges.
 
         For px (fixed encoding only) x is the RX angle arccos(phi), so f = a0 + sum_k a_k T_k(phi)
@@ -449,10 +449,14 @@ class QKANLayer(nn.Module):
 
         Args:
             edge: (j, i) for one edge, None for all of them.
+            compact: with edge None, keep the dimensions edges share (group, fixed or per-input
+                encoding) at size 1 instead of expanding them (what the closed-form evaluator
+                reads: a grouped layer compiles and multiplies one circuit, not O x I).
         Returns:
             FourierSeries(a0, a, b, omega): a0 (O, I), a, b, omega (O, I, K) (expanded views where
-            edges share parameters), or a0 (), a, b, omega (K,) for one edge. K = R for the fixed
-            encoding, (3^R - 1) / 2 for trainable ones (see fourier_frequencies).
+            edges share parameters; with `compact`, shapes that broadcast to these), or a0 (),
+            a, b, omega (K,) for one edge. K = R for the fixed encoding, (3^R - 1) / 2 for
+            trainable ones (see fourier_frequencies).
         Raises:
             ValueError: measure "amplitude", px with a trainable encoding, or a trainable encoding
                 with reps > qkan.simulators.fourier.MAX_INPUT_REPS (3^R sample points per edge).
@@ -484,7 +488,7 @@ class QKANLayer(nn.Module):
                 a0, a, b = coeffs[..., 0], coeffs[..., 1 : self.reps + 1], coeffs[..., self.reps + 1 :]
             else:
                 a0, a, b = compile_coefficients(self.ansatz, theta, self.reps, bias, multi=trainable)
-            if edge is None:
+            if edge is None and not compact:
                 shape = (self.out_dim, self.in_dim)
                 a0, a, b, omega = a0.expand(shape), a.expand(*shape, -1), b.expand(*shape, -1), omega.expand(*shape, -1)
             return FourierSeries(a0, a, b, omega)

@@ -124,7 +124,7 @@ class FourierEvaluator(Evaluator):
         return None
 
     def _series(self, layer):
-        """layer.fourier_series(), reused while no gradient is needed and the parameters' values are
+        """layer.fourier_series(compact=True), reused while no gradient is needed and the parameters' values are
         unchanged (inference, acting in RL).
 
         The cache keeps a copy of the parameters it was compiled from and compares values, so no
@@ -137,17 +137,18 @@ class FourierEvaluator(Evaluator):
         tensors = tuple(t for t in (layer.theta, layer.enc_weight, layer.enc_bias) if t is not None)
         if (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)) or transformed() or layer.theta.device.type != "cpu":
             # off the CPU comparing values would synchronise with the host on every call: recompile (asynchronous)
-            return layer.fourier_series()
+            return layer.fourier_series(compact=True)
         if self._cache is None or len(self._cache[0]) != len(tensors) or not all(map(_same_values, self._cache[0], tensors)):
-            self._cache = (tuple(t.detach().clone() for t in tensors), layer.fourier_series())
+            self._cache = (tuple(t.detach().clone() for t in tensors), layer.fourier_series(compact=True))
         return self._cache[1]
 
     def _compiled(self, layer) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(a0 (O, I), ab (O, 2K, I), freq (K,) or (K, I)) for the layer's parameters."""
-        a0, a, b, omega = self._series(layer)  # (O, I), (O, I, K) x 3
-        ab = torch.cat([a, b], dim=-1).movedim(-1, 1)  # (O, 2K, I)
+        a0, a, b, omega = self._series(layer)  # (O', I'), (O', I', K) x 2, (1, I, K)
+        shape = (layer.out_dim, layer.in_dim)
+        ab = torch.cat([a, b], dim=-1).expand(*shape, -1).movedim(-1, 1)  # (O, 2K, I)
         freq = omega[0].T if layer.encoding == "input" else omega[0, 0]  # (K, I) or (K,): one row per input
-        return a0, ab, freq
+        return a0.expand(shape), ab, freq
 
     def edge_outputs(self, layer, x: torch.Tensor) -> torch.Tensor:
         """(N, I) -> (N, O, I): f_ji(x_i)."""
@@ -166,7 +167,7 @@ class FourierEvaluator(Evaluator):
             if torch.is_grad_enabled() and layer.theta.requires_grad:  # the compile runs inside the same node
                 return closed_form_layer(x, scale, const, base, ansatz=layer.ansatz, theta=layer.theta)
             a0, a, b, _ = self._series(layer)  # the cached compile
-            coeffs = torch.cat([a0.unsqueeze(-1), a, b], dim=-1).movedim(-1, 0)  # (1 + 2R, O, I)
+            coeffs = torch.cat([a0.unsqueeze(-1), a, b], dim=-1).movedim(-1, 0)  # (1 + 2R, O', I')
             return closed_form_layer(x, scale, const, base, coeffs=coeffs)
         a0, ab, freq = self._compiled(layer)
         scale, const = layer.edge_weights()  # (O, I), (O,)

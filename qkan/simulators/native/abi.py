@@ -27,8 +27,14 @@ def _fields(ints: str, ptrs: str, program: bool = False) -> list[tuple[str, type
 class Args(ctypes.Structure):
     """An entry point's arguments; made with every field named (a forgotten one would be 0 or null)."""
 
+    _names: frozenset[str] = frozenset()
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._names = frozenset(name for name, _ in cls.__dict__.get("_fields_", ()))
+
     def __init__(self, **fields) -> None:
-        names = {name for name, _ in self._fields_}
+        names = self._names
         if fields.keys() != names:
             raise TypeError(f"{type(self).__name__} takes every field of abi.h by name: missing "
                             f"{sorted(names - fields.keys())}, unknown {sorted(fields.keys() - names)}")
