@@ -311,7 +311,7 @@ def test_validation_messages():
         StatePrep("bell", threshold=1.5)
     with pytest.raises(ValueError, match="`n_qubits` must be 2 for 'bell'"):
         StatePrep("bell", n_qubits=3)
-    with pytest.raises(TypeError, match="`env` must be a CircuitEnv"):
+    with pytest.raises(TypeError, match="`env` must be a gymnasium.Env with the CircuitEnv interface"):
         DDQNAgent("bell")
     with pytest.raises(ValueError, match="`batch_size` must be an int >= 1"):
         DDQNAgent(CircuitEnv("bell"), batch_size=0)

@@ -379,7 +379,7 @@ def test_a_q_network_module_of_the_wrong_size_is_refused():
         DDQNAgent(env, q_network=torch.nn.Linear(30, 12))
     with pytest.raises(TypeError, match="`q_network` must be 'qkan', 'kan', 'mlp' or a torch module; got int"):
         DDQNAgent(env, q_network=3)
-    with pytest.raises(TypeError, match="`env` must be a CircuitEnv; got str"):
+    with pytest.raises(TypeError, match="`env` must be a gymnasium.Env with the CircuitEnv interface; got str"):
         DDQNAgent("bell")
     agent = DDQNAgent(env, q_network=torch.nn.Linear(84, 12), seed=0)
     assert agent.n_parameters == 84 * 12 + 12

@@ -26,10 +26,10 @@ from qkan.kanqas.parallel import search_seeds
 from qkan.kanqas.qnets import MLP, BSplineKAN, make_q_network
 from qkan.kanqas.state_prep import StatePrep
 from qkan.kanqas.statevector import MAX_QUBITS, Noise
-from qkan.kanqas.tasks import Task, available_tasks, make_task, register_task
+from qkan.kanqas.tasks import FidelityTask, Task, available_tasks, make_task, register_task
 
 __all__ = [
-    "BSplineKAN", "CHEMICAL_ACCURACY", "Circuit", "CircuitEnv", "DDQNAgent", "GroundState", "Instruction", "MLP",
+    "BSplineKAN", "CHEMICAL_ACCURACY", "Circuit", "CircuitEnv", "DDQNAgent", "FidelityTask", "GroundState", "Instruction", "MLP",
     "MovingThreshold", "Noise", "ReplayBuffer", "StatePrep", "Task", "available_tasks", "make_q_network",
     "make_task", "register_task", "search_seeds", "tasks",
 ]
