@@ -196,7 +196,9 @@ class DDQNAgent:
         curriculum: None, "auto" (the task's default curriculum, e.g. a MovingThreshold for
             ground states; none for state preparation) or an object with
             ``update(success, error) -> threshold``, ``threshold``, ``state_dict`` and ``load_state_dict``.
-        seed: seeds the network initialisation, the environment and the agent's own RNG.
+        seed: seeds the network initialisation, the environment and the agent's two random
+            streams (replay sampling; exploration, so that exploration does not depend on how
+            the agent learns).
     """
 
     def __init__(self, env: gym.Env, q_network="qkan", *, hidden: list[int] | None = None,
