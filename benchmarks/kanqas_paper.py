@@ -32,8 +32,8 @@ Sections (table + JSON in benchmarks/results/kanqas_paper.json, or --json PATH):
             CNOTs of the best circuit, Q-network parameters, episodes per second per worker
   defaults  per task (bell, ghz3) and policy at the package's defaults (DDQNAgent's), over --seeds
             (default 10) x --budget episodes (default 300): the success rate per seed (mean, min,
-            seeds below 0.1, greedy at the goal) and per seed the 0/1 success of every training
-            episode (``defaults_curves``: what tutorials/09_kanqas_seeds.ipynb draws as seed bands;
+            seeds below 0.1, greedy at the goal) and per seed the success of every training
+            episode as a string of 0/1 digits (``defaults_curves``: what tutorials/09_kanqas_seeds.ipynb draws as seed bands;
             stored there with --sections defaults --json tutorials/kanqas_seeds.json)
   seeds     the seeds runner (qkan.kanqas.search_seeds, `qkan search --seeds`): Bell at the
             package's defaults, 5 seeds in one process, then 5 and 10 seeds on --jobs workers;
@@ -142,14 +142,14 @@ def section_protocol(tasks: list[str], policies: list[str], seeds: list[int], ep
 def section_defaults(tasks: list[str], policies: list[str], seeds: list[int], episodes: int, jobs: int,
                      out: dict, path: Path) -> list[dict]:
     """The package's defaults per task and policy over `seeds`; success curves into out["defaults_curves"]."""
-    curves = out.setdefault("defaults_curves", {})  # task -> policy -> seed -> [0/1 per episode]
+    curves = out.setdefault("defaults_curves", {})  # task -> policy -> seed -> "0110..." (one digit per episode)
     rows = []
     for task in tasks:
         for policy in policies:
             print(f"defaults {task} {policy}: {len(seeds)} seeds x {episodes} episodes", flush=True)
             results = [r for r in search_seeds(task, seeds, episodes=episodes, q_network=policy, jobs=jobs, curves=True)
                        if r["ok"]]
-            curves.setdefault(task, {})[policy] = {str(r["seed"]): [int(v) for v in r["curves"]["success"]]
+            curves.setdefault(task, {})[policy] = {str(r["seed"]): "".join(str(int(v)) for v in r["curves"]["success"])
                                                    for r in results}
             rates = np.array([r["success_rate"] for r in results])
             greedy = [r["greedy"]["goal"] for r in results if r["greedy"] is not None]

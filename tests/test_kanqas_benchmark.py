@@ -48,6 +48,6 @@ def test_kanqas_paper_defaults_section_stores_success_curves(tmp_path, capsys, m
     assert [(r["task"], r["policy"]) for r in saved["defaults"]] == [("bell", "random"), ("bell", "mlp")]
     curves = saved["defaults_curves"]["bell"]
     assert set(curves) == {"random", "mlp"} and set(curves["mlp"]) == {"0", "1"}
-    assert all(len(c) == 4 and set(c) <= {0, 1} for c in curves["mlp"].values())
+    assert all(len(c) == 4 and set(c) <= {"0", "1"} for c in curves["mlp"].values())
     assert out["defaults"][1]["seeds"] == 2 and out["defaults"][1]["greedy"].endswith("/2")
     assert "Defaults (the package's DDQNAgent defaults, 4 episodes" in capsys.readouterr().out
