@@ -429,3 +429,29 @@ def test_exploration_does_not_depend_on_the_learning_settings():
         agent.train(8, progress=False)
         circuits.append([str(agent.run_episode(learn=False)["circuit"]) for _ in range(3)])
     assert circuits[0] == circuits[1]
+
+
+class _RaiseOnSuccess:
+    """A curriculum: fidelity threshold 0.5 until the first success, then `then`."""
+
+    def __init__(self, then: float) -> None:
+        self.threshold, self.then = 0.5, then
+
+    def update(self, success: bool, error: float) -> float:
+        if success:
+            self.threshold = self.then
+        return self.threshold
+
+    def state_dict(self) -> dict:
+        return {"threshold": self.threshold}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.threshold = state["threshold"]
+
+
+def test_the_success_buffer_is_emptied_when_the_curriculum_moves_the_threshold():
+    for then, emptied in ((0.98, True), (0.5, False)):
+        agent = _agent(learning_starts=16, curriculum=_RaiseOnSuccess(then))
+        while not agent.succeeded:
+            agent.train(1, progress=False)
+        assert agent.env.threshold == then and (agent.success_buffer.size == 0) == emptied

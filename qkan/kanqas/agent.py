@@ -48,6 +48,10 @@ class ReplayBuffer:
         self.pos = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
+    def clear(self) -> None:
+        """Forget every transition (the arrays stay allocated)."""
+        self.size = self.pos = 0
+
     def sample(self, batch: int, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         """`batch` transitions drawn uniformly with replacement: obs (B, obs_dim), action (B,), ..."""
         idx = rng.integers(0, self.size, size=batch)
@@ -184,7 +188,8 @@ class DDQNAgent:
             the thousands of failures: an agent that stumbled on GHZ-3 at episode 9 never found it
             again with smooth_l1 (success rate 0.007) and did with mse (0.55).
         success_replay: fraction of every replay batch drawn from the transitions of successful
-            training episodes (kept in a second buffer of ``buffer_size``) once there is one; 0:
+            training episodes (kept in a second buffer of ``buffer_size``, emptied when a
+            curriculum moves the threshold: its rewards were earned at the old one) once there is one; 0:
             plain uniform replay (as published). A first success is one transition among
             thousands: sampled uniformly it reaches the network a few times per hundred updates,
             so learning to repeat it took 20-300 episodes. Measured (GHZ-3, QKAN, 300 episodes,
@@ -390,7 +395,10 @@ class DDQNAgent:
         self._succeeded = self._succeeded or bool(result["success"])
         self.episode += 1
         if self.curriculum is not None:
-            self._set_threshold(self.curriculum.update(result["success"], result["error"]))
+            threshold = self.curriculum.update(result["success"], result["error"])
+            if threshold != self.env.get_wrapper_attr("threshold"):
+                self.success_buffer.clear()  # its rewards were earned at the old threshold
+            self._set_threshold(threshold)
         for k in _HISTORY_FIELDS[:-2]:
             self.history[k].append(result[k])
         self.history["epsilon"].append(self.epsilon)
