@@ -6,7 +6,8 @@
     agent.train(500); print(agent.best_circuit())
     runs = kanqas.search_seeds("bell", range(10), episodes=300, jobs=2)  # seeds in worker processes
 
-A new search target is a ``kanqas.Task`` subclass plus ``kanqas.register_task(name, factory)``.
+A new search target is a ``kanqas.Task`` subclass (an abstract base class; ``kanqas.FidelityTask``
+for state preparation needs only ``fidelity``) plus ``kanqas.register_task(name, factory)``.
 Needs gymnasium (and pennylane for molecular Hamiltonians): pip install "qkan-daruan[kanqas]".
 References: Kundu, Sarkar, Sadhu, arXiv 2406.17630; Patel, Kundu et al., arXiv 2402.03500.
 """
