@@ -12,7 +12,8 @@ Sections (table + JSON in benchmarks/results/kanqas.json, or --json PATH):
   search   per task (default bell, ghz3; also h2, lih, lih6, noisy variants like bell:noisy) and
            per policy (random, qkan, kan, mlp) over seeds, at the agent's defaults (Adam lr
            5e-3, batch 64, epsilon x 0.995 per update, target copy every 20 updates, 3-step
-           returns, MSE TD loss; ground states with the task's moving-threshold curriculum): the fraction of training
+           returns, MSE TD loss, a quarter of each batch from successful episodes; ground states
+           with the task's moving-threshold curriculum): the fraction of training
            episodes that succeed at the training threshold (the published metric) and at the
            task's goal (chemical accuracy for molecules), whether the final greedy policy
            reaches the goal, the first episode at the goal, CNOTs and depth of the best

@@ -10,7 +10,8 @@ Published settings (its configuration files), used here for every Q-network:
   Bell   KAN [84, 2, 12] (grid 5, k 3, grid refit from samples), max depth 6, batch 500, replay 10,000
   GHZ-3  MLP [288, 30, 30, 30, 24] baseline, max depth 12, batch 1000, replay 15,000
   all    Adam lr 5e-4, hard target copy every 50 updates, epsilon x 0.99995 per update down to
-         0.05 from the first update (explore_until_success=False), one-step smooth-L1 TD loss, gamma 0.005^(1/D), the published action mask (the last
+         0.05 from the first update (explore_until_success=False), uniform replay (success_replay=0),
+         one-step smooth-L1 TD loss, gamma 0.005^(1/D), the published action mask (the last
          gate on each qubit is illegal), success at fidelity >= 0.98, 10,000 episodes
   noise  bit flip 0.3 after 1-qubit gates, depolarising 0.2 after CNOTs (density matrices)
 Here the KAN is [obs, 2, actions] on both tasks (the published Bell size), the MLP [30, 30, 30],
@@ -29,12 +30,17 @@ Sections (table + JSON in benchmarks/results/kanqas_paper.json, or --json PATH):
   protocol  per task and policy, over seeds: success probability over training (the paper's
             metric, at the training threshold), the final greedy circuit's success and fidelity,
             CNOTs of the best circuit, Q-network parameters, episodes per second per worker
+  defaults  per task (bell, ghz3) and policy at the package's defaults (DDQNAgent's), over --seeds
+            (default 10) x --budget episodes (default 300): the success rate per seed (mean, min,
+            seeds below 0.1, greedy at the goal) and per seed the success of every training
+            episode as a string of 0/1 digits (``defaults_curves``: what tutorials/09_kanqas_seeds.ipynb draws as seed bands;
+            stored there with --sections defaults --json tutorials/kanqas_seeds.json)
   seeds     the seeds runner (qkan.kanqas.search_seeds, `qkan search --seeds`): Bell at the
             package's defaults, 5 seeds in one process, then 5 and 10 seeds on --jobs workers;
             wall time, CPU time of the workers, episodes per second
 
 Run: python benchmarks/kanqas_paper.py [--quick] [--full | --budget N] [--seeds 5] [--jobs 2]
-     [--sections protocol,seeds] [--tasks bell,bell:noisy,ghz3,ghz3:noisy] [--policies random,kan,qkan,mlp]
+     [--sections protocol,defaults,seeds] [--tasks bell,bell:noisy,ghz3,ghz3:noisy] [--policies random,kan,qkan,mlp]
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import _harness as h  # noqa: E402
 import numpy as np  # noqa: E402
 
-from qkan.kanqas import StatePrep, make_task  # noqa: E402
+from qkan.kanqas import make_task  # noqa: E402
 from qkan.kanqas.parallel import search_seeds  # noqa: E402
 from qkan.kanqas.statevector import Noise  # noqa: E402
 
@@ -55,7 +61,8 @@ PUBLISHED_EPISODES, PUBLISHED_EPS_DECAY = 10_000, 0.99995
 NOISE = (0.3, 0.2)
 #: per-task settings of the published configuration files
 TASK_SETTINGS = {"bell": {"batch_size": 500, "buffer_size": 10_000}, "ghz3": {"batch_size": 1000, "buffer_size": 15_000}}
-COMMON = {"lr": 5e-4, "target_update": 50, "eps_min": 0.05, "n_step": 1, "loss": "smooth_l1", "explore_until_success": False}
+COMMON = {"lr": 5e-4, "target_update": 50, "eps_min": 0.05, "n_step": 1, "loss": "smooth_l1", "explore_until_success": False,
+          "success_replay": 0.0}
 NETWORKS = {"kan": {"hidden": [2], "network_options": {"grid": 5, "k": 3, "grid_update": True}},
             "mlp": {"hidden": [30, 30, 30]}, "qkan": {}, "random": {}}
 POLICIES = ("random", "kan", "qkan", "mlp")
@@ -132,6 +139,44 @@ def section_protocol(tasks: list[str], policies: list[str], seeds: list[int], ep
     return rows
 
 
+def section_defaults(tasks: list[str], policies: list[str], seeds: list[int], episodes: int, jobs: int,
+                     out: dict, path: Path) -> list[dict]:
+    """The package's defaults per task and policy over `seeds`; success curves into out["defaults_curves"]."""
+    curves = out.setdefault("defaults_curves", {})  # task -> policy -> seed -> "0110..." (one digit per episode)
+    rows = []
+    for task in tasks:
+        for policy in policies:
+            print(f"defaults {task} {policy}: {len(seeds)} seeds x {episodes} episodes", flush=True)
+            results = [r for r in search_seeds(task, seeds, episodes=episodes, q_network=policy, jobs=jobs, curves=True)
+                       if r["ok"]]
+            curves.setdefault(task, {})[policy] = {str(r["seed"]): "".join(str(int(v)) for v in r["curves"]["success"])
+                                                   for r in results}
+            rates = np.array([r["success_rate"] for r in results])
+            greedy = [r["greedy"]["goal"] for r in results if r["greedy"] is not None]
+            first = [r["first_goal_episode"] for r in results]
+            rows.append({"task": task, "policy": policy, "seeds": len(results), "episodes": episodes,
+                         "success": float(rates.mean()), "success_min": float(rates.min()),
+                         "success_max": float(rates.max()), "below_0.1": int((rates < 0.1).sum()),
+                         "greedy": f"{sum(greedy)}/{len(greedy)}" if greedy else "-",
+                         "first_goal_max": max((f for f in first if f is not None), default=None),
+                         "never": sum(f is None for f in first), "params": results[0]["params"],
+                         "episodes_per_s": float(np.mean([r["episodes_per_s"] for r in results]))})
+            h.write_json(path, out)  # keep partial results
+    for row in rows:
+        mlp = next((r for r in rows if r["task"] == row["task"] and r["policy"] == "mlp"), None)
+        row["vs_mlp"] = row["success"] / mlp["success"] if mlp and mlp["success"] else None
+    h.print_table(rows, [("task", "task", ""), ("policy", "policy", ""), ("seeds", "seeds", "d"),
+                         ("episodes", "episodes", "d"), ("success", "success", ".3f"), ("success_min", "min", ".3f"),
+                         ("success_max", "max", ".3f"), ("below_0.1", "< 0.1", "d"), ("vs_mlp", "x MLP", ".2f"),
+                         ("greedy", "greedy", ""), ("first_goal_max", "last first goal", "d"),
+                         ("never", "never", "d"), ("params", "params", "d"), ("episodes_per_s", "ep/s", ".1f")],
+                  title=f"\nDefaults (the package's DDQNAgent defaults, {episodes} episodes; success = fraction of "
+                        "training episodes at the goal, over seeds; < 0.1 = seeds below 0.1; greedy = seeds whose "
+                        "final greedy circuit reaches the goal; last first goal = latest episode over seeds that "
+                        "first reached the goal; never = seeds that never did)")
+    return rows
+
+
 def section_seeds(jobs: int, quick: bool) -> list[dict]:
     """Bell at the package's defaults: 5 seeds in this process, 5 and 10 seeds on `jobs` workers."""
     import qkan.kanqas._preload  # noqa: F401  (the serial run gets what the workers' server imports)
@@ -166,10 +211,11 @@ def section_seeds(jobs: int, quick: bool) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = h.make_parser("kanqas_paper", __doc__)
-    parser.add_argument("--sections", default="protocol,seeds", help="comma-separated: protocol, seeds")
+    parser.add_argument("--sections", default="protocol,seeds", help="comma-separated: protocol, defaults, seeds")
     parser.add_argument("--tasks", default="bell,bell:noisy,ghz3,ghz3:noisy", help="comma-separated tasks")
     parser.add_argument("--policies", default=",".join(POLICIES), help="comma-separated: random, kan, qkan, mlp")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per task and policy (default 5; quick 2)")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="seeds per task and policy (default 5, defaults section 10; quick 2)")
     parser.add_argument("--budget", type=int, default=None, help="episodes per run (default 300; quick 4)")
     parser.add_argument("--full", action="store_true", help=f"the published {PUBLISHED_EPISODES:,} episodes")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
@@ -193,6 +239,13 @@ def main(argv: list[str] | None = None) -> dict:
         jobs = 1 if args.quick else args.jobs  # quick: in this process (the seeds section runs the workers)
         out["protocol"] = section_protocol(tasks, args.policies.split(","), seeds, episodes, jobs, out, path)
         rows += out["protocol"]
+        h.write_json(path, out)
+    if "defaults" in sections:
+        names = sorted({t.partition(":")[0] for t in tasks}, key=list(TASK_SETTINGS).index)
+        n_seeds = list(range(args.seeds or (2 if args.quick else 10)))
+        out["defaults"] = section_defaults(names, args.policies.split(","), n_seeds, episodes,
+                                           1 if args.quick else args.jobs, out, path)
+        rows += out["defaults"]
         h.write_json(path, out)
     if "seeds" in sections:
         out["seeds_runner"] = section_seeds(args.jobs, args.quick)

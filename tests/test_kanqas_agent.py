@@ -114,6 +114,7 @@ def test_a_failed_save_keeps_the_previous_file(tmp_path, monkeypatch):
     ({"batch_size": 0}, "`batch_size` must be an int >= 1"),
     ({"lr": float("nan")}, "`lr` must be a number in"),
     ({"lr": -1.0}, "`lr` must be a number in"),
+    ({"success_replay": 1.5}, r"`success_replay` must be a number in \[0, 1\]"),
 ])
 def test_agent_arguments_are_checked(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -379,7 +380,7 @@ def test_a_q_network_module_of_the_wrong_size_is_refused():
         DDQNAgent(env, q_network=torch.nn.Linear(30, 12))
     with pytest.raises(TypeError, match="`q_network` must be 'qkan', 'kan', 'mlp' or a torch module; got int"):
         DDQNAgent(env, q_network=3)
-    with pytest.raises(TypeError, match="`env` must be a CircuitEnv; got str"):
+    with pytest.raises(TypeError, match="`env` must be a gymnasium.Env with the CircuitEnv interface; got str"):
         DDQNAgent("bell")
     agent = DDQNAgent(env, q_network=torch.nn.Linear(84, 12), seed=0)
     assert agent.n_parameters == 84 * 12 + 12
@@ -397,3 +398,60 @@ def test_epsilon_holds_until_the_first_success_then_decays(tmp_path):
     assert plain.updates > 0 and plain.epsilon < 1.0
     with pytest.raises(TypeError, match="`explore_until_success` must be a bool; got int"):
         _agent(explore_until_success=1)
+
+
+def test_success_replay_keeps_the_successful_episodes_and_mixes_them_into_batches(tmp_path):
+    agent = _agent(learning_starts=16, success_replay=0.25)
+    history = agent.train(60, progress=False)
+    successes = [k for k, ok in enumerate(history["success"]) if ok]
+    assert successes and 0 < agent.success_buffer.size <= 6 * len(successes)  # Bell: at most 6 steps each
+    assert agent.success_buffer.reward[:agent.success_buffer.size].max() >= 49.0  # 50 F on the last step
+    batch = []
+    agent.buffer.sample = lambda n, rng: batch.append(("all", n)) or agent.success_buffer.__class__.sample(
+        agent.buffer, n, rng)
+    agent.success_buffer.sample = lambda n, rng: batch.append(("success", n)) or agent.success_buffer.__class__.sample(
+        agent.success_buffer, n, rng)
+    agent._learn()
+    assert batch == [("all", agent.batch_size - round(0.25 * agent.batch_size)), ("success", round(0.25 * agent.batch_size))]
+    agent.save(tmp_path / "c.pt")
+    restored = _agent(learning_starts=16, success_replay=0.25).load(tmp_path / "c.pt")
+    assert restored.success_buffer.size == agent.success_buffer.size
+    off = _agent(learning_starts=16, success_replay=0.0)
+    off.train(60, progress=False)
+    assert off.success_buffer.size == 0
+
+
+def test_exploration_does_not_depend_on_the_learning_settings():
+    """Exploration has its own random stream: agents that differ only in how they learn act alike at epsilon 1."""
+    circuits = []
+    for options in ({"lr": 1e-3, "learning_starts": 16}, {"lr": 1e-2, "learning_starts": 40, "success_replay": 0.5}):
+        agent = _agent(eps_start=1.0, eps_min=1.0, **options)
+        agent.train(8, progress=False)
+        circuits.append([str(agent.run_episode(learn=False)["circuit"]) for _ in range(3)])
+    assert circuits[0] == circuits[1]
+
+
+class _RaiseOnSuccess:
+    """A curriculum: fidelity threshold 0.5 until the first success, then `then`."""
+
+    def __init__(self, then: float) -> None:
+        self.threshold, self.then = 0.5, then
+
+    def update(self, success: bool, error: float) -> float:
+        if success:
+            self.threshold = self.then
+        return self.threshold
+
+    def state_dict(self) -> dict:
+        return {"threshold": self.threshold}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.threshold = state["threshold"]
+
+
+def test_the_success_buffer_is_emptied_when_the_curriculum_moves_the_threshold():
+    for then, emptied in ((0.98, True), (0.5, False)):
+        agent = _agent(learning_starts=16, curriculum=_RaiseOnSuccess(then))
+        while not agent.succeeded:
+            agent.train(1, progress=False)
+        assert agent.env.threshold == then and (agent.success_buffer.size == 0) == emptied

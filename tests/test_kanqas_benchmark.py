@@ -37,3 +37,17 @@ def test_kanqas_paper_benchmark_quick(tmp_path, capsys, monkeypatch):
     assert mlp["optimum"] == pytest.approx(0.85, abs=0.01)  # H + CNOT under depolarising 0.2
     assert len(out["protocol_runs"]) == 4 and all(len(r["curves"]["success"]) == 4 for r in out["protocol_runs"])
     assert "Protocol (published settings, 4 episodes" in capsys.readouterr().out
+
+
+def test_kanqas_paper_defaults_section_stores_success_curves(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    bench = runpy.run_path(str(ROOT / "benchmarks" / "kanqas_paper.py"), run_name="kanqas_paper_benchmark")
+    out = bench["main"](["--quick", "--sections", "defaults", "--tasks", "bell", "--policies", "random,mlp",
+                         "--json", str(tmp_path / "d.json")])
+    saved = json.loads((tmp_path / "d.json").read_text())
+    assert [(r["task"], r["policy"]) for r in saved["defaults"]] == [("bell", "random"), ("bell", "mlp")]
+    curves = saved["defaults_curves"]["bell"]
+    assert set(curves) == {"random", "mlp"} and set(curves["mlp"]) == {"0", "1"}
+    assert all(len(c) == 4 and set(c) <= {"0", "1"} for c in curves["mlp"].values())
+    assert out["defaults"][1]["seeds"] == 2 and out["defaults"][1]["greedy"].endswith("/2")
+    assert "Defaults (the package's DDQNAgent defaults, 4 episodes" in capsys.readouterr().out

@@ -1,7 +1,12 @@
-"""KANQAS Task protocol: a toy task registered here runs through CircuitEnv, DDQNAgent and the CLI
-unchanged; the env's contract (reset before step, action types, reachable thresholds, masks)."""
+"""KANQAS Task interface: a toy task registered here runs through CircuitEnv, DDQNAgent and the CLI
+unchanged; Task is abstract and FidelityTask needs only ``fidelity``; the agent takes any env with the
+CircuitEnv interface (a wrapper); the env's contract (reset before step, action types, reachable
+thresholds, masks)."""
 
 import argparse
+
+import gymnasium as gym
+import torch
 
 import numpy as np
 import pytest
@@ -13,7 +18,9 @@ from qkan.kanqas.circuit import Circuit
 
 
 class AllOnes(kanqas.Task):
-    """Toy task: flip every qubit of |0...0> to 1 with X and CNOT; the state is the bit list."""
+    """Toy task: flip every qubit of |0...0> to 1 with X and CNOT; the state is the bit list.
+
+    Implements every abstract method of Task (and ``info``)."""
 
     name, gates, default_max_depth, goal_name = "allones", ("X", "Z"), 4, "all ones"
 
@@ -50,6 +57,15 @@ class AllOnes(kanqas.Task):
         if not 0 <= threshold < 1:
             raise ValueError(f"`threshold` must be in [0, 1); got {threshold!r}")
         return float(threshold)
+
+
+class OnesFidelity(kanqas.FidelityTask):
+    """A minimal fidelity task: only ``fidelity`` (the probability of |1...1>) is its own."""
+
+    name, n_qubits, default_max_depth = "ones", 2, 4
+
+    def fidelity(self, quantum: torch.Tensor) -> float:
+        return float(quantum[0, -1, -1].real if quantum.dim() == 3 else quantum[0, -1].abs() ** 2)
 
 
 @pytest.fixture(autouse=True)
@@ -157,8 +173,7 @@ def test_published_mask_blocks_the_last_gate_on_each_qubit():
 
 
 def test_ground_state_env_passes_the_gymnasium_checker():
-    z, x, i2 = np.diag([1.0, -1.0]), np.array([[0.0, 1.0], [1.0, 0.0]]), np.eye(2)
-    env = CircuitEnv(GroundState(-np.kron(z, i2) + 0.5 * np.kron(x, x), restarts=2, maxiter=5), max_depth=3)
+    env = CircuitEnv(_two_qubit_ground_state(), max_depth=3)
     check_env(env, skip_render_check=True)
 
 
@@ -186,3 +201,87 @@ def test_a_task_with_bad_fields_is_refused_by_name_at_the_env(field, value, mess
         CircuitEnv("badfields")
     with pytest.raises(ValueError, match=r"task 'allones' \(AllOnes\): " + message):
         CircuitEnv(factory())
+
+
+def test_a_task_missing_a_required_method_is_refused_by_name():
+    class Partial(kanqas.Task):
+        name, n_qubits, gates = "partial", 2, ("X",)
+
+        def start(self, circuit, noise):
+            return 0
+
+    with pytest.raises(TypeError, match="abstract .*apply.*check_threshold"):
+        Partial()
+    with pytest.raises(TypeError, match="abstract method.* '?fidelity"):
+        type("NoFidelity", (kanqas.FidelityTask,), {"n_qubits": 2})()
+    kanqas.register_task("partial", Partial)
+    with pytest.raises(TypeError, match="Partial"):
+        CircuitEnv("partial")
+
+
+def test_a_minimal_fidelity_task_runs_and_trains():
+    task = OnesFidelity()
+    assert task.goal_name == "fidelity >= 0.98" and task.reachable_fidelity(kanqas.Noise(0.1, 0.1)) == 1.0
+    env = CircuitEnv(task)
+    assert env.threshold == 0.98 and env.task.gates == ("X", "Y", "Z", "H", "T")
+    _, info = env.reset(seed=0)
+    assert info["fidelity"] == 0.0 and info["error"] == 1.0
+    env.step(_action(env, "X", (0,)))
+    _, reward, done, _, info = env.step(_action(env, "X", (1,)))
+    assert done and info["success"] and info["goal"] and reward == pytest.approx(50.0)
+    noisy = CircuitEnv(task, noise=(0.05, 0.05))  # density matrices: fidelity reads the diagonal
+    noisy.reset(seed=0)
+    _, _, _, _, info = noisy.step(_action(noisy, "X", (0,)))
+    assert info["fidelity"] == 0.0
+    agent = DDQNAgent(env, q_network="mlp", seed=0)
+    history = agent.train(30, progress=False)
+    assert sum(history["success"]) > 0 and agent.best["success"]
+
+
+class _Recorder(gym.Wrapper):
+    """A wrapper that counts steps and forwards everything else."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.steps = 0
+
+    def step(self, action):
+        self.steps += 1
+        return self.env.step(action)
+
+
+def _two_qubit_ground_state() -> GroundState:
+    z, x, i2 = np.diag([1.0, -1.0]), np.array([[0.0, 1.0], [1.0, 0.0]]), np.eye(2)
+    return GroundState(-np.kron(z, i2) + 0.5 * np.kron(x, x), restarts=2, maxiter=5)
+
+
+def test_the_agent_trains_on_a_wrapped_env(tmp_path):
+    env = _Recorder(CircuitEnv(_two_qubit_ground_state(), max_depth=3))  # a curriculum moves the threshold
+    agent = DDQNAgent(env, q_network="mlp", seed=0)
+    assert agent.task is env.unwrapped.task and "threshold" not in vars(env)
+    assert env.unwrapped.threshold == agent.curriculum.threshold
+    agent.train(3, progress=False)
+    assert env.steps > 0 and agent.history["threshold"][-1] == env.unwrapped.threshold
+    training = env.unwrapped.threshold
+    agent.evaluate()
+    assert env.unwrapped.threshold == training
+    agent.save(tmp_path / "a.pt")
+    DDQNAgent(_Recorder(CircuitEnv(_two_qubit_ground_state(), max_depth=3)), q_network="mlp", seed=0).load(tmp_path / "a.pt")
+
+
+class _NoCircuit(gym.Env):
+    """The CircuitEnv interface without ``circuit``."""
+
+    def __init__(self):
+        inner = CircuitEnv("bell")
+        self.observation_space, self.action_space = inner.observation_space, inner.action_space
+        self.task, self.max_depth, self.noise, self.threshold = inner.task, inner.max_depth, None, 0.98
+
+
+def test_an_env_without_the_interface_is_refused_by_name():
+    with pytest.raises(TypeError, match="`env` must have the attribute 'circuit' .* _NoCircuit has none"):
+        DDQNAgent(_NoCircuit())
+    env = _NoCircuit()
+    env.circuit, env.action_space = None, gym.spaces.Box(0, 1, (2,))
+    with pytest.raises(TypeError, match="`env.action_space` must be a gymnasium Discrete"):
+        DDQNAgent(env)

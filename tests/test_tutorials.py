@@ -22,7 +22,7 @@ _spec.loader.exec_module(execute)
 TUTORIALS = sorted(TUTORIALS_DIR.glob("*.ipynb"))
 #: notebooks committed with their outputs and at least one figure (others join as they are executed)
 STORED = ["01_quickstart.ipynb", "02_pennylane.ipynb", "03_qiskit_ibm.ipynb", "04_hqkan_transformer.ipynb",
-          "05_kanqas.ipynb", "06_digits.ipynb", "08_pde.ipynb"]
+          "05_kanqas.ipynb", "06_digits.ipynb", "08_pde.ipynb", "09_kanqas_seeds.ipynb"]
 
 
 def _outputs(notebook) -> list[dict]:

@@ -6,7 +6,8 @@
     agent.train(500); print(agent.best_circuit())
     runs = kanqas.search_seeds("bell", range(10), episodes=300, jobs=2)  # seeds in worker processes
 
-A new search target is a ``kanqas.Task`` subclass plus ``kanqas.register_task(name, factory)``.
+A new search target is a ``kanqas.Task`` subclass (an abstract base class; ``kanqas.FidelityTask``
+for state preparation needs only ``fidelity``) plus ``kanqas.register_task(name, factory)``.
 Needs gymnasium (and pennylane for molecular Hamiltonians): pip install "qkan-daruan[kanqas]".
 References: Kundu, Sarkar, Sadhu, arXiv 2406.17630; Patel, Kundu et al., arXiv 2402.03500.
 """
@@ -26,10 +27,10 @@ from qkan.kanqas.parallel import search_seeds
 from qkan.kanqas.qnets import MLP, BSplineKAN, make_q_network
 from qkan.kanqas.state_prep import StatePrep
 from qkan.kanqas.statevector import MAX_QUBITS, Noise
-from qkan.kanqas.tasks import Task, available_tasks, make_task, register_task
+from qkan.kanqas.tasks import FidelityTask, Task, available_tasks, make_task, register_task
 
 __all__ = [
-    "BSplineKAN", "CHEMICAL_ACCURACY", "Circuit", "CircuitEnv", "DDQNAgent", "GroundState", "Instruction", "MLP",
+    "BSplineKAN", "CHEMICAL_ACCURACY", "Circuit", "CircuitEnv", "DDQNAgent", "FidelityTask", "GroundState", "Instruction", "MLP",
     "MovingThreshold", "Noise", "ReplayBuffer", "StatePrep", "Task", "available_tasks", "make_q_network",
     "make_task", "register_task", "search_seeds", "tasks",
 ]

@@ -1,29 +1,24 @@
-"""State preparation (KANQAS, arXiv 2406.17630): reach a target state from |0...0> with CNOT + X, Y, Z, H, T."""
+"""State preparation (KANQAS, arXiv 2406.17630): reach a target state from |0...0> with CNOT + X, Y, Z, H, T.
+
+A FidelityTask (qkan.kanqas.tasks): the simulation, reward, success test and thresholds are inherited."""
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from qkan._checks import check_int, check_interval
-from qkan.kanqas.circuit import FIXED_GATES, Circuit
-from qkan.kanqas.statevector import MAX_QUBITS, Noise, apply_gate, fidelity, initial_state, run
-from qkan.kanqas.tasks import Task
+from qkan._checks import check_int
+from qkan.kanqas.circuit import Circuit
+from qkan.kanqas.statevector import MAX_QUBITS
+from qkan.kanqas.statevector import fidelity as state_fidelity
+from qkan.kanqas.tasks import FidelityTask
 
 __all__ = ["StatePrep"]
 
 
-class PrepState(NamedTuple):
-    """Episode state: the simulated state ((1, 2^n) or (1, 2^n, 2^n)) and its fidelity."""
-
-    quantum: torch.Tensor
-    fidelity: float
-
-
-class StatePrep(Task):
+class StatePrep(FidelityTask):
     """Prepare a target state from |0...0> with CNOT + X, Y, Z, H, T.
 
     Reward 50 F when the fidelity F reaches the threshold, F otherwise (as published).
@@ -35,9 +30,6 @@ class StatePrep(Task):
         threshold: the goal fidelity (0.98 as published); under noise the env's default
             threshold is this times the fidelity the textbook circuit reaches.
     """
-
-    gates = FIXED_GATES
-    observation_bounds = (0.0, 1.0)
 
     def __init__(self, target: str | np.ndarray = "bell", n_qubits: int | None = None, *,
                  threshold: float = 0.98) -> None:
@@ -66,42 +58,12 @@ class StatePrep(Task):
             self.name = "state"
         self.n_qubits = n
         self.default_max_depth = 6 if n == 2 else 4 * n
-        self.goal_name = f"fidelity >= {self.threshold:g}"
         self.target = torch.as_tensor(state, dtype=torch.complex128)
 
-    # ------------------------------------------------------------------------------ Task API
-    def start(self, circuit: Circuit, noise: Noise | None) -> PrepState:
-        density = noise is not None and not noise.is_zero
-        quantum = initial_state(self.n_qubits, density=density, bits=circuit.initial_bits)
-        return PrepState(quantum, self.score(quantum))
+    def fidelity(self, quantum: torch.Tensor) -> float:
+        """Fidelity of a (1, ...) state with the target."""
+        return float(state_fidelity(quantum, self.target)[0])
 
-    def apply(self, state: PrepState, circuit: Circuit, noise: Noise | None, rng) -> PrepState:
-        gate = circuit.gates[-1]  # one gate per step: advance the kept state
-        quantum = apply_gate(state.quantum, gate.name, gate.qubits, noise=noise)
-        return PrepState(quantum, self.score(quantum))
-
-    def error(self, state: PrepState) -> float:
-        return 1.0 - state.fidelity
-
-    def success(self, state: PrepState, threshold: float) -> bool:
-        return state.fidelity >= threshold
-
-    def at_goal(self, state: PrepState) -> bool:
-        return state.fidelity >= self.threshold
-
-    def reward(self, previous: PrepState, state: PrepState, success: bool, last: bool) -> float:
-        return 50.0 * state.fidelity if success else state.fidelity
-
-    def info(self, state: PrepState) -> dict:
-        return {"fidelity": state.fidelity}
-
-    def default_threshold(self, noise: Noise | None) -> float:
-        return self.threshold * self.reachable_fidelity(noise)
-
-    def check_threshold(self, threshold) -> float:
-        return check_interval("threshold", threshold, 0.0, 1.0, open_low=True)
-
-    # ------------------------------------------------------------------------------ helpers
     def reference_circuit(self) -> Circuit | None:
         """Textbook circuit for Bell/GHZ (H then a CNOT chain); None for a custom state."""
         if self.name == "state":
@@ -111,17 +73,6 @@ class StatePrep(Task):
         for q in range(self.n_qubits - 1):
             circuit.append("CNOT", (q, q + 1))
         return circuit
-
-    def reachable_fidelity(self, noise: Noise | None) -> float:
-        """Fidelity of the reference circuit under `noise` (1.0 without noise or reference)."""
-        reference = self.reference_circuit()
-        if noise is None or noise.is_zero or reference is None:
-            return 1.0
-        return self.score(run(reference, noise=noise))
-
-    def score(self, state: torch.Tensor) -> float:
-        """Fidelity of a (1, ...) state with the target."""
-        return float(fidelity(state, self.target)[0])
 
     def __repr__(self) -> str:
         return f"StatePrep({self.name!r}, n_qubits={self.n_qubits}, threshold={self.threshold})"

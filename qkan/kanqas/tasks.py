@@ -1,4 +1,4 @@
-"""The KANQAS `Task` protocol and the task registry.
+"""The KANQAS `Task` interface and the task registry.
 
 A task is what CircuitEnv searches for: it owns the start state, what one appended gate does,
 the reward, the success test, the info entries and the defaults (threshold, depth,
@@ -6,9 +6,12 @@ curriculum). CircuitEnv and DDQNAgent only talk to this interface, so a new task
 plus one ``register_task`` call:
 
     class AllOnes(kanqas.Task):
-        ...
+        ...  # start, apply, error, success, reward, default_threshold, check_threshold
     kanqas.register_task("allones", AllOnes)
     env = kanqas.CircuitEnv("allones")
+
+A state-preparation-like task subclasses ``FidelityTask`` instead and implements only
+``fidelity`` (the simulation, reward, success test and thresholds are inherited).
 
 Built-in tasks (registered in qkan/kanqas/__init__.py): "bell", "ghz2".."ghz8", "h2", "lih", "lih6"
 (state_prep.StatePrep and ground_state.GroundState).
@@ -16,18 +19,27 @@ Built-in tasks (registered in qkan/kanqas/__init__.py): "bell", "ghz2".."ghz8", 
 
 from __future__ import annotations
 
+import abc
 import math
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
+import torch
 
+from qkan._checks import check_interval
 from qkan.kanqas.circuit import FIXED_GATES, MAX_QUBITS, ROTATIONS, Circuit, Instruction
+from qkan.kanqas.statevector import Noise, apply_gate, initial_state, run
 
-__all__ = ["Task", "register_task", "make_task", "check_task", "available_tasks"]
+__all__ = ["Task", "FidelityTask", "PrepState", "register_task", "make_task", "check_task", "available_tasks"]
 
 
-class Task:
-    """Base class of KANQAS search targets; subclasses set the attributes and override the methods.
+class Task(abc.ABC):
+    """Abstract base class of KANQAS search targets; subclasses set the attributes and implement the methods.
+
+    Required (abstract) methods: ``start``, ``apply``, ``error``, ``success``, ``reward``,
+    ``default_threshold``, ``check_threshold``; a subclass missing one cannot be instantiated
+    (TypeError naming it). ``at_goal``, ``info``, ``default_curriculum`` and ``observe`` have
+    defaults.
 
     Attributes:
         name: label for tables.
@@ -52,43 +64,43 @@ class Task:
     default_max_depth: int = 10
     goal_name: str = "goal"
 
-    def start(self, circuit: Circuit, noise) -> Any:
+    @abc.abstractmethod
+    def start(self, circuit: Circuit, noise: Noise | None) -> Any:
         """Episode state of the empty `circuit` (its ``initial_bits`` applied)."""
-        raise NotImplementedError
 
-    def apply(self, state: Any, circuit: Circuit, noise, rng: np.random.Generator) -> Any:
+    @abc.abstractmethod
+    def apply(self, state: Any, circuit: Circuit, noise: Noise | None, rng: np.random.Generator) -> Any:
         """Episode state after ``circuit.gates[-1]`` was appended (may change ``circuit.angles``)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def error(self, state: Any) -> float:
         """Distance from the target, >= 0 (0 = perfect): infidelity, energy error, ..."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def success(self, state: Any, threshold: float) -> bool:
         """Whether `state` meets `threshold` (ends the episode)."""
-        raise NotImplementedError
 
     def at_goal(self, state: Any) -> bool:
         """Whether `state` meets the task's fixed goal (``goal_name``), independent of any curriculum."""
         return self.success(state, self.default_threshold(None))
 
+    @abc.abstractmethod
     def reward(self, previous: Any, state: Any, success: bool, last: bool) -> float:
         """Reward of one step from `previous` to `state` (equal for an illegal, skipped action)."""
-        raise NotImplementedError
 
     def info(self, state: Any) -> dict:
         """Task-specific entries of the step info (e.g. {"fidelity": F})."""
         return {}
 
-    def default_threshold(self, noise) -> float:
+    @abc.abstractmethod
+    def default_threshold(self, noise: Noise | None) -> float:
         """Success threshold when the env is not given one."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def check_threshold(self, threshold) -> float:
         """`threshold` as a float; ValueError naming `threshold` if it can never be met."""
-        raise NotImplementedError
 
-    def default_curriculum(self, noise):
+    def default_curriculum(self, noise: Noise | None):
         """A curriculum (e.g. curriculum.MovingThreshold) for the agent's "auto" setting, or None."""
         return None
 
@@ -97,6 +109,82 @@ class Task:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, n_qubits={self.n_qubits})"
+
+
+class PrepState(NamedTuple):
+    """Episode state of a FidelityTask: the simulated state ((1, 2^n), or (1, 2^n, 2^n) under
+    noise) and its fidelity."""
+
+    quantum: torch.Tensor
+    fidelity: float
+
+
+class FidelityTask(Task):
+    """A state-preparation-like task: raise a fidelity in [0, 1] with CNOT + X, Y, Z, H, T.
+
+    Subclasses implement only ``fidelity(quantum)`` (and set ``n_qubits``, ``name``); this class
+    simulates the circuit (a state vector, a density matrix under noise), rewards 50 F on success
+    and F otherwise (as published), succeeds at F >= threshold, and checks thresholds in (0, 1].
+
+    Attributes (besides Task's):
+        threshold: the goal fidelity (``at_goal``; 0.98 as published). Under noise the env's
+            default threshold is this times ``reachable_fidelity(noise)``, the fidelity of
+            ``reference_circuit()`` (if the subclass gives one) under that noise.
+    """
+
+    gates = FIXED_GATES
+    observation_bounds = (0.0, 1.0)
+    threshold: float = 0.98
+
+    @property
+    def goal_name(self) -> str:
+        return f"fidelity >= {self.threshold:g}"
+
+    @abc.abstractmethod
+    def fidelity(self, quantum: torch.Tensor) -> float:
+        """Fidelity in [0, 1] of a simulated state (1, 2^n) or density matrix (1, 2^n, 2^n)."""
+
+    def start(self, circuit: Circuit, noise: Noise | None) -> PrepState:
+        density = noise is not None and not noise.is_zero
+        quantum = initial_state(self.n_qubits, density=density, bits=circuit.initial_bits)
+        return PrepState(quantum, self.fidelity(quantum))
+
+    def apply(self, state: PrepState, circuit: Circuit, noise: Noise | None, rng: np.random.Generator) -> PrepState:
+        gate = circuit.gates[-1]  # one gate per step: advance the kept state
+        quantum = apply_gate(state.quantum, gate.name, gate.qubits, noise=noise)
+        return PrepState(quantum, self.fidelity(quantum))
+
+    def error(self, state: PrepState) -> float:
+        return 1.0 - state.fidelity
+
+    def success(self, state: PrepState, threshold: float) -> bool:
+        return state.fidelity >= threshold
+
+    def at_goal(self, state: PrepState) -> bool:
+        return state.fidelity >= self.threshold
+
+    def reward(self, previous: PrepState, state: PrepState, success: bool, last: bool) -> float:
+        return 50.0 * state.fidelity if success else state.fidelity
+
+    def info(self, state: PrepState) -> dict:
+        return {"fidelity": state.fidelity}
+
+    def default_threshold(self, noise: Noise | None) -> float:
+        return self.threshold * self.reachable_fidelity(noise)
+
+    def check_threshold(self, threshold) -> float:
+        return check_interval("threshold", threshold, 0.0, 1.0, open_low=True)
+
+    def reference_circuit(self) -> Circuit | None:
+        """A circuit known to reach the goal without noise (sets the noisy default threshold); None here."""
+        return None
+
+    def reachable_fidelity(self, noise: Noise | None) -> float:
+        """Fidelity of ``reference_circuit()`` under `noise` (1.0 without noise or reference)."""
+        reference = self.reference_circuit()
+        if noise is None or noise.is_zero or reference is None:
+            return 1.0
+        return self.fidelity(run(reference, noise=noise))
 
 
 _TASKS: dict[str, Callable[[], Task]] = {}
