@@ -133,3 +133,53 @@ def test_extended_refuses_fewer_reps():
     with pytest.raises(ValueError, match=r"`reps` must be greater than the current reps \(2\); got 2"):
         layer.extended(2)
     assert layer.extended(4).reps == 4
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the qkan modules it imports anywhere in its code (deferred imports inside functions too)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(qkan.__file__).parent
+    modules = {".".join(p.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__"): p for p in root.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                targets |= {f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names}
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+#: deferred imports that close a circle on purpose: a method of a low module forwarding to a higher one
+FORWARDERS = {
+    # Circuit.on_backend (public: a found circuit measured on a backend) calls kanqas.hardware.run_on_backend
+    ("qkan.kanqas.circuit", "qkan.kanqas.hardware"),
+}
+
+
+def test_the_import_graph_has_no_circles():
+    graph = _import_graph()
+    assert "qkan.simulators.fourier_sampling" in graph["qkan.simulators.fourier"]  # the walk sees imports
+    for low, high in FORWARDERS:
+        assert high in graph[low], f"{low} no longer imports {high}: remove it from FORWARDERS"
+        graph[low].discard(high)
+    circles = []
+    for start in graph:  # a circle through `start`: a path from it back to it
+        stack, seen = [(start, [start])], {start}
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph[node]:
+                if nxt == start:
+                    circles.append(path)
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, path + [nxt]))
+    assert not circles, f"import circles: {circles}"

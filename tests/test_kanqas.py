@@ -379,7 +379,8 @@ def test_qkan_q_network_edge_weights_are_fan_in_scaled():
     assert net.width == [84, 16, 12]
     torch.testing.assert_close(net.layers[0].post_weight, torch.full((16, 84), 84**-0.5))
     torch.testing.assert_close(net.layers[1].post_weight, torch.full((12, 16), 16**-0.5))
-    plain = make_q_network("qkan", 84, 12, seed=0, fan_in=False)
+    assert net.layers[0].post_init == "fan_in"
+    plain = make_q_network("qkan", 84, 12, seed=0, post_init="ones")
     assert torch.equal(plain.layers[0].post_weight, torch.ones(16, 84))
 
 

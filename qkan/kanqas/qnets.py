@@ -8,7 +8,7 @@ from torch import nn
 
 from qkan.models import QKAN
 
-__all__ = ["BSplineKANLayer", "BSplineKAN", "MLP", "make_q_network", "fan_in_scaled", "Q_NETWORKS", "DEFAULT_HIDDEN"]
+__all__ = ["BSplineKANLayer", "BSplineKAN", "MLP", "make_q_network", "Q_NETWORKS", "DEFAULT_HIDDEN"]
 
 Q_NETWORKS = ("qkan", "kan", "mlp")
 #: default hidden widths (chosen by benchmarks/kanqas.py at 300 episodes; the MLP's is the published one)
@@ -141,30 +141,14 @@ class MLP(nn.Sequential):
         self.width = list(width)
 
 
-def fan_in_scaled(model: QKAN) -> QKAN:
-    """Scale every layer's edge weights c (post_weight) by 1 / sqrt(in_dim), in place; returns `model`.
-
-    A QKAN layer sums I edge functions with values in [-1, 1]; with c = 1 a hidden unit fed by
-    the 84-288 mostly-zero observation entries of KANQAS carries a random offset of several
-    radians (each edge contributes its own f(0)), which the next DARUAN layer reads as an
-    angle: the Q-function then oscillates wildly in the hidden units. Scaling by 1 / sqrt(I),
-    as torch.nn.Linear does for its weights, keeps hidden angles of order 1 (GHZ-3, 300
-    episodes, seed 0: success rate 0.01 with c = 1 and hidden [4], 0.43 fan-in scaled with
-    hidden [8]; see README "Quantum architecture search" for the 3-seed table).
-    """
-    with torch.no_grad():
-        for layer in model.layers:
-            layer.post_weight.mul_(layer.in_dim ** -0.5)
-    return model
-
-
 def make_q_network(kind: str, in_dim: int, out_dim: int, *, hidden: list[int] | None = None,
                    seed: int | None = None, input_range: tuple[float, float] = (0.0, 1.0), **options) -> nn.Module:
     """Q-network (N, in_dim) -> (N, out_dim).
 
     Args:
-        kind: "qkan" (qkan.QKAN with closed-form DARUAN edges, reps 3, edge weights scaled
-            by fan-in (see ``fan_in_scaled``; ``fan_in=False`` keeps c = 1), default hidden [16]),
+        kind: "qkan" (qkan.QKAN with closed-form DARUAN edges, reps 3, edge weights
+            c = 1 / sqrt(in_dim) (QKANLayer's ``post_init="fan_in"``; ``post_init="ones"`` keeps
+            c = 1), default hidden [16]),
             "kan" (B-spline KAN, grid 5, k 3, default hidden [4]; the published Bell network
             is hidden [2]; ``grid_update=True`` refits grids from samples) or "mlp" (default
             hidden [30, 30, 30], ReLU, as published).
@@ -181,10 +165,14 @@ def make_q_network(kind: str, in_dim: int, out_dim: int, *, hidden: list[int] | 
         hidden = DEFAULT_HIDDEN[kind]
     width = [in_dim, *hidden, out_dim]
     if kind == "qkan":
-        options.setdefault("reps", 3)
-        fan_in = options.pop("fan_in", True)
-        model = QKAN(width, seed=seed, **options)
-        return fan_in_scaled(model) if fan_in else model
+        # A QKAN layer sums I edge values in [-1, 1]; with c = 1 a hidden unit fed by the 84-288
+        # mostly-zero observation entries of KANQAS carries a random offset of several radians
+        # (each edge adds its own f(0)), which the next DARUAN layer reads as an angle. Scaling c
+        # by 1 / sqrt(I), as torch.nn.Linear scales its weights, keeps hidden angles of order 1
+        # (GHZ-3, 300 episodes, seed 0: success rate 0.01 with c = 1 and hidden [4], 0.43 with
+        # fan-in scaling and hidden [8]).
+        options = {"reps": 3, "post_init": "fan_in", **options}
+        return QKAN(width, seed=seed, **options)
     if kind == "kan":
         options.setdefault("input_range", input_range)
         return BSplineKAN(width, seed=seed, **options)
