@@ -1,5 +1,5 @@
 """``python -m qkan``: the same as the ``qkan`` command."""
 
-from qkan.cli import main
+from qkan.cli import entry
 
-raise SystemExit(main())
+entry()
