@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qkan import layer_guards as guards
-from qkan._checks import check_device, check_int
+from qkan._checks import check_bool, check_device, check_int
 from qkan._foreign import reject_foreign
 from qkan.layer_guards import PARAM_DTYPES
 from qkan.layer_settings import BASES, ENCODINGS, GROUPS, MAX_REPS, MEASURES, POST_INITS, THETA_INITS, LayerSettings
@@ -474,6 +474,7 @@ class QKANLayer(nn.Module):
                 f"this layer has no exact trigonometric formula: per-{self.encoding} encodings compile in O(R 3^R); "
                 f"reps={self.reps} > {MAX_INPUT_REPS}"
             )
+        check_bool("compact", compact)
         if edge is not None:
             edge = self.check_edge(edge)
 

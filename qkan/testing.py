@@ -232,8 +232,7 @@ def _check_float32_derivatives(layer, x: torch.Tensor, what: str, second: bool) 
 
     def gradients(module, xi):
         xi = xi.detach().requires_grad_(True)
-        params = [p for p in module.parameters()]
-        return torch.autograd.grad(module(xi).pow(2).sum(), [xi, *params])
+        return torch.autograd.grad(module(xi).pow(2).sum(), [xi, *module.parameters()])
 
     wide = copy.deepcopy(layer).double()
     for got, expected in zip(gradients(layer, x), gradients(wide, x.double())):

@@ -173,6 +173,8 @@ def test_fourier_series_is_differentiable_and_checks():
         QKANLayer(2, 2, reps=6, encoding="edge").fourier_series()
     with pytest.raises(ValueError, match="`edge` must be a pair"):
         layer.fourier_series((0, 3))
+    with pytest.raises(TypeError, match="`compact` must be True or False; got 'yes'"):
+        layer.fourier_series(compact="yes")
 
 
 def test_fourier_coefficients_need_closed_form():
